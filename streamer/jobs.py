@@ -1,0 +1,84 @@
+"""Ingest jobs: queued, running (with a lease and progress), published or failed.
+
+A job is claimed with a lease that its worker renews while it works. A worker that dies stops
+renewing; once the lease lapses another worker claims the job again (`attempts` counts the
+claims). A job publishes at most once: `finish_published` only succeeds for the lease holder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+JobState = Literal["queued", "running", "published", "failed"]
+
+DEFAULT_LEASE_S = 60.0  # a worker renews every lease/3; a dead worker's job is retried after this
+DEFAULT_MAX_ATTEMPTS = 3  # a master that crashes three workers is failed, not retried forever
+
+
+@dataclass(frozen=True)
+class IngestSpec:
+    """What to ingest: a master already in the object store, and where to publish it."""
+
+    master_key: str  # object key of the master bytes, e.g. "masters/<sha256>"
+    master_sha256: str
+    filename: str  # original name, for messages and format hints
+    track_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    spec: IngestSpec
+    state: JobState
+    created_at: datetime
+    updated_at: datetime
+    attempts: int = 0
+    worker_id: str | None = None
+    lease_until: datetime | None = None
+    progress_percent: float = 0.0
+    speed_x_realtime: float | None = None
+    version: str | None = None  # set when published
+    error_code: str | None = None  # set when failed
+    error_message: str | None = None
+
+
+class JobStore(Protocol):
+    def enqueue(self, spec: IngestSpec, now: datetime) -> Job:
+        """Add a queued job and return it."""
+        ...
+
+    def get(self, job_id: str) -> Job:
+        """Raises JobNotFound."""
+        ...
+
+    def claim(self, worker_id: str, now: datetime, lease_s: float) -> Job | None:
+        """Take the oldest queued job, or a running one whose lease lapsed; None if none."""
+        ...
+
+    def heartbeat(
+        self,
+        job_id: str,
+        worker_id: str,
+        now: datetime,
+        lease_s: float,
+        progress_percent: float,
+        speed_x_realtime: float | None,
+    ) -> bool:
+        """Extend the lease and record progress; False if the lease was lost to another worker."""
+        ...
+
+    def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        now: datetime,
+        *,
+        version: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        """Mark published (version) or failed (error); False if the lease was lost."""
+        ...

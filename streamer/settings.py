@@ -1,0 +1,125 @@
+"""Settings: one frozen dataclass, built once from an optional TOML file and `STREAMER_*`.
+
+Precedence: environment over file over defaults. Nothing here runs at import time; the CLI
+calls `load_settings()` once and passes the result down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from streamer.errors import ConfigError
+
+ENV_PREFIX = "STREAMER_"
+
+DEFAULT_MAX_MASTER_DURATION_S = 4 * 3600.0  # four hours: long mixes and audiobooks chapters
+DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3  # a 4 h 192 kHz/24-bit stereo WAV is about 16 GB; FLAC less
+DEFAULT_SEGMENT_CACHE_BYTES = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    object_store: str = "local"  # "local" | "s3"
+    job_store: str = "sqlite"  # "sqlite" | "scylla"
+    session_store: str = "sqlite"  # "sqlite" | "scylla"
+
+    # Ingest
+    max_master_duration_s: float = DEFAULT_MAX_MASTER_DURATION_S
+    reject_silent: bool = True
+    segment_target_s: int = 6
+    key_rotation_segments: int = 10
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    ffmpeg_timeout_factor: float = 2.0  # deadline = 60 s + duration * factor; realtime is plenty
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+
+    # Secrets. Empty means "development: generate one under data_dir/secrets on first use".
+    kek_file: str = ""
+    token_secret: str = ""
+
+    # Edge
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # e.g. "https://edge.example.com"; default http://host:port
+    segment_cache_bytes: int = DEFAULT_SEGMENT_CACHE_BYTES
+
+    # Real backends
+    s3_endpoint: str = "127.0.0.1:8333"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "streamer"
+    s3_secure: bool = False
+    cql_hosts: str = "127.0.0.1"
+    cql_port: int = 9042
+    cql_keyspace: str = "streamer"
+    cql_consistency: str = "ONE"  # LOCAL_QUORUM in production
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+def _coerce(name: str, kind: Any, value: Any, source: str) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"expected true or false, got {value!r}")
+        if kind is Path:
+            return Path(value)
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source} ({name}) is not a valid {kind.__name__}: {exc}") from exc
+
+
+def load_settings(
+    file: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build the settings from `file` (TOML), the environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    if file is None and environ.get(ENV_PREFIX + "CONFIG"):
+        file = Path(environ[ENV_PREFIX + "CONFIG"])
+    from_file: dict[str, Any] = {}
+    if file is not None:
+        try:
+            from_file = tomllib.loads(file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"settings file {file} cannot be read: {exc}") from exc
+    hints = get_type_hints(Settings)
+    known = {f.name for f in fields(Settings)}
+    unknown = set(from_file) - known
+    if unknown:
+        raise ConfigError(f"settings file {file} has unknown keys: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for name in known:
+        env_name = ENV_PREFIX + name.upper()
+        if name in overrides and overrides[name] is not None:
+            values[name] = _coerce(name, hints[name], overrides[name], "argument")
+        elif env_name in environ:
+            values[name] = _coerce(name, hints[name], environ[env_name], env_name)
+        elif name in from_file:
+            values[name] = _coerce(name, hints[name], from_file[name], f"{file}: {name}")
+    settings = Settings(**values)
+    if settings.segment_target_s < 2 or settings.segment_target_s > 10:
+        raise ConfigError(
+            f"{ENV_PREFIX}SEGMENT_TARGET_S is {settings.segment_target_s}; use 2 to 10 seconds"
+        )
+    if settings.key_rotation_segments < 1:
+        raise ConfigError(f"{ENV_PREFIX}KEY_ROTATION_SEGMENTS must be at least 1")
+    return dataclasses.replace(settings)
