@@ -1,0 +1,114 @@
+"""The `streamer` command: the composition root that wires settings, stores and apps together.
+
+It is the one module allowed to import the applications (see [importlinter] in setup.cfg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from streamer.errors import StreamerError
+from streamer.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        Path(args.config) if args.config else None,
+        data_dir=args.data_dir,
+        **{k: v for k, v in vars(args).items() if k in ("host", "port") and v is not None},
+    )
+
+
+def _keyring(settings: Settings):  # type: ignore[no-untyped-def]
+    from streamer.keyring_file import load_or_create_keyring
+
+    path = Path(settings.kek_file) if settings.kek_file else settings.secrets_dir / "kek.json"
+    return load_or_create_keyring(path)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from streamer.backends import open_job_store, open_object_store
+    from transcoder.ingest_cli import ingest_files
+
+    settings = _settings(args)
+    metadata = json.loads(Path(args.metadata).read_text()) if args.metadata else {}
+    return ingest_files(
+        [Path(p) for p in args.paths],
+        settings=settings,
+        store=open_object_store(settings),
+        jobs=open_job_store(settings),
+        ring=_keyring(settings),
+        track_id=args.track_id,
+        metadata=metadata,
+        as_json=args.json,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streamer.backends import open_job_store, open_object_store
+    from transcoder.worker import IngestWorker
+
+    settings = _settings(args)
+    worker = IngestWorker(
+        settings,
+        open_object_store(settings),
+        open_job_store(settings),
+        _keyring(settings),
+        lease_s=args.lease_s,
+    )
+    logging.getLogger(__name__).info("ingest worker %s started", worker.worker_id)
+    if args.once:
+        job = worker.run_one()
+        print(json.dumps({"job": job.job_id if job else None, "state": job.state if job else None}))
+        return 0 if job is None or job.state == "published" else 1
+    try:
+        worker.run_until(lambda: False, idle_s=args.idle_s)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamer", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="settings file (TOML); default $STREAMER_CONFIG")
+    parser.add_argument("--data-dir", help="embedded data directory; default $STREAMER_DATA_DIR")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="ingest masters (files or directories)")
+    ingest.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    ingest.add_argument(
+        "--track-id", help="track id (only with a single file); default from content"
+    )
+    ingest.add_argument("--metadata", metavar="FILE.json", help="JSON object stored with the track")
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.set_defaults(func=cmd_ingest)
+
+    worker = commands.add_parser("worker", help="run an ingest worker on the shared job queue")
+    worker.add_argument("--once", action="store_true", help="process at most one job and exit")
+    worker.add_argument("--lease-s", type=float, default=60.0, help="job lease length")
+    worker.add_argument("--idle-s", type=float, default=1.0, help="poll interval when idle")
+    worker.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except StreamerError as exc:
+        print(f"streamer: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The ingest worker: claims jobs, keeps their lease alive, runs the pipeline, records outcomes.
+
+Any number of workers (threads, processes, machines) can share one job store: a claim is a
+lease, renewed every third of its length while the job runs. A worker that dies stops renewing
+and the job passes to another worker once the lease lapses. Only the lease holder may finish a
+job, and publishing makes a version visible in one final write, so a job publishes once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from drm import KeyRing
+from streamer.errors import StorageError
+from streamer.jobs import DEFAULT_LEASE_S, Job, JobStore
+from streamer.object_store import ObjectStore
+from streamer.settings import Settings
+from transcoder.errors import IngestError, LeaseLost
+from transcoder.pipeline import IngestResult, ingest_master
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+
+JobProgress = Callable[[Job, str, float, float | None], None]
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def download(store: ObjectStore, key: str, path: Path) -> None:
+    """Copy an object to a file in chunks; masters can be gigabytes."""
+    size = store.stat(key).size
+    with path.open("wb") as handle:
+        for start in range(0, size, DOWNLOAD_CHUNK_BYTES):
+            handle.write(store.get_range(key, start, DOWNLOAD_CHUNK_BYTES))
+
+
+@dataclass
+class _Lease:
+    """Progress shared between the pipeline and the heartbeat thread."""
+
+    stage: str = "claimed"
+    percent: float = 0.0
+    speed: float | None = None
+    lost: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        jobs: JobStore,
+        ring: KeyRing,
+        *,
+        worker_id: str | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_progress: JobProgress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.jobs = jobs
+        self.ring = ring
+        self.worker_id = worker_id or new_worker_id()
+        self.lease_s = lease_s
+        self.clock = clock
+        self.on_progress = on_progress
+
+    def run_one(self) -> Job | None:
+        """Claim one job and carry it to an outcome; None when the queue is empty."""
+        job = self.jobs.claim(self.worker_id, self.clock(), self.lease_s)
+        if job is None:
+            return None
+        log.info("worker %s claimed job %s (attempt %d)", self.worker_id, job.job_id, job.attempts)
+        lease = _Lease()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(job, lease), daemon=True)
+        heartbeat.start()
+        try:
+            result = self._process(job, lease)
+        except IngestError as exc:
+            self._record_failure(job, lease, exc)
+        except StorageError as exc:
+            self._record_failure(job, lease, exc)
+        except Exception as exc:
+            log.exception("job %s failed unexpectedly", job.job_id)
+            self._record_failure(job, lease, exc)
+        else:
+            lease.stop.set()
+            heartbeat.join()
+            if not self.jobs.finish(
+                job.job_id, self.worker_id, self.clock(), version=result.record.version
+            ):
+                log.warning("job %s published but its lease had passed on", job.job_id)
+        finally:
+            lease.stop.set()
+            heartbeat.join()
+            shutil.rmtree(self._work_dir(job), ignore_errors=True)
+        return self.jobs.get(job.job_id)
+
+    def run_until(self, done: Callable[[], bool], idle_s: float = 0.5) -> None:
+        """Work until `done()` is true, waiting `idle_s` between empty polls."""
+        idle = threading.Event()
+        while not done():
+            if self.run_one() is None:
+                idle.wait(idle_s)
+
+    def _work_dir(self, job: Job) -> Path:
+        return self.settings.data_dir / "work" / job.job_id
+
+    def _process(self, job: Job, lease: _Lease) -> IngestResult:
+        work = self._work_dir(job)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        suffix = Path(job.spec.filename).suffix.lower()[:8]
+        master = work / f"master{suffix}"
+        lease.stage = "downloading"
+        download(self.store, job.spec.master_key, master)
+
+        def progress(stage: str, percent: float, speed: float | None) -> None:
+            if lease.lost:
+                raise LeaseLost(f"job {job.job_id} was taken over by another worker")
+            lease.stage, lease.percent, lease.speed = stage, percent, speed
+            if self.on_progress is not None:
+                self.on_progress(job, stage, percent, speed)
+
+        return ingest_master(
+            master,
+            track_id=job.spec.track_id,
+            metadata=job.spec.metadata,
+            settings=self.settings,
+            store=self.store,
+            ring=self.ring,
+            work_dir=work / "out",
+            master_sha256=job.spec.master_sha256,
+            on_progress=progress,
+            now=self.clock,
+        )
+
+    def _heartbeat(self, job: Job, lease: _Lease) -> None:
+        while not lease.stop.wait(self.lease_s / 3):
+            alive = self.jobs.heartbeat(
+                job.job_id, self.worker_id, self.clock(), self.lease_s, lease.percent, lease.speed
+            )
+            if not alive:
+                lease.lost = True
+                return
+
+    def _record_failure(self, job: Job, lease: _Lease, exc: Exception) -> None:
+        lease.stop.set()
+        if isinstance(exc, LeaseLost):
+            return
+        retryable = isinstance(exc, StorageError) or getattr(exc, "retryable", False)
+        if retryable:
+            # Leave the lease to lapse: another attempt (here or elsewhere) picks the job up.
+            log.warning("job %s will be retried: %s", job.job_id, exc)
+            return
+        code = getattr(exc, "code", "internal_error")
+        message = str(exc) if isinstance(exc, IngestError) else f"internal error: {exc!r}"
+        self.jobs.finish(
+            job.job_id, self.worker_id, self.clock(), error_code=code, error_message=message
+        )
