@@ -1,1 +1,65 @@
-"""drm."""
+"""DRM: HLS AES-128 segment encryption, envelope-wrapped content keys and signed URL tokens.
+
+A pure library: bytes in, bytes out; time is passed in as int unix seconds. No files, sockets,
+clocks or environment (the key ring file lives in `streamer.keyring_file`).
+"""
+
+from drm.errors import (
+    DecryptionError,
+    DrmError,
+    InvalidClaims,
+    InvalidKeyId,
+    KeyLengthError,
+    KeyRingError,
+    KeyScheduleError,
+    KeyUnwrapError,
+    TokenClaimMismatch,
+    TokenError,
+    TokenExpired,
+    TokenMalformed,
+    TokenSignatureInvalid,
+    UnknownKekError,
+)
+from drm.key_schedule import content_key_id, key_period, parse_content_key_id
+from drm.keywrap import (
+    KeyEncryptionKey,
+    KeyRing,
+    new_kek,
+    rewrap_key,
+    unwrap_key,
+    wrap_key,
+)
+from drm.segment_crypto import decrypt_segment, encrypt_segment, new_content_key, new_iv
+from drm.tokens import sign_token, verify_token
+
+__all__ = [
+    "DecryptionError",
+    "DrmError",
+    "InvalidClaims",
+    "InvalidKeyId",
+    "KeyEncryptionKey",
+    "KeyLengthError",
+    "KeyRing",
+    "KeyRingError",
+    "KeyScheduleError",
+    "KeyUnwrapError",
+    "TokenClaimMismatch",
+    "TokenError",
+    "TokenExpired",
+    "TokenMalformed",
+    "TokenSignatureInvalid",
+    "UnknownKekError",
+    "content_key_id",
+    "decrypt_segment",
+    "encrypt_segment",
+    "key_period",
+    "new_content_key",
+    "new_iv",
+    "new_kek",
+    "parse_content_key_id",
+    "rewrap_key",
+    "sign_token",
+    "unwrap_key",
+    "verify_token",
+    "wrap_key",
+]
