@@ -68,7 +68,7 @@ def find_published(store: ObjectStore, track_id: str, version: str) -> TrackReco
         return None
 
 
-def check_declared_length(master: Path, probe: ProbeResult) -> None:
+def check_declared_length(master: Path, probe: ProbeResult, name: str) -> None:
     """Reject PCM files whose header promises more samples than the file holds."""
     with master.open("rb") as handle:
         declared = declared_pcm_data(handle.read(HEADER_READ_BYTES))
@@ -78,7 +78,7 @@ def check_declared_length(master: Path, probe: ProbeResult) -> None:
     if present < declared.declared_bytes:
         share = present / declared.declared_bytes
         raise MasterRejected(
-            f"{master.name} is truncated: its header declares {declared.declared_bytes} bytes "
+            f"{name} is truncated: its header declares {declared.declared_bytes} bytes "
             f"of audio but the file holds {max(present, 0)} ({share:.0%})",
             code="truncated",
         )
@@ -115,12 +115,14 @@ def ingest_master(
     ring: KeyRing,
     work_dir: Path,
     master_sha256: str | None = None,
+    display_name: str | None = None,
     ladder: tuple[RenditionSpec, ...] = DEFAULT_LADDER,
     on_progress: ProgressCallback | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IngestResult:
     """Publish `master` as a version of `track_id`, or return the version already published."""
     report = on_progress or (lambda stage, percent, speed: None)
+    name = display_name or master.name  # what the ingest team called the file
     master_sha256 = master_sha256 or file_sha256(master)
     version = version_for(master_sha256)
     existing = find_published(store, track_id, version)
@@ -136,9 +138,9 @@ def ingest_master(
         return IngestResult(existing, reused=True)
 
     report("probing", 0.0, None)
-    probe = probe_master(master, settings.ffprobe)
-    check_probe(probe, master.name, settings.max_master_duration_s)
-    check_declared_length(master, probe)
+    probe = probe_master(master, settings.ffprobe, name)
+    check_probe(probe, name, settings.max_master_duration_s)
+    check_declared_length(master, probe, name)
 
     source = SourceFormat(probe.sample_rate, probe.channels, probe.bits_per_sample)
     if work_dir.exists():
@@ -168,7 +170,7 @@ def ingest_master(
 
     meter = next(r for r, p in zip(results, plan, strict=True) if p.measures_loudness)
     decoded_s = max(r.out_time_s for r in results)
-    check_decode(master.name, probe, results, decoded_s)
+    check_decode(name, probe, results, decoded_s)
     failed = [(r, p) for r, p in zip(results, plan, strict=True) if r.returncode != 0]
     if failed:
         result, process = failed[0]
@@ -181,12 +183,12 @@ def ingest_master(
 
     renditions = [read_rendition(work_dir / spec.name, spec) for spec in ladder]
     duration_s = _content_duration(probe, renditions, decoded_s)
-    check_duration(duration_s, master.name, settings.max_master_duration_s)
+    check_duration(duration_s, name, settings.max_master_duration_s)
     measured = loudness.measure(meter.log)
     silent = loudness.is_silent(measured.integrated_lufs, measured.true_peak_dbtp)
     if silent and settings.reject_silent:
         raise MasterRejected(
-            f"{master.name} is silent (integrated loudness {measured.integrated_lufs:.1f} LUFS, "
+            f"{name} is silent (integrated loudness {measured.integrated_lufs:.1f} LUFS, "
             f"true peak {measured.true_peak_dbtp:.1f} dBTP); set STREAMER_REJECT_SILENT=false "
             "to publish silent tracks",
             code="silent",

@@ -34,11 +34,12 @@ class ProbeResult:
     size_bytes: int
 
 
-def probe_master(path: Path, ffprobe: str = "ffprobe") -> ProbeResult:
+def probe_master(path: Path, ffprobe: str = "ffprobe", name: str | None = None) -> ProbeResult:
     """Run ffprobe on `path`; raise MasterRejected when it is not a readable audio file."""
+    name = name or path.name
     size = path.stat().st_size
     if size == 0:
-        raise MasterRejected(f"{path.name} is empty (0 bytes)", code="empty_file")
+        raise MasterRejected(f"{name} is empty (0 bytes)", code="empty_file")
     try:
         completed = subprocess.run(
             [ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
@@ -48,16 +49,16 @@ def probe_master(path: Path, ffprobe: str = "ffprobe") -> ProbeResult:
         )
     except subprocess.TimeoutExpired as exc:
         raise MasterRejected(
-            f"{path.name}: ffprobe did not finish within {PROBE_TIMEOUT_S:.0f} s", code="not_audio"
+            f"{name}: ffprobe did not finish within {PROBE_TIMEOUT_S:.0f} s", code="not_audio"
         ) from exc
     if completed.returncode != 0:
         detail = completed.stderr.decode(errors="replace").strip().splitlines()
+        reason = detail[-1].replace(f"{path}: ", "") if detail else "unknown format"
         raise MasterRejected(
-            f"{path.name} is not a readable audio file "
-            f"(ffprobe: {detail[-1] if detail else 'unknown format'})",
+            f"{name} is not a readable audio file (ffprobe: {reason})",
             code="not_audio",
         )
-    return parse_probe(json.loads(completed.stdout), size, path.name)
+    return parse_probe(json.loads(completed.stdout), size, name)
 
 
 def parse_probe(info: dict, size_bytes: int, name: str) -> ProbeResult:

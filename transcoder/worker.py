@@ -145,6 +145,7 @@ class IngestWorker:
             ring=self.ring,
             work_dir=work / "out",
             master_sha256=job.spec.master_sha256,
+            display_name=job.spec.filename,
             on_progress=progress,
             now=self.clock,
         )

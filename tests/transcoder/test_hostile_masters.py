@@ -156,4 +156,3 @@ def test_unusual_masters_are_accepted_and_correct(
     assert record.rendition("opus_96").sample_rate == 48_000
     assert record.rendition("aac_160").sample_rate in (44_100, 48_000)
     assert store.stat(current_record_key("odd")).size > 0
-

@@ -47,7 +47,8 @@ def _align(reference: np.ndarray, decoded: np.ndarray, max_lag: int) -> int:
 
 def _loudness(path: Path) -> float:
     log = subprocess.run(
-        ["ffmpeg", "-nostats", "-i", str(path), "-af", "ebur128=framelog=verbose", "-f", "null", "-"],
+        ["ffmpeg", "-nostats", "-i", str(path), "-af", "ebur128=framelog=verbose",
+         "-f", "null", "-"],
         capture_output=True, text=True, check=True, timeout=60,
     ).stderr  # fmt: skip
     line = [ln for ln in log.splitlines() if ln.strip().startswith("I:")][-1]

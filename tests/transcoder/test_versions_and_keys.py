@@ -73,5 +73,5 @@ def test_kek_rotation_rewraps_every_key_and_segments_still_open(
     current = decode_track_record(store.get(current_record_key("isrc1")))
     assert {key.kek_id for key in current.keys} == {new_ring.active_id}
     # The old KEK alone no longer opens anything: the records really were re-wrapped.
-    with pytest.raises(Exception, match="(?i)unknown|kek"):
+    with pytest.raises(Exception, match=r"(?i)unknown|kek"):
         clear_segments(store, ring, current, "aac_96")

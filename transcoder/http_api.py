@@ -1,0 +1,231 @@
+"""The HTTP ingest API: `POST /v1/ingest` streams a master in, `GET /v1/ingest/{job}` reports.
+
+Uploads are streamed to a temporary file with a hard size bound and hashed on the way; only a
+complete upload reaches the object store and the job queue, so an upload that is too large or
+stops halfway leaves nothing behind. Callers present an ingest-scoped JWT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import jwt
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from streamer.errors import JobNotFound, StreamerError
+from streamer.jobs import Job, JobStore
+from streamer.object_store import ObjectStore
+from streamer.settings import Settings
+from transcoder.submit import InvalidTrackId, check_track_id, submit_master
+
+log = logging.getLogger(__name__)
+
+INGEST_AUDIENCE = "streamer-ingest"
+INGEST_SCOPE = "ingest"
+UPLOAD_CHUNK_BYTES = 1 << 20
+MAX_METADATA_CHARS = 16_384
+
+STORE_KEY = web.AppKey("ingest_object_store", ObjectStore)
+JOBS_KEY = web.AppKey("ingest_job_store", JobStore)
+SETTINGS_KEY = web.AppKey("ingest_settings", Settings)
+VERIFY_KEY = web.AppKey("ingest_verify", Callable[[str], dict[str, Any]])
+
+
+class ApiError(Exception):
+    """An error answered as JSON `{"error": code, "message": ...}` with `status`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _json_errors(handler: Handler) -> Handler:
+    """Answer ApiError as JSON; a decorator so the routes work on any application."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            body = {"error": exc.code, "message": str(exc)}
+            return web.json_response(body, status=exc.status)
+
+    return wrapped
+
+
+def ingest_token_verifier(key: bytes, clock: Callable[[], float] = time.time):
+    """A function checking an ingest JWT (HS256, audience streamer-ingest, scope ingest)."""
+
+    def verify(token: str) -> dict[str, Any]:
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["HS256"],
+                audience=INGEST_AUDIENCE,
+                options={"require": ["sub", "exp", "aud"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise ApiError(401, "invalid_token", f"the ingest token is not valid: {exc}") from exc
+        if claims["exp"] <= clock():
+            raise ApiError(401, "token_expired", "the ingest token has expired; get a new one")
+        if INGEST_SCOPE not in str(claims.get("scope", "")).split():
+            raise ApiError(403, "insufficient_scope", "the token lacks the 'ingest' scope")
+        return claims
+
+    return verify
+
+
+def issue_ingest_token(key: bytes, subject: str, ttl_s: int, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "sub": subject,
+        "aud": INGEST_AUDIENCE,
+        "scope": INGEST_SCOPE,
+        "iat": issued,
+        "exp": issued + ttl_s,
+    }
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+def _authorize(request: web.Request) -> dict[str, Any]:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing_token", "send 'Authorization: Bearer <ingest token>'")
+    return request.app[VERIFY_KEY](token.strip())
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "state": job.state,
+        "track_id": job.spec.track_id,
+        "filename": job.spec.filename,
+        "attempts": job.attempts,
+        "progress_percent": round(job.progress_percent, 1),
+        "speed_x_realtime": job.speed_x_realtime,
+        "version": job.version,
+        "error": (
+            {"code": job.error_code, "message": job.error_message}
+            if job.state == "failed"
+            else None
+        ),
+        "created_at": job.created_at.isoformat(),
+        "updated_at": job.updated_at.isoformat(),
+    }
+
+
+async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[Path, str, int]:
+    """Stream the body to a temporary file; (path, sha256, size). Deletes it on any failure."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ApiError(413, "too_large", f"the upload is {declared} bytes; the limit is {limit}")
+    handle = await asyncio.to_thread(_open_spool_file, spool_dir)
+    path = Path(handle.name)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with handle:
+            while chunk := await request.content.read(UPLOAD_CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413, "too_large", f"the upload exceeds the limit of {limit} bytes"
+                    )
+                digest.update(chunk)
+                await asyncio.to_thread(handle.write, chunk)
+        if declared is not None and size != declared:
+            raise ApiError(400, "incomplete_upload", f"received {size} of {declared} bytes")
+        if size == 0:
+            raise ApiError(
+                400, "empty_upload", "the request body is empty; send the master's bytes"
+            )
+    except BaseException:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise
+    return path, digest.hexdigest(), size
+
+
+def _open_spool_file(spool_dir: Path) -> IO[bytes]:
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    return tempfile.NamedTemporaryFile(dir=spool_dir, prefix="upload-", delete=False)
+
+
+async def post_ingest(request: web.Request) -> web.Response:
+    claims = _authorize(request)
+    settings = request.app[SETTINGS_KEY]
+    filename = request.query.get("filename", "")
+    if not filename or "/" in filename or len(filename) > 255:
+        raise ApiError(
+            400, "bad_filename", "give ?filename=<name.ext> (the extension hints format)"
+        )
+    track_id = request.query.get("track_id")
+    try:
+        if track_id:
+            check_track_id(track_id)
+        raw_metadata = request.query.get("metadata", "{}")
+        if len(raw_metadata) > MAX_METADATA_CHARS:
+            raise ValueError(f"metadata is over {MAX_METADATA_CHARS} characters")
+        metadata = json.loads(raw_metadata)
+        if not isinstance(metadata, dict):
+            raise ValueError("metadata must be a JSON object")
+    except (InvalidTrackId, ValueError) as exc:
+        raise ApiError(400, "bad_request", str(exc)) from exc
+
+    path, sha, size = await _receive(
+        request, settings.max_upload_bytes, settings.data_dir / "uploads"
+    )
+    try:
+        job = await asyncio.to_thread(
+            submit_master,
+            path,
+            store=request.app[STORE_KEY],
+            jobs=request.app[JOBS_KEY],
+            filename=filename,
+            track_id=track_id,
+            metadata={**metadata, "submitted_by": claims["sub"]},
+            master_sha256=sha,
+        )
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+    log.info("ingest job %s queued: %s (%d bytes) by %s", job.job_id, filename, size, claims["sub"])
+    body = job_json(job)
+    body["status_url"] = f"/v1/ingest/{job.job_id}"
+    return web.json_response(body, status=202, headers={"Location": body["status_url"]})
+
+
+async def get_ingest(request: web.Request) -> web.Response:
+    _authorize(request)
+    try:
+        job = await asyncio.to_thread(request.app[JOBS_KEY].get, request.match_info["job_id"])
+    except JobNotFound as exc:
+        raise ApiError(404, "unknown_job", str(exc)) from exc
+    except StreamerError as exc:
+        raise ApiError(503, "store_unavailable", str(exc)) from exc
+    return web.json_response(job_json(job))
+
+
+def install_ingest_api(
+    app: web.Application,
+    settings: Settings,
+    store: ObjectStore,
+    jobs: JobStore,
+    verify: Callable[[str], dict[str, Any]],
+) -> None:
+    """Add the ingest routes and their state to `app` (the edge's, or one of its own)."""
+    app[SETTINGS_KEY] = settings
+    app[STORE_KEY] = store
+    app[JOBS_KEY] = jobs
+    app[VERIFY_KEY] = verify
+    app.router.add_post("/v1/ingest", _json_errors(post_ingest))
+    app.router.add_get("/v1/ingest/{job_id}", _json_errors(get_ingest))
