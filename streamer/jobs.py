@@ -54,6 +54,10 @@ class JobStore(Protocol):
         """Raises JobNotFound."""
         ...
 
+    def list_jobs(self, limit: int = 100) -> list[Job]:
+        """The newest `limit` jobs, newest first."""
+        ...
+
     def claim(self, worker_id: str, now: datetime, lease_s: float) -> Job | None:
         """Take the oldest queued job, or a running one whose lease lapsed; None if none."""
         ...

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import dataclasses
+import io
 from pathlib import Path
 
 import jwt

@@ -1,0 +1,84 @@
+"""The storage registry: settings name an implementation, these functions open it.
+
+Embedded defaults are imported here; real backends are imported only when chosen, so their
+drivers are needed only where they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from streamer.errors import ConfigError
+from streamer.jobs import JobStore
+from streamer.local_object_store import LocalObjectStore
+from streamer.object_store import ObjectStore
+from streamer.settings import ENV_PREFIX, Settings
+from streamer.sqlite_job_store import SQLiteJobStore
+
+
+def open_object_store(settings: Settings) -> ObjectStore:
+    """The object store that `settings.object_store` names."""
+    return _choose(_OBJECT_STORES, settings.object_store, "OBJECT_STORE")(settings)
+
+
+def open_job_store(settings: Settings) -> JobStore:
+    """The job store that `settings.job_store` names."""
+    return _choose(_JOB_STORES, settings.job_store, "JOB_STORE")(settings)
+
+
+def _local_object_store(settings: Settings) -> ObjectStore:
+    return LocalObjectStore(settings.data_dir / "objects")
+
+
+def _s3_object_store(settings: Settings) -> ObjectStore:
+    try:
+        from streamer.s3_object_store import S3ObjectStore
+    except ImportError as exc:
+        raise _backend_missing(exc, "s3", "streamer.s3_object_store", "OBJECT_STORE") from exc
+    store: ObjectStore = S3ObjectStore.from_settings(settings)
+    return store
+
+
+def _sqlite_job_store(settings: Settings) -> JobStore:
+    return SQLiteJobStore(settings.data_dir / "jobs.sqlite3")
+
+
+def _scylla_job_store(settings: Settings) -> JobStore:
+    try:
+        from streamer.scylla_job_store import ScyllaJobStore
+    except ImportError as exc:
+        raise _backend_missing(exc, "scylla", "streamer.scylla_job_store", "JOB_STORE") from exc
+    store: JobStore = ScyllaJobStore.from_settings(settings)
+    return store
+
+
+_Opener = TypeVar("_Opener")
+
+_OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {
+    "local": _local_object_store,
+    "s3": _s3_object_store,
+}
+_JOB_STORES: dict[str, Callable[[Settings], JobStore]] = {
+    "sqlite": _sqlite_job_store,
+    "scylla": _scylla_job_store,
+}
+
+
+def _choose(registry: dict[str, _Opener], name: str, setting: str) -> _Opener:
+    try:
+        return registry[name]
+    except KeyError:
+        choices = ", ".join(repr(choice) for choice in sorted(registry))
+        raise ConfigError(f"{ENV_PREFIX}{setting} is {name!r}; choose one of {choices}") from None
+
+
+def _backend_missing(exc: ImportError, name: str, module: str, setting: str) -> ConfigError:
+    if exc.name == module:
+        return ConfigError(
+            f"{ENV_PREFIX}{setting} is {name!r}, but the {name} backend arrives with the"
+            f" real-backends work ({module} is not there yet); use the embedded default for now"
+        )
+    return ConfigError(
+        f"{ENV_PREFIX}{setting} is {name!r}, but its driver cannot be imported: {exc}"
+    )

@@ -1,0 +1,1 @@
+"""One suite per storage interface, run against every implementation."""

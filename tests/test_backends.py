@@ -1,0 +1,46 @@
+"""The storage registry opens what the settings name, and explains what it cannot open."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from streamer.backends import open_job_store, open_object_store
+from streamer.errors import ConfigError
+from streamer.local_object_store import LocalObjectStore
+from streamer.settings import Settings
+from streamer.sqlite_job_store import SQLiteJobStore
+
+
+def test_embedded_defaults(settings: Settings) -> None:
+    objects = open_object_store(settings)
+    jobs = open_job_store(settings)
+    assert isinstance(objects, LocalObjectStore)
+    assert objects.root == settings.data_dir / "objects"
+    assert isinstance(jobs, SQLiteJobStore)
+    assert jobs.path == settings.data_dir / "jobs.sqlite3"
+
+
+def test_s3_before_the_real_backends_exist(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match=r"STREAMER_OBJECT_STORE is 's3'.*real-backends"):
+        open_object_store(dataclasses.replace(settings, object_store="s3"))
+
+
+def test_scylla_before_the_real_backends_exist(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match=r"STREAMER_JOB_STORE is 'scylla'.*real-backends"):
+        open_job_store(dataclasses.replace(settings, job_store="scylla"))
+
+
+def test_unknown_object_store(settings: Settings) -> None:
+    with pytest.raises(
+        ConfigError, match="STREAMER_OBJECT_STORE is 'ftp'; choose one of 'local', 's3'"
+    ):
+        open_object_store(dataclasses.replace(settings, object_store="ftp"))
+
+
+def test_unknown_job_store(settings: Settings) -> None:
+    with pytest.raises(
+        ConfigError, match="STREAMER_JOB_STORE is 'redis'; choose one of 'scylla', 'sqlite'"
+    ):
+        open_job_store(dataclasses.replace(settings, job_store="redis"))
