@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from drm import KeyRing
 from streamer.errors import StreamerError
 from streamer.settings import Settings, load_settings
 
@@ -24,11 +25,47 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _keyring(settings: Settings):  # type: ignore[no-untyped-def]
+def _keyring_path(settings: Settings) -> Path:
+    return Path(settings.kek_file) if settings.kek_file else settings.secrets_dir / "kek.json"
+
+
+def _keyring(settings: Settings) -> KeyRing:
     from streamer.keyring_file import load_or_create_keyring
 
-    path = Path(settings.kek_file) if settings.kek_file else settings.secrets_dir / "kek.json"
-    return load_or_create_keyring(path)
+    return load_or_create_keyring(_keyring_path(settings))
+
+
+def cmd_rotate_kek(args: argparse.Namespace) -> int:
+    from streamer.backends import open_object_store
+    from streamer.keyring_file import save_keyring
+    from transcoder.kek_rotation import rotate_kek
+
+    settings = _settings(args)
+    path = _keyring_path(settings)
+    report = rotate_kek(
+        open_object_store(settings), _keyring(settings), lambda ring: save_keyring(path, ring)
+    )
+    print(
+        f"active KEK is now {report.new_kek_id}; re-wrapped {report.keys} content keys "
+        f"in {report.records} track records"
+    )
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from streamer.backends import open_job_store
+
+    jobs = open_job_store(_settings(args))
+    listed = [jobs.get(args.job_id)] if args.job_id else jobs.list_jobs(args.limit)
+    for job in listed:
+        outcome = job.version or (
+            f"[{job.error_code}] {job.error_message}" if job.error_code else ""
+        )
+        print(
+            f"{job.job_id}  {job.state:9}  {job.progress_percent:5.1f}%  "
+            f"{job.spec.track_id:24}  {job.spec.filename}  {outcome}"
+        )
+    return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -94,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--lease-s", type=float, default=60.0, help="job lease length")
     worker.add_argument("--idle-s", type=float, default=1.0, help="poll interval when idle")
     worker.set_defaults(func=cmd_worker)
+
+    jobs = commands.add_parser("jobs", help="list recent ingest jobs, or show one")
+    jobs.add_argument("job_id", nargs="?")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.set_defaults(func=cmd_jobs)
+
+    keys = commands.add_parser("keys", help="key management")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = key_commands.add_parser("rotate-kek", help="activate a new KEK and re-wrap all keys")
+    rotate.set_defaults(func=cmd_rotate_kek)
     return parser
 
 

@@ -70,10 +70,12 @@ def ingest_files(
     track_id: str | None,
     metadata: dict[str, Any],
     as_json: bool = False,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Ingest every master; exit status 1 when any was refused or failed."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     masters = expand_masters(paths)
     if not masters:
         print("streamer ingest: no audio files found in the given paths", file=err)
