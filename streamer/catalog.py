@@ -89,6 +89,9 @@ class RenditionRecord:
     average_bandwidth: int  # bit/s over the whole rendition, measured
     target_duration_s: int
     segments: tuple[SegmentRecord, ...]
+    # Samples of encoder priming before the first real sample, also signalled in the init
+    # segment's edit list; gapless players trim them (AAC: 1024; Opus: 0, its pre-skip is in dOps).
+    encoder_delay_samples: int = 0
 
 
 @dataclass(frozen=True)

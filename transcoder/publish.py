@@ -40,6 +40,7 @@ from streamer.catalog import (
 from streamer.errors import StorageError
 from streamer.object_store import IMMUTABLE, ObjectStore
 from transcoder.errors import PublishFailed
+from transcoder.gapless import AAC_PRIMING_SAMPLES, set_edit_media_time
 from transcoder.ladder import CODECS_STRING
 from transcoder.packaging import PackagedRendition
 
@@ -122,6 +123,9 @@ def _encrypt_rendition(
 ) -> tuple[RenditionRecord, list[_Upload], MediaPlaylist]:
     name = rendition.spec.name
     init = rendition.init_path.read_bytes()
+    delay = AAC_PRIMING_SAMPLES if rendition.spec.codec == "aac" else 0
+    if delay:
+        init = set_edit_media_time(init, delay)
     uploads = [_Upload(f"{name}/init.mp4", init, INIT_CONTENT_TYPE, IMMUTABLE)]
     segments: list[SegmentRecord] = []
     playlist_segments: list[Segment] = []
@@ -165,6 +169,7 @@ def _encrypt_rendition(
         average_bandwidth=math.ceil(total_bytes * 8 / total_s),
         target_duration_s=target,
         segments=tuple(segments),
+        encoder_delay_samples=delay,
     )
     return record, uploads, playlist
 

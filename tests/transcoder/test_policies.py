@@ -15,6 +15,7 @@ from transcoder.encode_plan import (
     rendition_cost,
 )
 from transcoder.errors import MasterRejected
+from transcoder.gapless import EditListNotFound, edit_media_time, set_edit_media_time
 from transcoder.ladder import DEFAULT_LADDER, RenditionSpec
 from transcoder.loudness import (
     LoudnessUnavailable,
@@ -225,3 +226,28 @@ def test_parse_probe_without_audio_stream() -> None:
     with pytest.raises(MasterRejected) as caught:
         parse_probe(info, 10, "clip.mp4")
     assert caught.value.code == "no_audio_stream"
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_edit_list_media_time_is_patched_in_place(version: int) -> None:
+    if version == 0:
+        entry = struct.pack(">Ii", 0, 0) + b"\0\1\0\0"
+    else:
+        entry = struct.pack(">Qq", 0, 0) + b"\0\1\0\0"
+    elst = _box(b"elst", bytes([version, 0, 0, 0]) + struct.pack(">I", 1) + entry)
+    init = _box(b"ftyp", b"iso6") + _box(
+        b"moov",
+        _box(b"mvhd", b"\0" * 20) + _box(b"trak", _box(b"tkhd", b"\0" * 8) + _box(b"edts", elst)),
+    )
+    patched = set_edit_media_time(init, 1024)
+    assert len(patched) == len(init) and edit_media_time(patched) == 1024
+    assert edit_media_time(init) == 0
+
+
+def test_edit_list_missing_is_reported() -> None:
+    with pytest.raises(EditListNotFound):
+        set_edit_media_time(_box(b"ftyp", b"iso6") + _box(b"moov", b""), 1024)

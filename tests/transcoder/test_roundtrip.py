@@ -15,6 +15,7 @@ from manifests import lint_media, parse_media
 from streamer.catalog import current_record_key, decode_track_record, version_prefix
 from tests.masters import decode_pcm
 from tests.transcoder.conftest import Published, clear_segments
+from transcoder.gapless import edit_media_time
 from transcoder.ladder import DEFAULT_LADDER
 
 pytestmark = pytest.mark.slow
@@ -160,3 +161,13 @@ def test_segments_are_cut_at_the_target_duration(published: Published) -> None:
         durations = [s.duration_s for s in rendition.segments]
         assert all(d >= 1.0 for d in durations)  # no stray tail segments
         assert all(abs(d - 6.0) < 0.25 for d in durations[:-1])
+
+
+def test_aac_priming_is_signalled_in_the_edit_list(published: Published) -> None:
+    record = published.result.record
+    prefix = version_prefix(record.track_id, record.version)
+    for rendition in record.renditions:
+        init = published.store.get(f"{prefix}/{rendition.init_key}")
+        expected = 1024 if rendition.codec == "aac" else 0
+        assert rendition.encoder_delay_samples == expected
+        assert edit_media_time(init) == expected
