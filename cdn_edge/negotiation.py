@@ -1,0 +1,124 @@
+"""Which renditions a session is offered, and which one it starts on: pure policy.
+
+- Entitlement: the free tier gets lossy renditions up to 160 kbit/s; premium gets everything,
+  256 kbit/s AAC and FLAC included.
+- Network: on cellular or with save-data the offer is capped at 96 kbit/s, unless the device
+  names its own `max_bitrate_kbps`, which then is the cap, up or down.
+- Codecs: Opus and FLAC are offered where the device lists them; AAC is always present, as the
+  fallback every HLS player decodes (at least the lowest AAC, even below a tight cap).
+- Order: the start variant first (the preferred codec at its best bitrate within the cap:
+  RFC 8216 section 6.3.1 lets clients start on the first variant listed), then the rest of the
+  preferred codec, the other lossy codecs, and lossless last, each by falling bitrate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from streamer.catalog import Codec, RenditionRecord, Tier
+
+Network = Literal["wifi", "cellular"]
+
+TIER_RANK: dict[Tier, int] = {"free": 0, "premium": 1}
+FREE_TIER_MAX_KBPS = 160  # the free tier's quality ceiling (transcoder.ladder.FREE_TIER_MAX_KBPS)
+CONSTRAINED_MAX_KBPS = 96  # cellular or save-data: about 43 MB an hour
+LOSSLESS_NOMINAL_KBPS = 1411  # CD audio; what a cap is compared with for FLAC
+CODEC_PREFERENCE: tuple[Codec, ...] = ("opus", "aac", "flac")  # Opus: better quality per bit
+
+# RFC 6381 CODECS strings and plain names, as devices send them, to codec families.
+_CODEC_ALIASES: dict[str, Codec] = {
+    "aac": "aac",
+    "mp4a": "aac",
+    "opus": "opus",
+    "flac": "flac",
+}
+
+
+def parse_codec(name: str) -> Codec | None:
+    """The codec family of a device's codec string ("mp4a.40.2", "opus", "fLaC"), else None."""
+    return _CODEC_ALIASES.get(name.strip().lower().split(".", 1)[0])
+
+
+@dataclass(frozen=True)
+class DeviceCapabilities:
+    """What the player says about itself when it opens a session."""
+
+    codecs: frozenset[Codec]
+    max_bitrate_kbps: int | None = None
+    network: Network | None = None
+    save_data: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_bitrate_kbps is not None and self.max_bitrate_kbps < 1:
+            raise ValueError(f"max_bitrate_kbps must be at least 1, got {self.max_bitrate_kbps}")
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Who plays, as the verified listener token says."""
+
+    user_id: str
+    tier: Tier
+    region: str
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A published rendition as negotiation sees it."""
+
+    name: str
+    codec: Codec
+    bitrate_kbps: int | None  # None: lossless
+    tier: Tier
+
+    @property
+    def nominal_kbps(self) -> int:
+        return LOSSLESS_NOMINAL_KBPS if self.bitrate_kbps is None else self.bitrate_kbps
+
+
+def offers_from_renditions(renditions: Iterable[RenditionRecord]) -> tuple[Offer, ...]:
+    return tuple(Offer(r.name, r.codec, r.bitrate_kbps, r.tier) for r in renditions)
+
+
+def is_entitled(offer: Offer, tier: Tier) -> bool:
+    """Whether `tier` may play `offer` at all, whatever the device."""
+    if TIER_RANK[offer.tier] > TIER_RANK[tier]:
+        return False
+    if tier == "free":
+        return offer.bitrate_kbps is not None and offer.bitrate_kbps <= FREE_TIER_MAX_KBPS
+    return True
+
+
+def bitrate_cap_kbps(device: DeviceCapabilities) -> int | None:
+    """The highest nominal bitrate to offer, or None for no cap."""
+    if device.max_bitrate_kbps is not None:
+        return device.max_bitrate_kbps
+    if device.network == "cellular" or device.save_data:
+        return CONSTRAINED_MAX_KBPS
+    return None
+
+
+def _order_key(offer: Offer) -> tuple[int, int]:
+    return CODEC_PREFERENCE.index(offer.codec), -offer.nominal_kbps
+
+
+def choose_variants(
+    tier: Tier, device: DeviceCapabilities, offers: Sequence[Offer]
+) -> tuple[str, ...]:
+    """Names of the renditions to offer, start variant first; empty if nothing fits."""
+    entitled = [o for o in offers if is_entitled(o, tier)]
+    playable = [o for o in entitled if o.codec == "aac" or o.codec in device.codecs]
+    cap = bitrate_cap_kbps(device)
+    chosen = [o for o in playable if cap is None or o.nominal_kbps <= cap]
+    if not any(o.codec == "aac" for o in chosen):
+        # The fallback is never capped away: the lowest entitled AAC stays.
+        aac = sorted((o for o in entitled if o.codec == "aac"), key=lambda o: o.nominal_kbps)
+        chosen.extend(aac[:1])
+    if not chosen:
+        return ()
+    chosen.sort(key=_order_key)
+    lossy = [o for o in chosen if o.bitrate_kbps is not None]
+    start = lossy[0] if lossy else chosen[0]
+    return (start.name, *(o.name for o in chosen if o is not start))

@@ -1,0 +1,88 @@
+"""Playback sessions: what the edge records when a listener starts a track.
+
+The edge never reads a session on the playback path (its tokens are stateless); the record is
+for support, analytics and, later, the session's events. Two implementations pass one contract
+suite: `SqliteSessionStore` (the embedded default) and, later, a Scylla one.
+
+Calls are synchronous and may block; async callers run them in a thread.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streamer.catalog import Tier
+from streamer.errors import ConfigError
+from streamer.settings import Settings
+
+SESSION_STORE_FILE = "sessions.sqlite3"  # under settings.data_dir
+
+
+@dataclass(frozen=True)
+class PlaybackSession:
+    """One listener playing one version of one track, from `created_at` to `expires_at`."""
+
+    session_id: str
+    user_id: str
+    tier: Tier
+    region: str
+    track_id: str
+    version: str
+    device: Mapping[str, Any] = field(default_factory=dict)  # as the player sent it, JSON-safe
+    variants: tuple[str, ...] = ()  # offered renditions, start variant first
+    created_at: int = 0  # unix seconds
+    expires_at: int = 0  # unix seconds
+
+    def __post_init__(self) -> None:
+        if not self.session_id:
+            raise ValueError("a playback session needs a session_id")
+        if self.expires_at < self.created_at:
+            raise ValueError(
+                f"session {self.session_id} expires at {self.expires_at}, "
+                f"before it was created at {self.created_at}"
+            )
+        object.__setattr__(self, "variants", tuple(self.variants))
+
+    def device_json(self) -> str:
+        return json.dumps(dict(self.device), sort_keys=True, separators=(",", ":"))
+
+
+class SessionStore(Protocol):
+    """Where playback sessions are recorded."""
+
+    def record_session(self, session: PlaybackSession) -> None:
+        """Store `session`, replacing any session with the same id. Raises StorageError."""
+        ...
+
+    def get_session(self, session_id: str) -> PlaybackSession | None:
+        """The session with this id, or None. Raises StorageError."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; further calls are errors."""
+        ...
+
+
+# Implementations by their `session_store` setting; modules import lazily so an optional
+# driver (the Scylla one) is only needed by those who choose it.
+_SESSION_STORES: dict[str, str] = {
+    "sqlite": "streamer.sqlite_session_store:open_sqlite_session_store",
+}
+
+
+def open_session_store(settings: Settings) -> SessionStore:
+    """The session store `settings.session_store` names."""
+    target = _SESSION_STORES.get(settings.session_store)
+    if target is None:
+        raise ConfigError(
+            f"STREAMER_SESSION_STORE is {settings.session_store!r}; "
+            f"expected one of {', '.join(sorted(_SESSION_STORES))}"
+        )
+    module_name, function = target.split(":")
+    opener = getattr(importlib.import_module(module_name), function)
+    store: SessionStore = opener(settings)
+    return store

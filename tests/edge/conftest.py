@@ -1,0 +1,146 @@
+"""Fixtures for the edge: a manual clock, a published ladder, and the app over them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from cdn_edge.app import create_app
+from cdn_edge.edge_secrets import EdgeSecrets, derive_secrets
+from cdn_edge.listener_auth import issue_listener_token
+from drm import KeyRing, new_kek
+from streamer.memory_object_store import InMemoryObjectStore
+from streamer.settings import Settings
+from streamer.sqlite_session_store import SqliteSessionStore
+from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
+
+START = 1_700_000_000.0  # 2023-11-14, a whole number of hours
+
+
+class ManualClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def ring() -> KeyRing:
+    kek = new_kek("kek-test")
+    return KeyRing(kek.kek_id, (kek,))
+
+
+@pytest.fixture
+def edge_secrets() -> EdgeSecrets:
+    return derive_secrets(b"test-secret-" + b"x" * 32)
+
+
+@pytest.fixture
+def track(ring: KeyRing) -> BuiltTrack:
+    return build_track(ring, "trk1", "v1")
+
+
+@pytest.fixture
+def store(track: BuiltTrack) -> InMemoryObjectStore:
+    store = InMemoryObjectStore()
+    publish(store, track)
+    return store
+
+
+@pytest.fixture
+def reader(store: InMemoryObjectStore) -> CountingReader:
+    return CountingReader(store)
+
+
+@pytest.fixture
+def session_store(tmp_path: Path) -> SqliteSessionStore:
+    return SqliteSessionStore(tmp_path / "sessions.sqlite3")
+
+
+@pytest.fixture
+def hls_dir(tmp_path: Path) -> Path:
+    return tmp_path / "hls"  # empty until a test installs a fake hls.min.js
+
+
+@pytest.fixture
+def edge_app(
+    settings: Settings,
+    reader: CountingReader,
+    session_store: SqliteSessionStore,
+    ring: KeyRing,
+    clock: ManualClock,
+    edge_secrets: EdgeSecrets,
+    hls_dir: Path,
+) -> web.Application:
+    return create_app(
+        settings, reader, session_store, ring, clock=clock, secrets=edge_secrets, hls_dir=hls_dir
+    )
+
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]], edge_app: web.Application
+) -> Client:
+    return await aiohttp_client(edge_app)
+
+
+@pytest.fixture
+def listener_token(edge_secrets: EdgeSecrets, clock: ManualClock) -> Callable[..., str]:
+    def issue(tier: str = "free", user: str = "u1", region: str = "SE", ttl_s: int = 3600) -> str:
+        return issue_listener_token(
+            edge_secrets.listener_key,
+            user,
+            tier,
+            region,
+            ttl_s,
+            clock(),  # type: ignore[arg-type]
+        )
+
+    return issue
+
+
+ALL_CODECS = ["mp4a.40.2", "opus", "fLaC"]
+
+
+@pytest.fixture
+def open_session(
+    client: Client, listener_token: Callable[..., str]
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def open_(
+        tier: str = "free", track_id: str = "trk1", codecs: list[str] | None = None, **device: Any
+    ) -> dict[str, Any]:
+        response = await client.post(
+            "/v1/sessions",
+            json={"track_id": track_id, "device": {"codecs": codecs or ALL_CODECS, **device}},
+            headers={"Authorization": f"Bearer {listener_token(tier)}"},
+        )
+        assert response.status == 201, await response.text()
+        doc: dict[str, Any] = await response.json()
+        return doc
+
+    return open_
+
+
+def path_of(settings: Settings, url: str) -> str:
+    """The path (and query) of an absolute edge URL, for the test client."""
+    assert url.startswith(settings.base_url), url
+    return url[len(settings.base_url) :]

@@ -1,0 +1,93 @@
+"""The catalog cache: immutable versions kept, the current pointer refreshed, loads shared."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from cdn_edge.catalog_cache import CURRENT_TTL_S, CatalogCache
+from cdn_edge.errors import TrackNotFound
+from drm import KeyRing
+from streamer.catalog import current_record_key, encode_track_record, version_record_key
+from streamer.errors import CatalogError
+from streamer.memory_object_store import InMemoryObjectStore
+from streamer.settings import Settings
+from tests.edge.builders import CountingReader, build_track, publish
+from tests.edge.conftest import Client, ManualClock, path_of
+
+
+def cache_over(reader: CountingReader, clock: ManualClock) -> CatalogCache:
+    async def read(key: str) -> bytes:
+        await asyncio.sleep(0)  # a real read yields to the loop
+        return reader.get(key)
+
+    return CatalogCache(read, clock)
+
+
+async def test_versions_are_read_once(reader: CountingReader, clock: ManualClock) -> None:
+    cache = cache_over(reader, clock)
+    tracks = await asyncio.gather(*(cache.version("trk1", "v1") for _ in range(10)))
+    assert all(t is tracks[0] for t in tracks)
+    clock.advance(10 * CURRENT_TTL_S)
+    await cache.version("trk1", "v1")
+    assert reader.gets(version_record_key("trk1", "v1")) == 1
+    assert tracks[0].objects["aac_96/seg_00000.m4s"].key == "tracks/trk1/v1/aac_96/seg_00000.m4s"
+
+
+async def test_current_is_refreshed_after_its_ttl(
+    store: InMemoryObjectStore, reader: CountingReader, clock: ManualClock, ring: KeyRing
+) -> None:
+    cache = cache_over(reader, clock)
+    assert (await cache.current("trk1")).record.version == "v1"
+    publish(store, build_track(ring, "trk1", "v2"))
+    assert (await cache.current("trk1")).record.version == "v1"  # still fresh
+    clock.advance(CURRENT_TTL_S)
+    current = await cache.current("trk1")
+    assert current.record.version == "v2"
+    assert await cache.version("trk1", "v2") is current  # one object per version
+    assert (await cache.version("trk1", "v1")).record.version == "v1"  # old still plays
+
+
+async def test_unknown_tracks_are_remembered_briefly(
+    store: InMemoryObjectStore, reader: CountingReader, clock: ManualClock, ring: KeyRing
+) -> None:
+    cache = cache_over(reader, clock)
+    for _ in range(3):
+        with pytest.raises(TrackNotFound):
+            await cache.current("new")
+    assert reader.gets(current_record_key("new")) == 1
+    publish(store, build_track(ring, "new", "v1"))
+    clock.advance(CURRENT_TTL_S)
+    assert (await cache.current("new")).record.track_id == "new"
+    with pytest.raises(TrackNotFound, match="version 'v9'"):
+        await cache.version("new", "v9")
+
+
+async def test_a_record_under_the_wrong_key_is_refused(
+    store: InMemoryObjectStore, reader: CountingReader, clock: ManualClock, ring: KeyRing
+) -> None:
+    other = build_track(ring, "trk2", "v1").record
+    store.put(version_record_key("trk1", "v7"), encode_track_record(other), "application/json")
+    with pytest.raises(CatalogError, match="expected track 'trk1' version 'v7'"):
+        await cache_over(reader, clock).version("trk1", "v7")
+
+
+async def test_sessions_stay_on_their_version_after_a_reingest(
+    client: Client,
+    open_session: Callable[..., Awaitable[dict[str, Any]]],
+    settings: Settings,
+    store: InMemoryObjectStore,
+    clock: ManualClock,
+    ring: KeyRing,
+) -> None:
+    old = await open_session("free")
+    publish(store, build_track(ring, "trk1", "v2"))
+    clock.advance(CURRENT_TTL_S)
+    new = await open_session("free")
+    assert (old["track"]["version"], new["track"]["version"]) == ("v1", "v2")
+    media = old["playlist_url"].rsplit("/", 1)[0] + "/aac_96.m3u8"
+    text = await (await client.get(path_of(settings, media))).text()
+    assert "/v1/seg/trk1/v1/aac_96/" in text

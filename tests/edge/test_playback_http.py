@@ -1,0 +1,216 @@
+"""Playlists and keys over HTTP: entitlement, edited URLs, expiry, rate limits, gzip."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import m3u8
+
+from cdn_edge.key_service import KEY_BURST
+from cdn_edge.playback_tokens import KEY_TOKEN_TTL_S
+from cdn_edge.state import METRICS
+from drm import decrypt_segment
+from manifests import lint_media, lint_multivariant, parse_media, parse_multivariant
+from streamer.settings import Settings
+from tests.edge.builders import BuiltTrack
+from tests.edge.conftest import Client, ManualClock, path_of
+
+OpenSession = Callable[..., Awaitable[dict[str, Any]]]
+
+
+async def fetch_text(client: Client, settings: Settings, url: str, **headers: str) -> str:
+    response = await client.get(path_of(settings, url), headers=headers)
+    assert response.status == 200, await response.text()
+    assert response.content_type == "application/vnd.apple.mpegurl"
+    return await response.text()
+
+
+def media_url(playlist_url: str, rendition: str) -> str:
+    return playlist_url.rsplit("/", 1)[0] + f"/{rendition}.m3u8"
+
+
+async def test_free_session_plays_end_to_end(
+    client: Client, open_session: OpenSession, settings: Settings, track: BuiltTrack
+) -> None:
+    doc = await open_session("free")
+    main = await fetch_text(client, settings, doc["playlist_url"])
+    multivariant = parse_multivariant(main)
+    assert lint_multivariant(multivariant) == []
+    assert m3u8.loads(main).is_variant
+    uris = [v.uri for v in multivariant.variants]
+    assert uris == [f"{name}.m3u8" for name in doc["variants"]]
+    assert not {"aac_256.m3u8", "flac.m3u8"} & set(uris)
+
+    text = await fetch_text(client, settings, media_url(doc["playlist_url"], doc["variants"][0]))
+    media = parse_media(text)
+    assert lint_media(media) == []
+    assert len(m3u8.loads(text).segments) == len(media.segments)
+    first = media.segments[0]
+    assert first.key is not None and first.map is not None
+    key = await client.get(path_of(settings, first.key.uri))
+    assert key.status == 200
+    assert key.headers["Cache-Control"] == "no-store"
+    assert key.content_type == "application/octet-stream"
+    key_bytes = await key.read()
+    assert len(key_bytes) == 16
+    segment = await client.get(path_of(settings, first.uri))
+    assert segment.status == 200
+    assert first.key.iv is not None
+    clear = decrypt_segment(await segment.read(), key_bytes, first.key.iv)
+    assert clear == track.clear["opus_160/seg_00000.m4s"]
+    init = await client.get(path_of(settings, first.map.uri))
+    assert await init.read() == track.clear["opus_160/init.mp4"]
+
+
+async def test_free_session_refused_premium_key_even_with_an_edited_url(
+    client: Client, open_session: OpenSession, settings: Settings
+) -> None:
+    doc = await open_session("free")
+    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_160"))
+    key_uri = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
+    assert "/v1/keys/v1-free-0?" in key_uri
+    edited = key_uri.replace("v1-free-0", "v1-premium-0")
+    response = await client.get(path_of(settings, edited))
+    assert response.status == 403
+    assert (await response.json())["error"] == "token_mismatch"
+    guessed = key_uri.split("?")[0].replace("v1-free-0", "v1-premium-0")
+    response = await client.get(path_of(settings, guessed))
+    assert response.status == 401
+    assert (await response.json())["error"] == "unauthorized"
+    # Nor the premium media playlist, asked for by name.
+    response = await client.get(path_of(settings, media_url(doc["playlist_url"], "flac")))
+    assert response.status == 403
+    assert (await response.json())["error"] == "not_entitled"
+    metrics = client.app[METRICS]  # type: ignore[index]
+    assert metrics.refusals.labels("token_mismatch")._value.get() == 1
+    assert metrics.refusals.labels("not_entitled")._value.get() == 1
+
+
+async def test_free_token_for_a_premium_key_is_refused_by_tier(
+    client: Client, open_session: OpenSession, settings: Settings
+) -> None:
+    # Even a genuine key token minted for a premium key (say, by a bug) opens nothing free.
+    doc = await open_session("free")
+    from cdn_edge.state import TOKENS
+
+    tokens = client.app[TOKENS]  # type: ignore[index]
+    session_token = doc["playlist_url"].split("/")[-2]
+    claims = tokens.verify_session(session_token, 1_700_000_000)
+    token = tokens.sign_key(claims, "v1-premium-0", 1_700_000_000)
+    response = await client.get(f"/v1/keys/v1-premium-0?t={token}")
+    assert response.status == 403
+    assert (await response.json())["error"] == "not_entitled"
+
+
+async def test_premium_session_gets_premium_keys(
+    client: Client, open_session: OpenSession, settings: Settings, track: BuiltTrack
+) -> None:
+    doc = await open_session("premium")
+    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "flac"))
+    key_uri = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
+    response = await client.get(path_of(settings, key_uri))
+    assert response.status == 200
+    assert await response.read() == track.clear_keys["v1-premium-0"]
+    metrics = client.app[METRICS]  # type: ignore[index]
+    assert metrics.keys_issued.labels("premium")._value.get() == 1
+
+
+async def test_expired_and_forged_tokens_get_401(
+    client: Client, open_session: OpenSession, settings: Settings, clock: ManualClock
+) -> None:
+    doc = await open_session("free")
+    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
+    key_uri = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
+    forged = key_uri[:-3] + ("AAA" if not key_uri.endswith("AAA") else "BBB")
+    response = await client.get(path_of(settings, forged))
+    assert response.status == 401
+    assert (await response.json())["error"] == "token_invalid"
+    playlist_forged = doc["playlist_url"].replace("/main.m3u8", "x/main.m3u8")
+    assert (await client.get(path_of(settings, playlist_forged))).status == 401
+
+    clock.advance(KEY_TOKEN_TTL_S + 61)
+    response = await client.get(path_of(settings, key_uri))
+    assert response.status == 401
+    assert (await response.json())["error"] == "token_expired"
+    # The media playlist is re-fetchable and carries fresh key tokens.
+    fresh = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
+    fresh_uri = parse_media(fresh).segments[0].key.uri  # type: ignore[union-attr]
+    assert fresh_uri != key_uri
+    assert (await client.get(path_of(settings, fresh_uri))).status == 200
+
+    clock.advance(doc["expires_in_s"])
+    response = await client.get(path_of(settings, doc["playlist_url"]))
+    assert response.status == 401
+    assert (await response.json())["error"] == "token_expired"
+    assert "#EXTM3U" not in await response.text()
+
+
+async def test_keys_are_rate_limited_per_session(
+    client: Client, open_session: OpenSession, settings: Settings
+) -> None:
+    doc = await open_session("free")
+    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
+    key_path = path_of(settings, parse_media(text).segments[0].key.uri)  # type: ignore[union-attr]
+    for _ in range(KEY_BURST):
+        assert (await client.get(key_path)).status == 200
+    response = await client.get(key_path)
+    assert response.status == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    assert (await response.json())["error"] == "rate_limited"
+    other = await open_session("free")
+    text = await fetch_text(client, settings, media_url(other["playlist_url"], "aac_96"))
+    other_key = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
+    assert (await client.get(path_of(settings, other_key))).status == 200
+
+
+async def test_playlists_are_gzipped_when_accepted(
+    client: Client, open_session: OpenSession, settings: Settings
+) -> None:
+    doc = await open_session("premium")
+    url = path_of(settings, media_url(doc["playlist_url"], "aac_256"))
+    plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    body = await plain.read()
+    zipped = await client.get(url, headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert zipped.headers["Vary"] == "Accept-Encoding"
+    raw = await zipped.read()
+    assert len(raw) < len(body)
+    assert gzip.decompress(raw) == body
+
+
+async def test_playlist_session_token_garbage(client: Client) -> None:
+    for token in ["x", "a.b", "e30.e30", "A" * 3000]:
+        response = await client.get(f"/v1/play/{token}/main.m3u8")
+        assert response.status == 401, token
+
+
+async def test_unknown_rendition_is_404(
+    client: Client, open_session: OpenSession, settings: Settings
+) -> None:
+    doc = await open_session("free", codecs=["mp4a.40.2"])
+    response = await client.get(path_of(settings, media_url(doc["playlist_url"], "opus_96")))
+    assert response.status == 404  # exists, free, but not offered to an AAC-only device
+    response = await client.get(path_of(settings, media_url(doc["playlist_url"], "mp3_128")))
+    assert response.status == 404
+
+
+async def test_segment_signature_is_one_per_session_and_window(
+    client: Client, open_session: OpenSession, settings: Settings
+) -> None:
+    doc = await open_session("free")
+    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
+    media = parse_media(text)
+    signatures = {parse_qs(urlsplit(s.uri).query)["s"][0] for s in media.segments}
+    assert len(signatures) == 1
+    paths = [urlsplit(s.uri).path for s in media.segments]
+    other = await open_session("free")
+    other_text = await fetch_text(client, settings, media_url(other["playlist_url"], "aac_96"))
+    # Same bytes for everyone: only the signature differs between sessions.
+    assert [urlsplit(s.uri).path for s in parse_media(other_text).segments] == paths
+    assert {parse_qs(urlsplit(s.uri).query)["s"][0] for s in parse_media(other_text).segments} != (
+        signatures
+    )

@@ -1,0 +1,217 @@
+"""Token tables: listener JWTs (PyJWT), the edge's own playback tokens, and secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+import stat
+from pathlib import Path
+
+import jwt
+import pytest
+
+from cdn_edge.edge_secrets import TOKEN_SECRET_FILE, derive_secrets, load_edge_secrets
+from cdn_edge.errors import Unauthorized
+from cdn_edge.listener_auth import (
+    CLOCK_SKEW_S,
+    LISTENER_AUDIENCE,
+    ListenerVerifier,
+    issue_dev_token,
+    issue_listener_token,
+)
+from cdn_edge.negotiation import Listener
+from cdn_edge.playback_tokens import (
+    KEY_TOKEN_TTL_S,
+    SEGMENT_WINDOW_S,
+    PlaybackTokens,
+    SessionClaims,
+)
+from drm import TokenClaimMismatch, TokenExpired, TokenMalformed, TokenSignatureInvalid
+from streamer.errors import ConfigError
+from streamer.settings import Settings
+
+NOW = 1_700_000_000
+KEY = derive_secrets(b"k" * 32).listener_key
+OTHER_KEY = derive_secrets(b"o" * 32).listener_key
+
+
+def claims(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "sub": "u1",
+        "tier": "premium",
+        "region": "SE",
+        "aud": LISTENER_AUDIENCE,
+        "exp": NOW + 600,
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def encode(payload: dict[str, object], key: bytes = KEY, alg: str = "HS256") -> str:
+    return jwt.encode(payload, key, algorithm=alg)
+
+
+verifier = ListenerVerifier(KEY, lambda: float(NOW))
+
+
+def test_valid_token() -> None:
+    assert verifier.verify(encode(claims())) == Listener("u1", "premium", "SE")
+    assert verifier.verify_header(f"Bearer {encode(claims(tier='free'))}").tier == "free"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (encode(claims(exp=NOW - CLOCK_SKEW_S)), "expired"),
+        (encode(claims(exp=NOW - 3600)), "expired"),
+        (encode(claims(), key=OTHER_KEY), "Signature verification failed"),
+        (encode(claims(aud="another-service")), "Audience"),
+        (encode(claims(aud=None)), "aud"),
+        (encode(claims(sub=None)), "sub"),
+        (encode(claims(tier=None)), "tier"),
+        (encode(claims(region=None)), "region"),
+        (encode(claims(exp=None)), "exp"),
+        (encode(claims(tier="platinum")), "tier"),
+        (encode(claims(sub="../../etc")), "sub"),
+        (encode(claims(region="x" * 40)), "region"),
+        (encode(claims(nbf=NOW + 3600)), "not valid yet"),
+        (encode(claims(exp="tomorrow")), "exp"),
+        (encode(claims(), key=KEY * 2, alg="HS512"), "alg value is not allowed"),
+        (jwt.encode(claims(), None, algorithm="none"), "alg value is not allowed"),
+        ("not.a.jwt", "refused"),
+        ("", "refused"),
+    ],
+)
+def test_refused_listener_tokens(token: str, message: str) -> None:
+    with pytest.raises(Unauthorized, match=message) as info:
+        verifier.verify(token)
+    assert info.value.http_status == 401
+
+
+def test_expiry_allows_clock_skew() -> None:
+    assert verifier.verify(encode(claims(exp=NOW - CLOCK_SKEW_S + 1))).user_id == "u1"
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic dTpw", "Bearer", "Bearer   ", "token"])
+def test_bad_authorization_headers(header: str | None) -> None:
+    with pytest.raises(Unauthorized):
+        verifier.verify_header(header)
+
+
+def test_issued_token_round_trips() -> None:
+    token = issue_listener_token(KEY, "u-9", "free", "DE", 60, NOW)
+    assert verifier.verify(token) == Listener("u-9", "free", "DE")
+
+
+@pytest.mark.parametrize(
+    ("user", "tier", "region"),
+    [("", "free", "SE"), ("u", "gold", "SE"), ("u", "free", "S E"), ("a b", "free", "SE")],
+)
+def test_issue_refuses_bad_claims(user: str, tier: str, region: str) -> None:
+    with pytest.raises(ValueError):
+        issue_listener_token(KEY, user, tier, region, 60, NOW)  # type: ignore[arg-type]
+
+
+# Secrets
+
+
+def test_dev_secret_created_once_and_reused(settings: Settings) -> None:
+    first = load_edge_secrets(settings)
+    path = settings.secrets_dir / TOKEN_SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_edge_secrets(settings) == first
+    token = issue_dev_token(settings, "dev", "premium")
+    assert ListenerVerifier(first.listener_key, lambda: float(NOW)).verify(token).tier == "premium"
+
+
+def test_configured_secret_is_used_and_checked(settings: Settings) -> None:
+    configured = dataclasses.replace(settings, token_secret="s" * 40)
+    assert load_edge_secrets(configured) == derive_secrets(b"s" * 40)
+    assert not (settings.secrets_dir / TOKEN_SECRET_FILE).exists()
+    with pytest.raises(ConfigError, match="STREAMER_TOKEN_SECRET"):
+        load_edge_secrets(dataclasses.replace(settings, token_secret="short"))
+
+
+def test_derived_keys_differ_and_hide_in_repr() -> None:
+    secrets = derive_secrets(b"m" * 32)
+    assert secrets.listener_key != secrets.playback_key
+    assert len(secrets.listener_key) == 32
+    assert "listener_key" not in repr(secrets)
+
+
+def test_corrupt_secret_file_is_a_config_error(tmp_path: Path, settings: Settings) -> None:
+    path = settings.secrets_dir / TOKEN_SECRET_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text("abc\n")
+    with pytest.raises(ConfigError, match="fewer than"):
+        load_edge_secrets(settings)
+
+
+# Playback tokens
+
+TOKENS = PlaybackTokens(b"p" * 32)
+SESSION = SessionClaims("sid1", "trk1", "v1", "u1", "free", ("aac_160", "aac_96"), NOW + 7200)
+
+
+def test_session_token_round_trips() -> None:
+    token = TOKENS.sign_session(SESSION)
+    assert TOKENS.verify_session(token, NOW) == SESSION
+    with pytest.raises(TokenExpired):
+        TOKENS.verify_session(token, SESSION.expires_at)
+
+
+def test_token_kinds_do_not_cross() -> None:
+    key_token = TOKENS.sign_key(SESSION, "v1-free-0", NOW)
+    segment_token = TOKENS.sign_segment(SESSION, 240.0, NOW)
+    session_token = TOKENS.sign_session(SESSION)
+    with pytest.raises(TokenClaimMismatch):
+        TOKENS.verify_session(key_token, NOW)
+    with pytest.raises(TokenClaimMismatch):
+        TOKENS.verify_key(segment_token, "v1-free-0", NOW)
+    with pytest.raises(TokenClaimMismatch):
+        TOKENS.verify_segment(session_token, "trk1", "v1", NOW)
+
+
+def test_key_token_is_bound_to_its_key_and_short_lived() -> None:
+    token = TOKENS.sign_key(SESSION, "v1-free-0", NOW)
+    claims = TOKENS.verify_key(token, "v1-free-0", NOW)
+    assert (claims.session_id, claims.tier, claims.track_id) == ("sid1", "free", "trk1")
+    with pytest.raises(TokenClaimMismatch) as info:
+        TOKENS.verify_key(token, "v1-premium-0", NOW)
+    assert info.value.http_status == 403
+    assert KEY_TOKEN_TTL_S <= claims.expires_at - NOW <= KEY_TOKEN_TTL_S + 60
+    with pytest.raises(TokenExpired):
+        TOKENS.verify_key(token, "v1-free-0", claims.expires_at)
+
+
+def test_tokens_are_stable_within_their_step() -> None:
+    minute = NOW - NOW % 60
+    assert TOKENS.sign_key(SESSION, "k-0", minute + 1) == TOKENS.sign_key(
+        SESSION, "k-0", minute + 59
+    )
+    hour = NOW - NOW % SEGMENT_WINDOW_S
+    assert TOKENS.sign_segment(SESSION, 240.0, hour) == TOKENS.sign_segment(
+        SESSION, 240.0, hour + SEGMENT_WINDOW_S - 2
+    )
+    assert TOKENS.sign_segment(SESSION, 240.0, hour) != TOKENS.sign_segment(
+        SESSION, 240.0, hour + SEGMENT_WINDOW_S
+    )
+
+
+def test_segment_token_bound_to_track_and_version() -> None:
+    long_session = dataclasses.replace(SESSION, expires_at=NOW + 10 * SEGMENT_WINDOW_S)
+    token = TOKENS.sign_segment(long_session, 240.0, NOW)
+    claims = TOKENS.verify_segment(token, "trk1", "v1", NOW)
+    # Valid for at least a whole window after the one it was issued in.
+    assert claims.expires_at - NOW >= SEGMENT_WINDOW_S
+    with pytest.raises(TokenClaimMismatch):
+        TOKENS.verify_segment(token, "trk2", "v1", NOW)
+    with pytest.raises(TokenClaimMismatch):
+        TOKENS.verify_segment(token, "trk1", "v2", NOW)
+
+
+def test_forged_and_garbled_playback_tokens() -> None:
+    token = PlaybackTokens(b"q" * 32).sign_session(SESSION)
+    with pytest.raises(TokenSignatureInvalid):
+        TOKENS.verify_session(token, NOW)
+    with pytest.raises(TokenMalformed):
+        TOKENS.verify_session("garbage", NOW)
