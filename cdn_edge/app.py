@@ -21,7 +21,6 @@ from aiohttp import web
 from cdn_edge import keys_api, ops_api, playback_api, player_api, segments_api, sessions_api
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import CatalogCache
-from cdn_edge.edge_secrets import EdgeSecrets, load_edge_secrets
 from cdn_edge.key_service import KeyService, key_buckets
 from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.metrics import EdgeMetrics
@@ -52,6 +51,7 @@ from drm import KeyRing
 from streamer.object_store import ObjectReader
 from streamer.sessions import SessionStore
 from streamer.settings import Settings
+from streamer.token_secrets import TokenSecrets, load_token_secrets
 
 MAX_REQUEST_BYTES = 64 * 1024  # the largest body the edge takes is a session request
 
@@ -63,7 +63,7 @@ def create_app(
     keyring: KeyRing,
     *,
     clock: Callable[[], float] = time.time,
-    secrets: EdgeSecrets | None = None,
+    secrets: TokenSecrets | None = None,
     hls_dir: Path | None = None,
 ) -> web.Application:
     """The edge application over these backends.
@@ -71,7 +71,7 @@ def create_app(
     `secrets` default to those derived from the settings (read from disk once, here);
     `hls_dir` defaults to `<repo>/web/node_modules/hls.js/dist`.
     """
-    secrets = secrets if secrets is not None else load_edge_secrets(settings)
+    secrets = secrets if secrets is not None else load_token_secrets(settings)
     app = web.Application(middlewares=[edge_middleware], client_max_size=MAX_REQUEST_BYTES)
     blocking = BlockingRunner()
     metrics = EdgeMetrics()
@@ -90,7 +90,7 @@ def create_app(
     app[SEGMENTS] = segments
     app[KEYS] = KeyService(keyring, clock, key_buckets(clock))
     app[TOKENS] = tokens
-    app[LISTENERS] = ListenerVerifier(secrets.listener_key, clock)
+    app[LISTENERS] = ListenerVerifier(secrets.platform_key, clock)
     app[PLAYLISTS] = PlaylistBuilder(settings.base_url, tokens)
     app[SESSIONS] = recorder
     app[STATIC] = StaticFiles(hls_dir if hls_dir is not None else default_hls_dir(), blocking)
@@ -108,12 +108,11 @@ def build_app(settings: Settings) -> web.Application:
     from streamer.keyring_file import load_or_create_keyring
     from streamer.sessions import open_session_store
 
-    kek_path = Path(settings.kek_file) if settings.kek_file else settings.secrets_dir / "kek.json"
     return create_app(
         settings,
         open_object_store(settings),
         open_session_store(settings),
-        load_or_create_keyring(kek_path),
+        load_or_create_keyring(settings.kek_path),
     )
 
 

@@ -1,6 +1,6 @@
 """Listener identity: the account service's bearer token, a JWT verified with PyJWT.
 
-The token is HS256 (RFC 7518 section 3.2) under `EdgeSecrets.listener_key`, addressed to the
+The token is HS256 (RFC 7518 section 3.2) under `TokenSecrets.platform_key`, addressed to the
 audience "streamer-edge", and must carry `sub` (user id), `tier` ("free" | "premium"),
 `region` and `exp`. Time comes from the injected clock, not from PyJWT, so tests need no sleep.
 """
@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 import jwt
 
-from cdn_edge.edge_secrets import load_edge_secrets
 from cdn_edge.errors import Unauthorized
 from cdn_edge.negotiation import TIER_RANK, Listener
 from streamer.catalog import Tier
 from streamer.settings import Settings
+from streamer.token_secrets import load_token_secrets
 
 LISTENER_AUDIENCE = "streamer-edge"
 LISTENER_ALGORITHM = "HS256"
@@ -113,5 +113,5 @@ def issue_dev_token(
     ttl_s: int = DEV_TOKEN_TTL_S,
 ) -> str:
     """A development listener token under the configured (or generated) secret: the CLI's."""
-    secrets = load_edge_secrets(settings)
-    return issue_listener_token(secrets.listener_key, user, tier, region, ttl_s, time.time())
+    secrets = load_token_secrets(settings)
+    return issue_listener_token(secrets.platform_key, user, tier, region, ttl_s, time.time())

@@ -16,7 +16,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -25,12 +25,17 @@ from aiohttp import web
 
 from cdn_edge.access_log import configure_logging
 from cdn_edge.app import build_app
-from cdn_edge.edge_secrets import load_edge_secrets
 from streamer.errors import ConfigError
 from streamer.keyring_file import load_or_create_keyring
 from streamer.settings import Settings
+from streamer.token_secrets import load_token_secrets
 
 logger = logging.getLogger(__name__)
+
+AppHook = Callable[[web.Application, Settings], None]
+"""Called with each worker's app before it serves: how the CLI mounts other applications'
+routes (the ingest API) without the edge importing them. Must be a module-level function,
+since workers are spawned processes."""
 
 SHUTDOWN_TIMEOUT_S = 10.0  # in-flight requests get this long after SIGTERM
 LISTEN_BACKLOG = 1024  # bursts of new connections when a CDN fails over to this edge
@@ -124,11 +129,14 @@ def _worker(
     certfile: Path | None,
     keyfile: Path | None,
     log_level: int,
+    hooks: Sequence[AppHook] = (),
 ) -> None:
     configure_logging(log_level)
     context = tls_context(certfile, keyfile) if certfile and keyfile else None
     # Built before the loop starts: opening stores and reading secrets blocks.
     app = build_app(settings)
+    for hook in hooks:
+        hook(app, settings)
     sock = listening_socket(host, port, reuse_port)
     uvloop.run(_serve_until_signalled(app, sock, context))
 
@@ -141,6 +149,7 @@ def run(
     certfile: Path | None = None,
     keyfile: Path | None = None,
     log_level: int = logging.INFO,
+    hooks: Sequence[AppHook] = (),
 ) -> int:
     """Run the edge until SIGTERM or SIGINT; the exit status for the CLI."""
     host = host or settings.host
@@ -153,14 +162,12 @@ def run(
     if certfile and keyfile:
         tls_context(certfile, keyfile)  # fail here, once, rather than in every worker
     # Create development secrets once, before workers race to create them.
-    load_edge_secrets(settings)
-    load_or_create_keyring(
-        Path(settings.kek_file) if settings.kek_file else settings.secrets_dir / "kek.json"
-    )
+    load_token_secrets(settings)
+    load_or_create_keyring(settings.kek_path)
     if workers == 1:
-        _worker(settings, host, port, False, certfile, keyfile, log_level)
+        _worker(settings, host, port, False, certfile, keyfile, log_level, hooks)
         return 0
-    return _supervise(settings, host, port, workers, certfile, keyfile, log_level)
+    return _supervise(settings, host, port, workers, certfile, keyfile, log_level, hooks)
 
 
 def _supervise(
@@ -171,6 +178,7 @@ def _supervise(
     certfile: Path | None,
     keyfile: Path | None,
     log_level: int,
+    hooks: Sequence[AppHook],
 ) -> int:
     # Hold the port (bound, not listening, so it gets no connections) while workers start;
     # with port 0 this also picks the one port they all share.
@@ -180,7 +188,7 @@ def _supervise(
     processes = [
         spawn.Process(
             target=_worker,
-            args=(settings, host, port, True, certfile, keyfile, log_level),
+            args=(settings, host, port, True, certfile, keyfile, log_level, tuple(hooks)),
             name=f"edge-worker-{i}",
         )
         for i in range(workers)

@@ -25,14 +25,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _keyring_path(settings: Settings) -> Path:
-    return Path(settings.kek_file) if settings.kek_file else settings.secrets_dir / "kek.json"
-
-
 def _keyring(settings: Settings) -> KeyRing:
     from streamer.keyring_file import load_or_create_keyring
 
-    return load_or_create_keyring(_keyring_path(settings))
+    return load_or_create_keyring(settings.kek_path)
 
 
 def cmd_rotate_kek(args: argparse.Namespace) -> int:
@@ -41,7 +37,7 @@ def cmd_rotate_kek(args: argparse.Namespace) -> int:
     from transcoder.kek_rotation import rotate_kek
 
     settings = _settings(args)
-    path = _keyring_path(settings)
+    path = settings.kek_path
     report = rotate_kek(
         open_object_store(settings), _keyring(settings), lambda ring: save_keyring(path, ring)
     )
@@ -110,6 +106,41 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cdn_edge.server import run
+    from transcoder.edge_mount import mount_ingest
+
+    settings = _settings(args)
+    return run(
+        settings,
+        workers=args.workers,
+        certfile=Path(args.certfile) if args.certfile else None,
+        keyfile=Path(args.keyfile) if args.keyfile else None,
+        hooks=(mount_ingest,),
+    )
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.scope == "ingest":
+        from streamer.token_secrets import load_token_secrets
+        from transcoder.http_api import issue_ingest_token
+
+        key = load_token_secrets(settings).platform_key
+        print(issue_ingest_token(key, args.user, args.ttl_s))
+        return 0
+    from cdn_edge.listener_auth import issue_dev_token
+
+    print(issue_dev_token(settings, args.user, args.tier, args.region, args.ttl_s))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streamer.demo import run_demo
+
+    return run_demo(_settings(args), Path(args.master) if args.master else None, args.no_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamer", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="settings file (TOML); default $STREAMER_CONFIG")
@@ -131,6 +162,29 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--lease-s", type=float, default=60.0, help="job lease length")
     worker.add_argument("--idle-s", type=float, default=1.0, help="poll interval when idle")
     worker.set_defaults(func=cmd_worker)
+
+    serve = commands.add_parser("serve", help="run the edge (and the ingest API)")
+    serve.add_argument("--host", help="listen address; default 127.0.0.1 ($STREAMER_HOST)")
+    serve.add_argument("--port", type=int, help="listen port; default 8080 ($STREAMER_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    serve.add_argument("--certfile", help="TLS certificate chain (PEM); enables TLS 1.3")
+    serve.add_argument("--keyfile", help="TLS private key (PEM)")
+    serve.set_defaults(func=cmd_serve)
+
+    token = commands.add_parser("token", help="print a development token")
+    token.add_argument("--user", default="dev-listener")
+    token.add_argument("--tier", choices=("free", "premium"), default="premium")
+    token.add_argument("--region", default="SE")
+    token.add_argument("--scope", choices=("listener", "ingest"), default="listener")
+    token.add_argument("--ttl-s", type=int, default=24 * 3600)
+    token.set_defaults(func=cmd_token)
+
+    demo = commands.add_parser("demo", help="ingest a sample master, serve it, print the URL")
+    demo.add_argument("master", nargs="?", help="a master to ingest instead of the sample")
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    demo.add_argument("--no-serve", action="store_true", help="ingest and print, then exit")
+    demo.set_defaults(func=cmd_demo)
 
     jobs = commands.add_parser("jobs", help="list recent ingest jobs, or show one")
     jobs.add_argument("job_id", nargs="?")

@@ -39,6 +39,9 @@ class Settings:
     ffprobe: str = "ffprobe"
     ffmpeg_timeout_factor: float = 2.0  # deadline = 60 s + duration * factor; realtime is plenty
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    # Ingest workers each `streamer serve` process runs beside the edge: 1 makes the embedded
+    # default self-contained; production runs `streamer worker` elsewhere and sets 0.
+    serve_ingest_workers: int = 1
 
     # Secrets. Empty means "development: generate one under data_dir/secrets on first use".
     kek_file: str = ""
@@ -64,6 +67,11 @@ class Settings:
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def kek_path(self) -> Path:
+        """The key ring file: configured, or the development ring under the data directory."""
+        return Path(self.kek_file) if self.kek_file else self.secrets_dir / "kek.json"
 
     @property
     def base_url(self) -> str:

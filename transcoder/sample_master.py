@@ -23,7 +23,7 @@ def _voice(channel_detune: float) -> str:
         gate = f"between(mod(t,{period}),{index * _BAR_S},{(index + 1) * _BAR_S})"
         envelope = f"(1-exp(-8*mod(t,{_BAR_S})))*exp(-0.6*mod(t,{_BAR_S}))"
         for note in chord:
-            terms.append(f"{gate}*{envelope}*0.12*sin(2*PI*{note * channel_detune:.3f}*t)")
+            terms.append(f"{gate}*{envelope}*0.25*sin(2*PI*{note * channel_detune:.3f}*t)")
     return "+".join(terms)
 
 

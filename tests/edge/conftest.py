@@ -11,12 +11,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from cdn_edge.app import create_app
-from cdn_edge.edge_secrets import EdgeSecrets, derive_secrets
 from cdn_edge.listener_auth import issue_listener_token
 from drm import KeyRing, new_kek
 from streamer.memory_object_store import InMemoryObjectStore
 from streamer.settings import Settings
 from streamer.sqlite_session_store import SqliteSessionStore
+from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
 
 START = 1_700_000_000.0  # 2023-11-14, a whole number of hours
@@ -47,7 +47,7 @@ def ring() -> KeyRing:
 
 
 @pytest.fixture
-def edge_secrets() -> EdgeSecrets:
+def edge_secrets() -> TokenSecrets:
     return derive_secrets(b"test-secret-" + b"x" * 32)
 
 
@@ -85,7 +85,7 @@ def edge_app(
     session_store: SqliteSessionStore,
     ring: KeyRing,
     clock: ManualClock,
-    edge_secrets: EdgeSecrets,
+    edge_secrets: TokenSecrets,
     hls_dir: Path,
 ) -> web.Application:
     return create_app(
@@ -104,10 +104,10 @@ async def client(
 
 
 @pytest.fixture
-def listener_token(edge_secrets: EdgeSecrets, clock: ManualClock) -> Callable[..., str]:
+def listener_token(edge_secrets: TokenSecrets, clock: ManualClock) -> Callable[..., str]:
     def issue(tier: str = "free", user: str = "u1", region: str = "SE", ttl_s: int = 3600) -> str:
         return issue_listener_token(
-            edge_secrets.listener_key,
+            edge_secrets.platform_key,
             user,
             tier,
             region,

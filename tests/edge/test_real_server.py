@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cdn_edge.app import create_app
-from cdn_edge.edge_secrets import EdgeSecrets
 from cdn_edge.listener_auth import issue_dev_token, issue_listener_token
 from cdn_edge.server import listening_socket, serve, tls_context
 from drm import KeyRing, decrypt_segment
@@ -33,6 +32,7 @@ from streamer.local_object_store import LocalObjectStore
 from streamer.memory_object_store import InMemoryObjectStore
 from streamer.settings import Settings
 from streamer.sqlite_session_store import SqliteSessionStore
+from streamer.token_secrets import TokenSecrets
 from tests.edge.builders import BuiltTrack, build_track, publish
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ async def play_once(
 
 
 async def test_tls13_loopback(
-    settings: Settings, ring: KeyRing, edge_secrets: EdgeSecrets, tmp_path: Path
+    settings: Settings, ring: KeyRing, edge_secrets: TokenSecrets, tmp_path: Path
 ) -> None:
     track = build_track(ring)
     store = InMemoryObjectStore()
@@ -123,7 +123,7 @@ async def test_tls13_loopback(
     )
     await asyncio.wait_for(started.wait(), 10)
     client_tls = ssl.create_default_context(cafile=str(certfile))
-    token = issue_listener_token(edge_secrets.listener_key, "u1", "free", "SE", 600, time.time())
+    token = issue_listener_token(edge_secrets.platform_key, "u1", "free", "SE", 600, time.time())
     try:
         connector = aiohttp.TCPConnector(ssl=client_tls)
         async with aiohttp.ClientSession(

@@ -66,7 +66,7 @@ def _jwt(key: bytes, now: float, **overrides: Any) -> str:
 async def test_bad_listener_tokens_get_401_json(
     client: Client, edge_secrets: Any, clock: ManualClock, case: str
 ) -> None:
-    key = edge_secrets.listener_key
+    key = edge_secrets.platform_key
     headers = {
         "missing": {},
         "expired": {"Authorization": f"Bearer {_jwt(key, clock() - 7200)}"},

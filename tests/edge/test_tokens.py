@@ -9,7 +9,6 @@ from pathlib import Path
 import jwt
 import pytest
 
-from cdn_edge.edge_secrets import TOKEN_SECRET_FILE, derive_secrets, load_edge_secrets
 from cdn_edge.errors import Unauthorized
 from cdn_edge.listener_auth import (
     CLOCK_SKEW_S,
@@ -28,10 +27,11 @@ from cdn_edge.playback_tokens import (
 from drm import TokenClaimMismatch, TokenExpired, TokenMalformed, TokenSignatureInvalid
 from streamer.errors import ConfigError
 from streamer.settings import Settings
+from streamer.token_secrets import TOKEN_SECRET_FILE, derive_secrets, load_token_secrets
 
 NOW = 1_700_000_000
-KEY = derive_secrets(b"k" * 32).listener_key
-OTHER_KEY = derive_secrets(b"o" * 32).listener_key
+KEY = derive_secrets(b"k" * 32).platform_key
+OTHER_KEY = derive_secrets(b"o" * 32).platform_key
 
 
 def claims(**overrides: object) -> dict[str, object]:
@@ -115,27 +115,27 @@ def test_issue_refuses_bad_claims(user: str, tier: str, region: str) -> None:
 
 
 def test_dev_secret_created_once_and_reused(settings: Settings) -> None:
-    first = load_edge_secrets(settings)
+    first = load_token_secrets(settings)
     path = settings.secrets_dir / TOKEN_SECRET_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_edge_secrets(settings) == first
+    assert load_token_secrets(settings) == first
     token = issue_dev_token(settings, "dev", "premium")
-    assert ListenerVerifier(first.listener_key, lambda: float(NOW)).verify(token).tier == "premium"
+    assert ListenerVerifier(first.platform_key, lambda: float(NOW)).verify(token).tier == "premium"
 
 
 def test_configured_secret_is_used_and_checked(settings: Settings) -> None:
     configured = dataclasses.replace(settings, token_secret="s" * 40)
-    assert load_edge_secrets(configured) == derive_secrets(b"s" * 40)
+    assert load_token_secrets(configured) == derive_secrets(b"s" * 40)
     assert not (settings.secrets_dir / TOKEN_SECRET_FILE).exists()
     with pytest.raises(ConfigError, match="STREAMER_TOKEN_SECRET"):
-        load_edge_secrets(dataclasses.replace(settings, token_secret="short"))
+        load_token_secrets(dataclasses.replace(settings, token_secret="short"))
 
 
 def test_derived_keys_differ_and_hide_in_repr() -> None:
     secrets = derive_secrets(b"m" * 32)
-    assert secrets.listener_key != secrets.playback_key
-    assert len(secrets.listener_key) == 32
-    assert "listener_key" not in repr(secrets)
+    assert secrets.platform_key != secrets.playback_key
+    assert len(secrets.platform_key) == 32
+    assert "platform_key" not in repr(secrets)
 
 
 def test_corrupt_secret_file_is_a_config_error(tmp_path: Path, settings: Settings) -> None:
@@ -143,7 +143,7 @@ def test_corrupt_secret_file_is_a_config_error(tmp_path: Path, settings: Setting
     path.parent.mkdir(parents=True)
     path.write_text("abc\n")
     with pytest.raises(ConfigError, match="fewer than"):
-        load_edge_secrets(settings)
+        load_token_secrets(settings)
 
 
 # Playback tokens

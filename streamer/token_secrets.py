@@ -1,9 +1,9 @@
-"""The edge's signing keys, derived from one configured secret.
+"""Token keys: the secret shared with the platform's account service, and one derived from it.
 
-`settings.token_secret` is shared with the platform's account service. Two keys are derived
-from it with HMAC-SHA256 under distinct labels, so a listener token can never be replayed as a
-playback token or the other way round, and both keys have the 32 bytes HS256 wants
-(RFC 7518 section 3.2) whatever the configured secret looks like.
+`settings.token_secret` is shared with the account service, which signs listener and ingest
+JWTs with it directly (HS256; the `aud` claim keeps the two kinds apart). The key for our own
+playback tokens (session, key and segment URLs) is derived from it with HMAC-SHA256 under a
+label, so no JWT can ever be replayed as a playback token or the other way round.
 
 In development (`token_secret` empty) a random secret is created once in
 `settings.secrets_dir / "token_secret"`, mode 0600, and shared by every worker process.
@@ -26,34 +26,33 @@ from streamer.settings import Settings
 logger = logging.getLogger(__name__)
 
 TOKEN_SECRET_FILE = "token_secret"
-MIN_SECRET_CHARS = 16  # below this a configured secret is a typo, not a secret
+MIN_SECRET_CHARS = 32  # HS256 wants a key of at least 256 bits (RFC 7518 section 3.2)
 DEV_SECRET_BYTES = 32
-LISTENER_LABEL = b"streamer-edge/listener-token/v1"
 PLAYBACK_LABEL = b"streamer-edge/playback-token/v1"
 
 
 @dataclass(frozen=True)
-class EdgeSecrets:
-    """The derived keys; the repr never shows them."""
+class TokenSecrets:
+    """The keys; the repr never shows them."""
 
-    listener_key: bytes = field(repr=False)  # verifies listener JWTs (HS256)
+    platform_key: bytes = field(repr=False)  # the shared secret: listener and ingest JWTs (HS256)
     playback_key: bytes = field(repr=False)  # signs session, key and segment tokens
 
 
-def derive_secrets(master: bytes) -> EdgeSecrets:
-    return EdgeSecrets(
-        listener_key=hmac.digest(master, LISTENER_LABEL, hashlib.sha256),
+def derive_secrets(master: bytes) -> TokenSecrets:
+    return TokenSecrets(
+        platform_key=master,
         playback_key=hmac.digest(master, PLAYBACK_LABEL, hashlib.sha256),
     )
 
 
-def load_edge_secrets(settings: Settings) -> EdgeSecrets:
+def load_token_secrets(settings: Settings) -> TokenSecrets:
     """The configured secret, or the development one (created on first use). Blocks: startup."""
     if settings.token_secret:
         if len(settings.token_secret) < MIN_SECRET_CHARS:
             raise ConfigError(
                 f"STREAMER_TOKEN_SECRET has {len(settings.token_secret)} characters; "
-                f"use at least {MIN_SECRET_CHARS} (32 random bytes, hex, is best)"
+                f"use at least {MIN_SECRET_CHARS} (64 hex digits from a random source is best)"
             )
         return derive_secrets(settings.token_secret.encode())
     return derive_secrets(_load_or_create(settings.secrets_dir / TOKEN_SECRET_FILE))
