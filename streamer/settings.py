@@ -52,6 +52,11 @@ class Settings:
     port: int = 8080
     public_url: str = ""  # e.g. "https://edge.example.com"; default http://host:port
     segment_cache_bytes: int = DEFAULT_SEGMENT_CACHE_BYTES
+    # CDN pathways for HLS Content Steering, as JSON: [{"id": "cdn-a", "base_url": "https://…",
+    # "regions": ["SE", "NO"], "weight": 2}, …]. The edge itself is always the pathway "edge".
+    pathways: str = ""
+    steering_ttl_s: int = 300
+    telemetry_queue_events: int = 10_000  # events buffered before the events API answers 429
 
     # Real backends
     s3_endpoint: str = "127.0.0.1:8333"
