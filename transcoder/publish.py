@@ -8,6 +8,7 @@ names has been read back and its size and sha256 match. Readers find a track thr
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 from collections.abc import Callable, Iterable
@@ -101,16 +102,10 @@ def _generate_keys(
                     tier=tier,
                     period=period,
                     kek_id=kek.kek_id,
-                    wrapped_b64=_b64(wrap_key(clear[key_id], key_id, kek)),
+                    wrapped_b64=base64.b64encode(wrap_key(clear[key_id], key_id, kek)).decode(),
                 )
             )
     return clear, tuple(wrapped)
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()
 
 
 def _encrypt_rendition(
