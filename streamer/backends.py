@@ -74,11 +74,7 @@ def _choose(registry: dict[str, _Opener], name: str, setting: str) -> _Opener:
 
 
 def _backend_missing(exc: ImportError, name: str, module: str, setting: str) -> ConfigError:
-    if exc.name == module:
-        return ConfigError(
-            f"{ENV_PREFIX}{setting} is {name!r}, but the {name} backend arrives with the"
-            f" real-backends work ({module} is not there yet); use the embedded default for now"
-        )
     return ConfigError(
-        f"{ENV_PREFIX}{setting} is {name!r}, but its driver cannot be imported: {exc}"
+        f"{ENV_PREFIX}{setting} is {name!r}, but {module} cannot be imported ({exc}); "
+        "install the project with its dependencies (pip install -e .)"
     )

@@ -141,6 +141,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), Path(args.master) if args.master else None, args.no_serve)
 
 
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from streamer.cql_schema import migrate
+
+    settings = _settings(args)
+    kwargs = {"replication": args.replication} if args.replication else {}
+    applied = migrate(settings, **kwargs)
+    for description in applied:
+        print(f"applied migration {description}")
+    if not applied:
+        print(f"keyspace {settings.cql_keyspace} is up to date")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamer", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="settings file (TOML); default $STREAMER_CONFIG")
@@ -190,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("job_id", nargs="?")
     jobs.add_argument("--limit", type=int, default=20)
     jobs.set_defaults(func=cmd_jobs)
+
+    db = commands.add_parser("db", help="Scylla/Cassandra schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_commands.add_parser("migrate", help="create or upgrade the CQL schema")
+    migrate.add_argument(
+        "--replication",
+        help="keyspace replication map, e.g. \"{'class': 'NetworkTopologyStrategy', 'dc1': 3}\"",
+    )
+    migrate.set_defaults(func=cmd_db_migrate)
 
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -4,14 +4,18 @@ It talks S3 through the minio SDK, whose client is thread-safe: async callers ru
 calls in threads and share one store.
 
 Integrity. S3's ETag is an MD5 or a multipart composite, not the sha256 that `ObjectInfo.etag`
-promises, so `put` stores the content's sha256 hex as user metadata (`x-amz-meta-sha256`) and
+promises, so `put` stores the content's sha256 hex as user metadata (`x-amz-meta-sha256`), and
 `stat` returns it. On plain HTTP the SDK also signs each request's payload hash, so the server
 rejects a body damaged in transit. `put_file` hashes the file once before the upload (the
 metadata travels with its first request), again while its parts are read, and checks with
 `stat` afterwards that the stored size and hash are the ones it meant.
 
-Atomicity. An S3 PUT, and the completion of a multipart upload, replace an object whole: readers
-see the old object or the new one, with the metadata of the same version.
+Atomicity. An S3 PUT, and the completion of a multipart upload, replace an object whole: a GET
+returns the old object or the new one. A HEAD may not be as whole: versitygw's POSIX backend
+reads each header from its own extended attribute, so a HEAD racing a PUT can mix the headers
+of two versions. So `put` also writes everything `stat` returns (sha256, size, content type,
+cache control) into one user metadata value, `x-amz-meta-object-info`, and `stat` takes its
+answer from that value alone, asking again when its size disagrees with the body's.
 
 Time. Every request runs under a connect and a read timeout (urllib3's, per socket operation),
 and urllib3 retries nothing: our loop alone retries transient failures (refused or reset
@@ -39,12 +43,13 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import BinaryIO, NoReturn, TypeVar, cast
+from urllib.parse import quote, unquote
 
 import urllib3
 from minio import Minio
-from minio.datatypes import Object
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.helpers import check_bucket_name
 
@@ -52,8 +57,14 @@ from streamer.errors import ConfigError, InvalidObjectKey, ObjectNotFound, Stora
 from streamer.object_store import ObjectInfo, check_key
 from streamer.settings import ENV_PREFIX, Settings
 
-SHA256_METADATA = "x-amz-meta-sha256"
+SHA256_METADATA = "x-amz-meta-sha256"  # the content's sha256 hex, for people and other tools
+# Everything `stat` returns, in one value (see `_info_value`): a server may read each header of a
+# HEAD separately while a PUT replaces the object (versitygw's POSIX backend reads one extended
+# attribute at a time), and only one value is read whole.
+INFO_METADATA = "x-amz-meta-object-info"
+_STAT_ATTEMPTS = 5  # each retry means a concurrent put replaced the object during our HEAD
 
+MIN_PART_SIZE = 5 * 1024**2  # S3's smallest part (all but the last)
 # Objects above one part go up in parts of this size. 16 MiB keeps a 16 GB master (four hours
 # of 192 kHz/24-bit stereo WAV) near 1,000 parts, far below S3's limit of 10,000.
 PART_SIZE = 16 * 1024**2
@@ -63,7 +74,7 @@ PARALLEL_PARTS = 1
 
 CONNECT_TIMEOUT_S = 5.0  # a server on the same network accepts in milliseconds or not at all
 READ_TIMEOUT_S = 30.0  # per socket read: a stalled response, not a long download
-RETRY_DEADLINE_S = 20.0  # rides out a server restart; long enough waits for callers to give up
+RETRY_DEADLINE_S = 20.0  # rides out a server restart, yet fails before a player gives up
 FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
 POOL_CONNECTIONS = 16  # the edge reads from many threads at once; extra requests open more
@@ -97,6 +108,8 @@ class S3ObjectStore:
             check_bucket_name(bucket)
         except ValueError as exc:
             raise ConfigError(f"{ENV_PREFIX}S3_BUCKET is {bucket!r}: {exc}") from None
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part size {part_size} is below S3's minimum of {MIN_PART_SIZE}")
         self._client = client
         self.bucket = bucket
         self.endpoint = endpoint
@@ -131,7 +144,7 @@ class S3ObjectStore:
 
     def get(self, key: str) -> bytes:
         check_key(key)
-        return self._call("get", key, lambda: self._read(key, 0, 0))
+        return self._call(self._about("get", key), key, lambda: self._read(key, 0, 0))
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:
@@ -142,12 +155,28 @@ class S3ObjectStore:
         if length == 0:
             self.stat(key)  # an empty range of a missing object is still missing
             return b""
-        return self._call("read", key, lambda: self._read(key, start, length))
+        return self._call(self._about("read", key), key, lambda: self._read(key, start, length))
 
     def stat(self, key: str) -> ObjectInfo:
         check_key(key)
-        found = self._call("stat", key, lambda: self._client.stat_object(self.bucket, key))
-        return self._info(key, found)
+        for _ in range(_STAT_ATTEMPTS):
+            found = self._call(
+                self._about("stat", key), key, lambda: self._client.stat_object(self.bucket, key)
+            )
+            info = _parse_info(key, (found.metadata or {}).get(INFO_METADATA))
+            # The body's size comes from the file, our value from its metadata: if they
+            # disagree, the HEAD straddled two versions.
+            if info is not None and info.size == found.size:
+                return info
+        if info is None:
+            raise StorageError(
+                f"object {key!r} in bucket {self.bucket!r} has no readable {INFO_METADATA}"
+                " metadata; it was not stored through this server's object store"
+            )
+        raise StorageError(
+            f"object {key!r} in bucket {self.bucket!r} was replaced {_STAT_ATTEMPTS} times"
+            " while being read"
+        )
 
     def list(self, prefix: str) -> Iterator[str]:
         return self._list(prefix)
@@ -159,9 +188,9 @@ class S3ObjectStore:
     ) -> ObjectInfo:
         check_key(key)
         etag = hashlib.sha256(data).hexdigest()
-        headers = _headers(etag, cache_control)
+        headers = _headers(ObjectInfo(key, len(data), etag, content_type, cache_control))
         self._call(
-            "put",
+            self._about("put", key),
             key,
             lambda: self._client.put_object(
                 self.bucket,
@@ -187,7 +216,7 @@ class S3ObjectStore:
             raise StorageError(
                 f"cannot read {str(path)!r} to store it as {key!r}: {exc.strerror or exc}"
             ) from exc
-        headers = _headers(etag, cache_control)
+        headers = _headers(ObjectInfo(key, size, etag, content_type, cache_control))
 
         def upload() -> None:
             with source.open("rb") as body:
@@ -196,7 +225,7 @@ class S3ObjectStore:
                     self._client.put_object(
                         self.bucket,
                         key,
-                        reader,
+                        cast(BinaryIO, reader),
                         size,
                         content_type=content_type,
                         metadata=headers,
@@ -211,7 +240,7 @@ class S3ObjectStore:
                 raise _SourceChanged(path, "its content changed")
 
         try:
-            self._call("put", key, upload)
+            self._call(self._about("put", key), key, upload)
         except _SourceChanged as changed:
             # What was stored claims a hash it does not have: remove it rather than serve it.
             self.delete(key)
@@ -230,7 +259,11 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         check_key(key)
         try:
-            self._call("delete", key, lambda: self._client.remove_object(self.bucket, key))
+            self._call(
+                self._about("delete", key),
+                key,
+                lambda: self._client.remove_object(self.bucket, key),
+            )
         except ObjectNotFound:
             return  # S3 answers 204 for a missing key; some servers say NoSuchKey
 
@@ -249,7 +282,7 @@ class S3ObjectStore:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
 
-        self._call("create bucket", "", ensure)
+        self._call(f"create bucket {self.bucket!r}", "", ensure)
 
     def cleanup_incomplete_uploads(self, older_than: timedelta) -> int:
         """Abort multipart uploads started more than `older_than` ago; return how many."""
@@ -258,28 +291,27 @@ class S3ObjectStore:
         key_marker: str | None = None
         upload_marker: str | None = None
         while True:
-            # Markers are passed in rather than closed over: the loop changes them.
             page = self._call(
-                "list multipart uploads",
+                f"list multipart uploads in bucket {self.bucket!r}",
                 "",
-                lambda key_marker=key_marker, upload_marker=upload_marker: (
-                    self._client._list_multipart_uploads(
-                        self.bucket, key_marker=key_marker, upload_id_marker=upload_marker
-                    )
+                partial(
+                    self._client._list_multipart_uploads,
+                    self.bucket,
+                    key_marker=key_marker,
+                    upload_id_marker=upload_marker,
                 ),
             )
             for upload in page.uploads:
+                key, upload_id = upload.object_name, upload.upload_id
                 started = upload.initiated_time
-                if upload.upload_id is None or (started is not None and started > cutoff):
+                if upload_id is None or (started is not None and started > cutoff):
                     continue
-                self._call(
-                    "abort multipart upload of",
-                    upload.object_name,
-                    lambda upload=upload: self._client._abort_multipart_upload(
-                        self.bucket, upload.object_name, upload.upload_id
-                    ),
-                )
-                aborted += 1
+                if self._call(
+                    f"abort an upload of {self._about('', key)}",
+                    key,
+                    partial(self._abort_upload, key, upload_id),
+                ):
+                    aborted += 1
             if not page.is_truncated or not page.uploads:
                 return aborted
             # minio 7.2 misspells NextUploadIdMarker, so resume after the last upload listed.
@@ -287,6 +319,18 @@ class S3ObjectStore:
             upload_marker = page.uploads[-1].upload_id
 
     # Internals
+
+    def _about(self, operation: str, key: str) -> str:
+        return f"{operation} object {key!r} in bucket {self.bucket!r}".lstrip()
+
+    def _abort_upload(self, key: str, upload_id: str) -> bool:
+        try:
+            self._client._abort_multipart_upload(self.bucket, key, upload_id)
+        except S3Error as exc:
+            if exc.code == "NoSuchUpload":
+                return False  # completed or aborted meanwhile
+            raise
+        return True
 
     def _read(self, key: str, offset: int, length: int) -> bytes:
         try:
@@ -304,6 +348,7 @@ class S3ObjectStore:
     def _list(self, prefix: str) -> Iterator[str]:
         # The SDK pages lazily; after a transient failure the listing resumes after the last key
         # it returned, so a retry never yields a key twice.
+        subject = f"list keys under {prefix!r} in bucket {self.bucket!r}"
         attempts: _Attempts | None = None
         last: str | None = None
         while True:
@@ -323,27 +368,12 @@ class S3ObjectStore:
                 return
             except _SDK_ERRORS as exc:
                 if attempts is None or last != resumed_after:
-                    attempts = _Attempts(self, "list", prefix)  # progress earns a new deadline
+                    attempts = _Attempts(self, subject, "")  # progress earns a new deadline
                 attempts.failed(exc)
 
-    def _info(self, key: str, found: Object) -> ObjectInfo:
-        metadata = found.metadata or {}
-        etag = metadata.get(SHA256_METADATA)
-        if not etag or found.size is None:
-            raise StorageError(
-                f"object {key!r} in bucket {self.bucket!r} has no {SHA256_METADATA} metadata;"
-                " it was not stored through this server's object store"
-            )
-        return ObjectInfo(
-            key,
-            found.size,
-            etag,
-            found.content_type or "application/octet-stream",
-            metadata.get("Cache-Control"),
-        )
-
-    def _call(self, operation: str, key: str, action: Callable[[], _T]) -> _T:
-        attempts = _Attempts(self, operation, key)
+    def _call(self, subject: str, key: str, action: Callable[[], _T]) -> _T:
+        """Run `action` with retries; `subject` says what it does, `key` what NoSuchKey means."""
+        attempts = _Attempts(self, subject, key)
         while True:
             try:
                 return action()
@@ -354,9 +384,9 @@ class S3ObjectStore:
 class _Attempts:
     """Attempts of one operation: translates each failure, backs off until the deadline."""
 
-    def __init__(self, store: S3ObjectStore, operation: str, key: str) -> None:
+    def __init__(self, store: S3ObjectStore, subject: str, key: str) -> None:
         self._store = store
-        self._operation = operation
+        self._subject = subject
         self._key = key
         self._started = store._clock()
         self._count = 0
@@ -373,15 +403,13 @@ class _Attempts:
         if remaining <= 0:
             elapsed = self._store._clock() - self._started
             self._give_up(exc, f" (gave up after {self._count} attempts in {elapsed:.1f} s)")
-        # Full jitter keeps many threads retrying against one server from moving in lockstep.
+        # Jitter keeps many threads retrying against one server from moving in lockstep.
         self._store._sleep(min(remaining, random.uniform(0.5, 1.0) * self._backoff))
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
 
     def _give_up(self, exc: BaseException, attempts: str) -> NoReturn:
-        what = f" object {self._key!r}" if self._key else ""
         raise StorageError(
-            f"cannot {self._operation}{what} in bucket {self._store.bucket!r} at"
-            f" {self._store.endpoint}: {_describe(exc)}{attempts}"
+            f"cannot {self._subject} at {self._store.endpoint}: {_describe(exc)}{attempts}"
         ) from exc
 
 
@@ -438,11 +466,38 @@ def make_client(settings: Settings) -> Minio:
         raise ConfigError(f"{ENV_PREFIX}S3_ENDPOINT is {endpoint!r}: {exc}") from exc
 
 
-def _headers(etag: str, cache_control: str | None) -> dict[str, str | list[str] | tuple[str]]:
-    headers: dict[str, str | list[str] | tuple[str]] = {SHA256_METADATA: etag}
-    if cache_control is not None:
-        headers["Cache-Control"] = cache_control
+def _headers(info: ObjectInfo) -> dict[str, str | list[str] | tuple[str]]:
+    """Request headers of a put: S3's own (for clients reading S3 directly) and ours."""
+    headers: dict[str, str | list[str] | tuple[str]] = {
+        SHA256_METADATA: info.etag,
+        INFO_METADATA: _info_value(info),
+    }
+    if info.cache_control is not None:
+        headers["Cache-Control"] = info.cache_control
     return headers
+
+
+def _info_value(info: ObjectInfo) -> str:
+    """`v1 <sha256> <size> <content type> <cache control>`, fields percent-encoded.
+
+    The cache control is `-` when there is none and `+<value>` when there is one (a quoted
+    field never starts with `+`), so that "-" and "" stay values of their own.
+    """
+    cache_control = "-" if info.cache_control is None else "+" + quote(info.cache_control, safe="")
+    fields = [quote(field, safe="") for field in (info.etag, str(info.size), info.content_type)]
+    return " ".join(["v1", *fields, cache_control])
+
+
+def _parse_info(key: str, value: str | None) -> ObjectInfo | None:
+    """The ObjectInfo in `value`, or None when it is missing or not ours."""
+    parts = (value or "").split(" ")
+    if len(parts) != 5 or parts[0] != "v1" or not parts[2].isdigit():
+        return None
+    etag, size, content_type = unquote(parts[1]), int(parts[2]), unquote(parts[3])
+    if parts[4] != "-" and not parts[4].startswith("+"):
+        return None
+    cache_control = None if parts[4] == "-" else unquote(parts[4][1:])
+    return ObjectInfo(key, size, etag, content_type, cache_control)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

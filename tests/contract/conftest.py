@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -12,24 +13,31 @@ from streamer.local_object_store import LocalObjectStore
 from streamer.memory_object_store import InMemoryObjectStore
 from streamer.object_store import ObjectStore
 from streamer.sqlite_job_store import SQLiteJobStore
+from tests.backends.cql_fixtures import drop_cql_test_keyspace, open_test_scylla_job_store
+from tests.backends.services import open_test_s3_store
 
-# name -> open a fresh, empty store inside the test's directory
-OBJECT_STORES: dict[str, Callable[[Path], ObjectStore]] = {
-    "memory": lambda tmp: InMemoryObjectStore(),
-    "local": lambda tmp: LocalObjectStore(tmp / "objects"),
+# name -> open a fresh, empty store inside the test's directory; `cleanup` undoes the rest
+OBJECT_STORES: dict[str, Callable[[Path, ExitStack], ObjectStore]] = {
+    "memory": lambda tmp, cleanup: InMemoryObjectStore(),
+    "local": lambda tmp, cleanup: LocalObjectStore(tmp / "objects"),
+    "s3": open_test_s3_store,  # a fresh bucket on the server of `scripts/services up s3`
 }
 
 # name -> open a fresh, empty store inside the test's directory, failing jobs after n attempts
 JOB_STORES: dict[str, Callable[[Path, int], JobStore]] = {
     "sqlite": lambda tmp, max_attempts: SQLiteJobStore(tmp / "jobs.sqlite3", max_attempts),
+    "scylla": open_test_scylla_job_store,  # empty tables in a keyspace of this test session
 }
 
 MakeJobStore = Callable[..., JobStore]
 
+__all__ = ["drop_cql_test_keyspace"]  # a session fixture: drops the scylla test keyspace
+
 
 @pytest.fixture(params=sorted(OBJECT_STORES))
-def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    return OBJECT_STORES[request.param](tmp_path)
+def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    with ExitStack() as cleanup:
+        yield OBJECT_STORES[request.param](tmp_path, cleanup)
 
 
 @pytest.fixture(params=sorted(JOB_STORES))
