@@ -5,48 +5,83 @@ GET     /v1/play/{session_token}/main.m3u8           multivariant playlist
 GET     /v1/play/{session_token}/{rendition}.m3u8    media playlist
 GET     /v1/keys/{key_id}?t={key_token}              content key, 16 bytes
 GET     /v1/seg/{track}/{version}/{name}?s={token}   init section or media segment
-GET     /player?track=...&token=...                  web player;  /static/hls.min.js
+GET     /v1/steer/{session_token}                    HLS content steering manifest (JSON)
+GET     /v1/tracks                                   published tracks (listener token)
+POST    /v1/sessions/{session_id}/events             player events (session token)
+GET     /v1/sessions/{session_id}/qoe                the session's QoE and play (session token)
+GET     /v1/tracks/{track_id}/plays?from=&to=        plays per UTC day (analytics token)
+GET     /?token=...&track=...&codecs=...             web player (also at /player);
+                                                     /static/hls.min.js
 GET     /metrics  /healthz  /readyz
 OPTIONS *                                            CORS preflight
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from cdn_edge import keys_api, ops_api, playback_api, player_api, segments_api, sessions_api
+from cdn_edge import (
+    events_api,
+    keys_api,
+    ops_api,
+    playback_api,
+    player_api,
+    plays_api,
+    segments_api,
+    sessions_api,
+    steering_api,
+    tracks_api,
+)
+from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import CatalogCache
 from cdn_edge.key_service import KeyService, key_buckets
 from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.middleware import edge_middleware
+from cdn_edge.pathway_health import HealthBoard
+from cdn_edge.pathway_probes import PathwayProber, probe_interval_s
+from cdn_edge.pathway_probes import stop as stop_probes
+from cdn_edge.pathways import pathways_from_settings
 from cdn_edge.playback_tokens import PlaybackTokens
 from cdn_edge.playlists import PlaylistBuilder
 from cdn_edge.segment_cache import SegmentCache
 from cdn_edge.session_recorder import SessionRecorder
 from cdn_edge.state import (
+    ANALYTICS,
     BLOCKING,
+    CAPTURE,
     CATALOG,
     CLOCK,
     KEYS,
     LISTENERS,
     METRICS,
+    PATHWAY_HEALTH,
+    PATHWAYS,
     PLAYLISTS,
     READER,
     READY,
     SEGMENTS,
+    SESSION_STORE,
     SESSIONS,
     SETTINGS,
     STATIC,
+    TELEMETRY,
+    THROUGHPUT,
     TOKENS,
     Readiness,
 )
 from cdn_edge.static_files import StaticFiles, default_hls_dir
+from cdn_edge.telemetry_capture import TelemetryCapture, default_server_id
+from cdn_edge.telemetry_sink import SessionStoreSink
+from cdn_edge.telemetry_writer import TelemetryWriter
+from cdn_edge.throughput_history import RecentThroughput
+from cdn_edge.tracks_api import TRACK_LIST, TrackList
 from drm import KeyRing
 from streamer.object_store import ObjectReader
 from streamer.sessions import SessionStore
@@ -72,6 +107,7 @@ def create_app(
     `hls_dir` defaults to `<repo>/web/node_modules/hls.js/dist`.
     """
     secrets = secrets if secrets is not None else load_token_secrets(settings)
+    pathways = pathways_from_settings(settings)  # ConfigError here, before anything opens
     app = web.Application(middlewares=[edge_middleware], client_max_size=MAX_REQUEST_BYTES)
     blocking = BlockingRunner()
     metrics = EdgeMetrics()
@@ -80,6 +116,8 @@ def create_app(
     recorder = SessionRecorder(session_store, blocking, metrics, clock)
     metrics.watch_cache(segments)
     metrics.watch_active_sessions(recorder.active)
+    health = HealthBoard(p.id for p in pathways)
+    metrics.watch_pathways(tuple(p.id for p in pathways), health.is_healthy)
 
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -91,13 +129,29 @@ def create_app(
     app[KEYS] = KeyService(keyring, clock, key_buckets(clock))
     app[TOKENS] = tokens
     app[LISTENERS] = ListenerVerifier(secrets.platform_key, clock)
-    app[PLAYLISTS] = PlaylistBuilder(settings.base_url, tokens)
+    app[PLAYLISTS] = PlaylistBuilder(settings.base_url, tokens, pathways)
+    app[PATHWAYS] = pathways
+    app[PATHWAY_HEALTH] = health
+    app[THROUGHPUT] = RecentThroughput()
     app[SESSIONS] = recorder
     app[STATIC] = StaticFiles(hls_dir if hls_dir is not None else default_hls_dir(), blocking)
+    app[TRACK_LIST] = TrackList(object_reader, blocking, clock)
     app[READY] = Readiness()
+    telemetry = TelemetryWriter(
+        SessionStoreSink(session_store, metrics.telemetry),
+        settings.telemetry_queue_events,
+        metrics.telemetry,
+        clock,
+    )
+    app[TELEMETRY] = telemetry
+    app[CAPTURE] = TelemetryCapture(telemetry, metrics.telemetry, clock, default_server_id())
+    app[SESSION_STORE] = session_store
+    app[ANALYTICS] = AnalyticsVerifier(secrets.platform_key, clock)
 
     _add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_pathway_probes)
+    app.cleanup_ctx.append(_telemetry)  # after _lifecycle: stops before the store closes
     app.on_shutdown.append(_drain)
     return app
 
@@ -128,11 +182,22 @@ def _add_routes(app: web.Application) -> None:
     app.router.add_get(
         "/v1/seg/{track_id}/{version}/{name:.+}", segments_api.segment, name="segment"
     )
-    app.router.add_get("/player", player_api.player_page, name="player")
+    app.router.add_get("/v1/steer/{token}", steering_api.steering_manifest, name="steering")
+    app.router.add_get("/v1/tracks", tracks_api.list_tracks, name="tracks")
+    app.router.add_get("/", player_api.player_page, name="player")
+    # The page's first address: links printed by earlier `streamer demo` runs keep working.
+    app.router.add_get("/player", player_api.player_page, name="player_legacy")
     app.router.add_get("/static/hls.min.js", player_api.hls_js, name="hls_js")
     app.router.add_get("/metrics", ops_api.metrics, name="metrics")
     app.router.add_get("/healthz", ops_api.healthz, name="healthz")
     app.router.add_get("/readyz", ops_api.readyz, name="readyz")
+    app.router.add_post(
+        "/v1/sessions/{session_id}/events", events_api.post_events, name="session_events"
+    )
+    app.router.add_get(
+        "/v1/sessions/{session_id}/qoe", events_api.session_qoe_report, name="session_qoe"
+    )
+    app.router.add_get("/v1/tracks/{track_id}/plays", plays_api.track_plays, name="track_plays")
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -146,6 +211,29 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await blocking(app[SESSIONS].close)
     finally:
         blocking.close()
+
+
+async def _pathway_probes(app: web.Application) -> AsyncIterator[None]:
+    """Health checks of the CDN pathways, while the app runs (none without pathways)."""
+    pathways = app[PATHWAYS]
+    prober = PathwayProber(
+        pathways,
+        app[PATHWAY_HEALTH],
+        app[CLOCK],
+        interval_s=probe_interval_s(app[SETTINGS].steering_ttl_s),
+    )
+    task = asyncio.create_task(prober.run(), name="pathway-probes") if prober.needed else None
+    yield
+    if task is not None:
+        await stop_probes(task)
+
+
+async def _telemetry(app: web.Application) -> AsyncIterator[None]:
+    """The telemetry writer's task; at shutdown, one last write of what it holds."""
+    writer = app[TELEMETRY]
+    writer.start()
+    yield
+    await writer.close()
 
 
 async def _drain(app: web.Application) -> None:

@@ -12,6 +12,7 @@
     │   ├── TrackNotFound              (404)  track_not_found
     │   └── StaticNotInstalled         (404)  static_missing     hls.js not installed
     ├── NotAcceptable                  (406)  no_playable_rendition  device plays nothing offered
+    ├── SteeringGone                   (410)  steering_gone      session over: stop steering
     ├── RangeNotSatisfiable            (416)  range_not_satisfiable
     ├── RateLimited                    (429)  rate_limited       carries Retry-After
     └── Unavailable                    (503)  unavailable        a backend failed; retry later
@@ -96,6 +97,13 @@ class StaticNotInstalled(NotFound):
 class NotAcceptable(EdgeError):
     http_status = 406
     code = "no_playable_rendition"
+
+
+class SteeringGone(EdgeError):
+    """The session behind a steering URL has ended; 410 tells players to stop reloading."""
+
+    http_status = 410
+    code = "steering_gone"
 
 
 class RangeNotSatisfiable(EdgeError):

@@ -11,12 +11,15 @@ from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from cdn_edge.segment_cache import SegmentCache
+from cdn_edge.telemetry_metrics import TelemetryMetrics
 
 __all__ = ["CONTENT_TYPE", "EdgeMetrics"]
 
 # Playlists render in about 100 us, cached segments in well under a millisecond; store misses
 # and session creation take milliseconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Listener throughput in kbit/s: from a cellular edge (below the 32 kbit/s rung) to fibre.
+THROUGHPUT_BUCKETS_KBPS = (64, 128, 256, 512, 1000, 2000, 5000, 10_000, 25_000, 100_000)
 
 
 class EdgeMetrics:
@@ -25,6 +28,7 @@ class EdgeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.telemetry = TelemetryMetrics(r)  # CMCD, player events, QoE, plays
         self.requests = Counter(
             "edge_requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )
@@ -67,6 +71,25 @@ class EdgeMetrics:
         self._active_sessions = Gauge(
             "edge_active_sessions", "Sessions opened here that have not expired", registry=r
         )
+        self.steering_requests = Counter(
+            "edge_steering_requests",
+            "Steering manifests served, by the pathway the player reported (or 'none')",
+            ["pathway"],
+            registry=r,
+        )
+        self.pathway_throughput = Histogram(
+            "edge_pathway_throughput_kbps",
+            "Throughput players reported on steering reloads, by pathway, in kbit/s",
+            ["pathway"],
+            buckets=THROUGHPUT_BUCKETS_KBPS,
+            registry=r,
+        )
+        self._pathway_healthy = Gauge(
+            "edge_pathway_healthy",
+            "1 while a steering pathway is healthy, else 0",
+            ["pathway"],
+            registry=r,
+        )
 
     def watch_cache(self, cache: SegmentCache) -> None:
         self._cache_hit_ratio.set_function(lambda: cache.stats.hit_ratio)
@@ -74,6 +97,13 @@ class EdgeMetrics:
 
     def watch_active_sessions(self, count: Callable[[], int]) -> None:
         self._active_sessions.set_function(count)
+
+    def watch_pathways(self, pathway_ids: tuple[str, ...], healthy: Callable[[str], bool]) -> None:
+        def reader(pathway_id: str) -> Callable[[], float]:
+            return lambda: float(healthy(pathway_id))
+
+        for pathway_id in pathway_ids:
+            self._pathway_healthy.labels(pathway_id).set_function(reader(pathway_id))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

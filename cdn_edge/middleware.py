@@ -19,7 +19,8 @@ from aiohttp import web
 from cdn_edge.access_log import log_access
 from cdn_edge.cors import CORS_HEADERS, preflight_response
 from cdn_edge.errors import EdgeError
-from cdn_edge.state import LOG_FIELDS, METRICS, REQUEST_ID
+from cdn_edge.state import CAPTURE, LOG_FIELDS, METRICS, REQUEST_ID
+from cdn_edge.telemetry_capture import CMCD_ROUTES
 from drm import DrmError, TokenClaimMismatch, TokenError, TokenExpired
 from manifests import ManifestError
 from streamer.errors import StreamerError
@@ -46,6 +47,9 @@ def json_error(
     )
 
 
+BACKEND_RETRY_AFTER_S = 2  # long enough for a store to fail over, short for a player's buffer
+
+
 def error_response(exc: BaseException) -> tuple[web.Response, str]:
     """The JSON response for an exception, and its reason code for the refusal counter."""
     if isinstance(exc, EdgeError):
@@ -64,12 +68,15 @@ def error_response(exc: BaseException) -> tuple[web.Response, str]:
     if isinstance(exc, StreamerError | DrmError | ManifestError):
         status = exc.http_status
         code = _CAMEL_HUMP.sub("_", type(exc).__name__).lower()  # ObjectNotFound: object_not_found
+        headers = {}
         if status >= 500:
             logger.error("request failed: %s", exc, exc_info=exc)
             message = "the edge could not serve this; see the server log"
+            if status == 503:  # a backend is down: players and CDNs retry after a pause
+                headers["Retry-After"] = str(BACKEND_RETRY_AFTER_S)
         else:
             message = str(exc)
-        return json_error(status, code, message), code
+        return json_error(status, code, message, headers), code
     logger.error("unexpected error", exc_info=exc)
     return json_error(500, "internal_error", "unexpected error; see the server log"), "internal"
 
@@ -99,6 +106,11 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         except Exception as exc:
             response, reason = error_response(exc)
         route = request.match_info.route.name or UNMATCHED_ROUTE
+        if route in CMCD_ROUTES:
+            # After the handler: its verified token named the session (or nobody).
+            request.app[CAPTURE].observe_cmcd(
+                request, route, fields.get("session_id"), response.status
+            )
     response.headers.update(CORS_HEADERS)
     response.headers["X-Request-Id"] = request_id
     elapsed = time.perf_counter() - started

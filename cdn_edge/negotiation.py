@@ -6,9 +6,12 @@
   names its own `max_bitrate_kbps`, which then is the cap, up or down.
 - Codecs: Opus and FLAC are offered where the device lists them; AAC is always present, as the
   fallback every HLS player decodes (at least the lowest AAC, even below a tight cap).
-- Order: the start variant first (the preferred codec at its best bitrate within the cap:
-  RFC 8216 section 6.3.1 lets clients start on the first variant listed), then the rest of the
-  preferred codec, the other lossy codecs, and lossless last, each by falling bitrate.
+- Order: the start variant first (RFC 8216 section 6.3.1 lets clients start on the first
+  variant listed), then the rest of the preferred codec, the other lossy codecs, and lossless
+  last, each by falling bitrate.
+- Start: always lossy and of the preferred codec. Without a measurement, its best bitrate
+  within the cap. With the listener's recently measured throughput, the highest variant whose
+  peak BANDWIDTH fits within START_THROUGHPUT_FRACTION of it, or the lowest when none fits.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ FREE_TIER_MAX_KBPS = 160  # the free tier's quality ceiling (transcoder.ladder.F
 CONSTRAINED_MAX_KBPS = 96  # cellular or save-data: about 43 MB an hour
 LOSSLESS_NOMINAL_KBPS = 1411  # CD audio; what a cap is compared with for FLAC
 CODEC_PREFERENCE: tuple[Codec, ...] = ("opus", "aac", "flac")  # Opus: better quality per bit
+# Start no higher than 70 % of the measured throughput: the same margin hls.js keeps before
+# switching up (abrBandWidthUpFactor 0.7). It absorbs the estimate's spread and the playlist
+# and key fetches of the first seconds, so the first segment arrives before the buffer runs dry.
+START_THROUGHPUT_FRACTION = 0.7
 
 # RFC 6381 CODECS strings and plain names, as devices send them, to codec families.
 _CODEC_ALIASES: dict[str, Codec] = {
@@ -72,14 +79,20 @@ class Offer:
     codec: Codec
     bitrate_kbps: int | None  # None: lossless
     tier: Tier
+    bandwidth_bps: int | None = None  # the measured peak (BANDWIDTH), when published
 
     @property
     def nominal_kbps(self) -> int:
         return LOSSLESS_NOMINAL_KBPS if self.bitrate_kbps is None else self.bitrate_kbps
 
+    @property
+    def peak_bps(self) -> int:
+        """BANDWIDTH as the playlist states it, else the nominal bitrate."""
+        return self.nominal_kbps * 1000 if self.bandwidth_bps is None else self.bandwidth_bps
+
 
 def offers_from_renditions(renditions: Iterable[RenditionRecord]) -> tuple[Offer, ...]:
-    return tuple(Offer(r.name, r.codec, r.bitrate_kbps, r.tier) for r in renditions)
+    return tuple(Offer(r.name, r.codec, r.bitrate_kbps, r.tier, r.bandwidth) for r in renditions)
 
 
 def is_entitled(offer: Offer, tier: Tier) -> bool:
@@ -104,10 +117,25 @@ def _order_key(offer: Offer) -> tuple[int, int]:
     return CODEC_PREFERENCE.index(offer.codec), -offer.nominal_kbps
 
 
+def start_offer(candidates: Sequence[Offer], measured_kbps: int | None) -> Offer:
+    """The start among `candidates` (one codec, by falling bitrate; not empty)."""
+    if measured_kbps is None:
+        return candidates[0]
+    budget_bps = measured_kbps * 1000 * START_THROUGHPUT_FRACTION
+    fitting = [o for o in candidates if o.peak_bps <= budget_bps]
+    return fitting[0] if fitting else candidates[-1]
+
+
 def choose_variants(
-    tier: Tier, device: DeviceCapabilities, offers: Sequence[Offer]
+    tier: Tier,
+    device: DeviceCapabilities,
+    offers: Sequence[Offer],
+    measured_kbps: int | None = None,
 ) -> tuple[str, ...]:
-    """Names of the renditions to offer, start variant first; empty if nothing fits."""
+    """Names of the renditions to offer, start variant first; empty if nothing fits.
+
+    `measured_kbps` is the listener's recent throughput, when known (see the module docstring).
+    """
     entitled = [o for o in offers if is_entitled(o, tier)]
     playable = [o for o in entitled if o.codec == "aac" or o.codec in device.codecs]
     cap = bitrate_cap_kbps(device)
@@ -120,5 +148,8 @@ def choose_variants(
         return ()
     chosen.sort(key=_order_key)
     lossy = [o for o in chosen if o.bitrate_kbps is not None]
-    start = lossy[0] if lossy else chosen[0]
+    if lossy:
+        start = start_offer([o for o in lossy if o.codec == lossy[0].codec], measured_kbps)
+    else:
+        start = chosen[0]
     return (start.name, *(o.name for o in chosen if o is not start))

@@ -1,7 +1,9 @@
 """GET /v1/play/{token}/main.m3u8 and /v1/play/{token}/{rendition}.m3u8: session playlists.
 
-The session token in the path is all the state there is; the multivariant playlist names its
-media playlists relatively ("aac_160.m3u8"), so they resolve under the same token.
+The session token in the path is all the state there is. Without CDN pathways the
+multivariant playlist names its media playlists relatively ("aac_160.m3u8"), so they resolve
+under the same token; with pathways it names them absolutely, once per pathway, and starts
+the session on its best pathway (see `cdn_edge.steering`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from aiohttp import web
 from cdn_edge.compression import MIN_GZIP_BYTES, accepts_gzip, gzip_bytes
 from cdn_edge.playback_tokens import SessionClaims
 from cdn_edge.state import CATALOG, CLOCK, PLAYLISTS, TOKENS, log_fields
+from cdn_edge.steering_api import session_priority
 
 PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"  # RFC 8216 section 4
 # Personal (tokens inside), so never in a shared cache; a player may reuse it for a minute,
@@ -38,7 +41,17 @@ async def multivariant_playlist(request: web.Request) -> web.Response:
     now = int(app[CLOCK]())
     session = _session(request, now)
     track = await app[CATALOG].version(session.track_id, session.version)
-    return playlist_response(request, app[PLAYLISTS].multivariant(track, session, now))
+    playlists = app[PLAYLISTS]
+    if not playlists.steered:
+        return playlist_response(request, playlists.multivariant(track, session, now))
+    text = playlists.multivariant(
+        track,
+        session,
+        now,
+        session_token=request.match_info["token"],
+        first_pathway=session_priority(app, session)[0],
+    )
+    return playlist_response(request, text)
 
 
 async def media_playlist(request: web.Request) -> web.Response:

@@ -1,6 +1,7 @@
 """The edge's own URL tokens, stateless and signed with `drm.sign_token`.
 
-    session token  "p"  in the playlist path   session, track, version, user, tier, variants
+    session token  "p"  in the playlist path   session, track, version, user, tier, variants,
+                                               region (for content steering)
     key token      "k"  ?t= on key URIs        session, track, version, key id, tier; ~5 min
     segment token  "g"  ?s= on segment URIs    session, track, version, tier; one time window
 
@@ -48,6 +49,7 @@ class SessionClaims:
     tier: Tier
     variants: tuple[str, ...]
     expires_at: int
+    region: str = ""  # the listener's region, as its token said; "" in tokens from before
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class PlaybackTokens:
                 "tier": claims.tier,
                 "var": ",".join(claims.variants),
                 "exp": claims.expires_at,
+                "reg": claims.region,
             },
             self._key,
         )
@@ -111,6 +114,7 @@ class PlaybackTokens:
             tier=_tier(c["tier"]),
             variants=tuple(str(c["var"]).split(",")),
             expires_at=int(c["exp"]),
+            region=str(c.get("reg", "")),
         )
 
     # Key tokens

@@ -1,7 +1,16 @@
-"""GET /player and /static/hls.min.js: a small web player for development and demos.
+"""GET / (and /player) and /static/hls.min.js: a small web player for development and demos.
 
-The page takes the listener token from its own URL (`/player?track=ID&token=JWT`), so the edge
-needs no "dev mode" setting: `player_url` builds such a URL from a token the CLI issued.
+The page takes the listener token from its own URL (`/?track=ID&token=JWT`), so the edge needs
+no "dev mode" setting: `player_url` builds such a URL from a token the CLI issued. The page
+lists `GET /v1/tracks`, opens a session, plays it with hls.js and applies the loudness gain.
+Optional query parameters, for trying devices and for the browser tests:
+
+    codecs=mp4a.40.2,opus   the device codec list sent with the session (default: probed)
+    variant=flac            pin hls.js to that rendition instead of adaptive switching
+    muted=1                 start muted (the gain node is still in the path)
+
+The page reports its state on `window.playerState` (variant, codec, gain, currentTime, key
+loads, level switches, errors) for tests to read.
 """
 
 from __future__ import annotations
@@ -16,9 +25,14 @@ from streamer.settings import Settings
 HLS_JS_CACHE_CONTROL = "public, max-age=3600"
 
 
-def player_url(settings: Settings, track_id: str, token: str) -> str:
-    """The player page URL that plays `track_id` with the listener `token`."""
-    return f"{settings.base_url}/player?{urlencode({'track': track_id, 'token': token})}"
+def player_url(settings: Settings, track_id: str | None, token: str, **params: str) -> str:
+    """The player page URL that lists tracks and plays `track_id` with the listener `token`.
+
+    `params` adds the page's optional parameters (`codecs`, `variant`, `muted`).
+    """
+    query = {"track": track_id} if track_id else {}
+    query.update(token=token, **params)
+    return f"{settings.base_url}/?{urlencode(query)}"
 
 
 async def player_page(request: web.Request) -> web.Response:

@@ -1,14 +1,23 @@
 """Per-session playlists: built once per track as templates, filled with tokens per request.
 
 The `manifests` model is built and rendered once per (version, rendition) or (version, variant
-set) with placeholder tokens, then split at the placeholders. A request only signs its tokens
-and joins strings, which keeps a personalised playlist near the cost of one HMAC.
+set, first pathway) with placeholder tokens, then split at the placeholders. A request only
+signs its tokens and joins strings, which keeps a personalised playlist near the cost of one
+HMAC.
 
     multivariant   only the session's variants, CODECS, BANDWIDTH, AVERAGE-BANDWIDTH,
                    EXT-X-SESSION-KEY (the first key of each variant, for prefetch, 4.3.4.5),
-                   EXT-X-SESSION-DATA with the loudness gain (4.3.4.4)
+                   EXT-X-SESSION-DATA with the loudness gain (4.3.4.4); with CDN pathways
+                   configured, EXT-X-CONTENT-STEERING (rfc8216bis 4.4.6.6) and every variant
+                   once per pathway, PATHWAY-ID and STABLE-VARIANT-ID set, its URI absolute
+                   on that pathway's base URL, the session's first pathway listed first
     media          EXT-X-MAP, then EXT-X-KEY (AES-128, per-segment IV) wherever the key or IV
                    changes, and segment URIs carrying the session's segment token
+
+URL scheme. Media playlists name segments relatively ("../../seg/{track}/{version}/{name}?s="),
+so they resolve to whichever host served the playlist: a CDN pathway's segments come from that
+CDN (which may cache them), and one media playlist template serves every pathway. Key URIs are
+absolute on this edge: keys are personal and never pass through, or sit in, a CDN.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dataclasses import dataclass
 from cdn_edge.catalog_cache import PublishedTrack
 from cdn_edge.errors import NotEntitled, NotFound
 from cdn_edge.negotiation import Offer, is_entitled
+from cdn_edge.pathways import Pathway
 from cdn_edge.playback_tokens import PlaybackTokens, SessionClaims
 from manifests import (
     ContentSteering,
@@ -41,18 +51,28 @@ KEY_METHOD = "AES-128"  # full-segment AES-128-CBC, RFC 8216 4.3.2.4 (see drm.se
 LOUDNESS_DATA_ID = "com.streamer.loudness"  # reverse-DNS DATA-ID, RFC 8216 4.3.4.4
 MAX_TEMPLATES = 4096
 MULTIVARIANT_NAME = "main"
+# From a media playlist at {base}/v1/play/{token}/{rendition}.m3u8 to {base}/v1/seg/.
+SEGMENTS_FROM_MEDIA_PLAYLIST = "../../seg"
 
-# Placeholders cannot occur in real URIs: '~' is outside every name the edge accepts.
+# Placeholders cannot occur in real URIs: '~' is outside every name and token the edge
+# accepts, and pathway base URLs are refused with one (see cdn_edge.pathways).
 _SEGMENT_SLOT = "~s~"
-_PLACEHOLDER = re.compile(r"~(s|k[0-9]+)~")
-
-# Where a future steering or CDN policy plugs in: the host segment URIs point at, per session.
-SegmentOrigin = Callable[[SessionClaims], str]
-Steering = Callable[[SessionClaims], ContentSteering | None]
+_SESSION_SLOT = "~t~"
+_PLACEHOLDER = re.compile(r"~(s|t|k[0-9]+)~")
+_SEGMENT_INDEX, _SESSION_INDEX = -1, -2
 
 
 def media_playlist_name(rendition: str) -> str:
     return f"{rendition}.m3u8"
+
+
+def play_path(session_token: str) -> str:
+    """The directory of a session's playlists, below a pathway's base URL."""
+    return f"/v1/play/{session_token}"
+
+
+def steering_path(session_token: str) -> str:
+    return f"/v1/steer/{session_token}"
 
 
 def _key_slot(index: int) -> str:
@@ -64,17 +84,20 @@ class Template:
     """Rendered playlist text split at its token slots."""
 
     pieces: tuple[str, ...]  # literal text around the slots; one more than there are slots
-    slots: tuple[int, ...]  # per slot: -1 for the segment token, else an index into key_ids
+    # Per slot: -1 the segment token, -2 the session token, else an index into key_ids.
+    slots: tuple[int, ...]
     key_ids: tuple[str, ...]
 
     @classmethod
     def split(cls, text: str, key_ids: tuple[str, ...]) -> Template:
         parts = _PLACEHOLDER.split(text)  # literal, slot name, literal, ..., literal
-        slots = tuple(-1 if name == "s" else int(name[1:]) for name in parts[1::2])
+        named = {"s": _SEGMENT_INDEX, "t": _SESSION_INDEX}
+        slots = tuple(named[name] if name in named else int(name[1:]) for name in parts[1::2])
         return cls(tuple(parts[0::2]), slots, key_ids)
 
-    def fill(self, segment_token: str, key_tokens: tuple[str, ...]) -> str:
-        values = [segment_token if i < 0 else key_tokens[i] for i in self.slots]
+    def fill(self, segment_token: str, key_tokens: tuple[str, ...], session_token: str = "") -> str:
+        fixed = {_SEGMENT_INDEX: segment_token, _SESSION_INDEX: session_token}
+        values = [key_tokens[i] if i >= 0 else fixed[i] for i in self.slots]
         out = [""] * (2 * len(self.pieces) - 1)
         out[0::2] = self.pieces
         out[1::2] = values
@@ -85,39 +108,55 @@ class PlaylistBuilder:
     """Renders session playlists from published tracks, templates cached per track."""
 
     def __init__(
-        self,
-        base_url: str,
-        tokens: PlaybackTokens,
-        *,
-        segment_origin: SegmentOrigin | None = None,
-        steering: Steering | None = None,
+        self, base_url: str, tokens: PlaybackTokens, pathways: tuple[Pathway, ...] = ()
     ) -> None:
+        """`pathways`: where variants may be fetched; steering is on with two or more."""
         self._base = base_url.rstrip("/")
         self._tokens = tokens
-        # Hooks for the CDN steering issue; today segments come from this edge.
-        self._segment_origin = segment_origin
-        self._steering = steering
+        self._pathways = {p.id: p for p in pathways}
         self._templates: OrderedDict[tuple[str, ...], Template] = OrderedDict()
+
+    @property
+    def steered(self) -> bool:
+        """Whether multivariant playlists carry EXT-X-CONTENT-STEERING."""
+        return len(self._pathways) > 1
 
     # Requests
 
-    def multivariant(self, track: PublishedTrack, session: SessionClaims, now: int) -> str:
-        steering = None if self._steering is None else self._steering(session)
+    def multivariant(
+        self,
+        track: PublishedTrack,
+        session: SessionClaims,
+        now: int,
+        *,
+        session_token: str = "",
+        first_pathway: str = "",
+    ) -> str:
+        """With steering, `session_token` (the playlist URL's) and the pathway to start on."""
+        if not self.steered:
+            template = self._template(
+                ("mv", track.prefix, *session.variants),
+                lambda: self._multivariant(track, session, None),
+            )
+            return template.fill("", self._key_tokens(template, session, now))
+        if not session_token or first_pathway not in self._pathways:
+            raise ValueError(
+                f"a steered multivariant playlist needs the session token and one of the "
+                f"pathways {sorted(self._pathways)} to start on, got {first_pathway!r}"
+            )
         template = self._template(
-            ("mv", track.prefix, repr(steering), *session.variants),
-            lambda: self._multivariant(track, session, steering),
+            ("mvs", track.prefix, first_pathway, *session.variants),
+            lambda: self._multivariant(track, session, first_pathway),
         )
-        return template.fill("", self._key_tokens(template, session, now))
+        return template.fill("", self._key_tokens(template, session, now), session_token)
 
     def media(
         self, track: PublishedTrack, session: SessionClaims, rendition_name: str, now: int
     ) -> str:
         """Raises NotFound for a rendition not offered, NotEntitled above the session's tier."""
         rendition = self.check_offered(track, session, rendition_name)
-        origin = self._origin(session)
         template = self._template(
-            ("m", track.prefix, rendition.name, origin),
-            lambda: self._media(track, rendition, origin),
+            ("m", track.prefix, rendition.name), lambda: self._media(track, rendition)
         )
         segment_token = self._tokens.sign_segment(session, track.record.duration_s, now)
         return template.fill(segment_token, self._key_tokens(template, session, now))
@@ -152,17 +191,12 @@ class PlaylistBuilder:
     def _key_tokens(self, template: Template, session: SessionClaims, now: int) -> tuple[str, ...]:
         return tuple(self._tokens.sign_key(session, kid, now) for kid in template.key_ids)
 
-    def _origin(self, session: SessionClaims) -> str:
-        if self._segment_origin is None:
-            return self._base
-        return self._segment_origin(session).rstrip("/")
-
     def _key_uri(self, key_id: str, slot: int) -> str:
         return f"{self._base}/v1/keys/{key_id}?t={_key_slot(slot)}"
 
-    def _media(self, track: PublishedTrack, rendition: RenditionRecord, origin: str) -> Template:
+    def _media(self, track: PublishedTrack, rendition: RenditionRecord) -> Template:
         record = track.record
-        seg_base = f"{origin}/v1/seg/{record.track_id}/{record.version}"
+        seg_base = f"{SEGMENTS_FROM_MEDIA_PLAYLIST}/{record.track_id}/{record.version}"
         key_ids: dict[str, int] = {}
         segments = []
         previous: tuple[str, str] | None = None
@@ -184,17 +218,12 @@ class PlaylistBuilder:
         return Template.split(render_media(playlist), tuple(key_ids))
 
     def _multivariant(
-        self, track: PublishedTrack, session: SessionClaims, steering: ContentSteering | None
+        self, track: PublishedTrack, session: SessionClaims, first_pathway: str | None
     ) -> Template:
         record = track.record
         offered = [track.renditions[name] for name in session.variants]
-        key_ids: list[str] = []
-        for rendition in offered:
-            if rendition.segments and rendition.segments[0].key_id not in key_ids:
-                key_ids.append(rendition.segments[0].key_id)
-        loudness = record.loudness
-        playlist = MultivariantPlaylist(
-            variants=tuple(
+        if first_pathway is None:
+            variants = tuple(
                 VariantStream(
                     uri=media_playlist_name(r.name),
                     bandwidth=r.bandwidth,
@@ -203,7 +232,35 @@ class PlaylistBuilder:
                     stable_variant_id=r.name,
                 )
                 for r in offered
-            ),
+            )
+            steering = None
+        else:
+            # The first pathway's variants first: a player without steering support starts
+            # on the first variant listed (RFC 8216 6.3.1) and may fail over to the others.
+            first = self._pathways[first_pathway]
+            pathways = (first, *(p for p in self._pathways.values() if p is not first))
+            variants = tuple(
+                VariantStream(
+                    uri=f"{p.base_url}{play_path(_SESSION_SLOT)}/{media_playlist_name(r.name)}",
+                    bandwidth=r.bandwidth,
+                    average_bandwidth=r.average_bandwidth,
+                    codecs=r.codecs,
+                    pathway_id=p.id,
+                    stable_variant_id=r.name,
+                )
+                for p in pathways
+                for r in offered
+            )
+            steering = ContentSteering(
+                f"{self._base}{steering_path(_SESSION_SLOT)}", pathway_id=first_pathway
+            )
+        key_ids: list[str] = []
+        for rendition in offered:
+            if rendition.segments and rendition.segments[0].key_id not in key_ids:
+                key_ids.append(rendition.segments[0].key_id)
+        loudness = record.loudness
+        playlist = MultivariantPlaylist(
+            variants=variants,
             session_keys=tuple(
                 SessionKey(KEY_METHOD, self._key_uri(kid, i)) for i, kid in enumerate(key_ids)
             ),

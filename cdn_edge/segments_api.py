@@ -9,6 +9,7 @@ object store is touched. Range (206/416) and If-None-Match (304) work on cached 
 from __future__ import annotations
 
 import hashlib
+import time
 
 from aiohttp import web
 
@@ -18,7 +19,17 @@ from cdn_edge.errors import NotEntitled, NotFound, Unauthorized
 from cdn_edge.names import check_name, check_relative_key
 from cdn_edge.negotiation import TIER_RANK
 from cdn_edge.ranges import etag_matches, if_range_allows, parse_range
-from cdn_edge.state import BLOCKING, CATALOG, CLOCK, METRICS, READER, SEGMENTS, TOKENS
+from cdn_edge.state import (
+    BLOCKING,
+    CAPTURE,
+    CATALOG,
+    CLOCK,
+    METRICS,
+    READER,
+    SEGMENTS,
+    TOKENS,
+    log_fields,
+)
 from streamer.errors import StorageError
 from streamer.object_store import IMMUTABLE, ObjectReader
 
@@ -40,6 +51,7 @@ async def _load(run: BlockingRunner, reader: ObjectReader, obj: PublishedObject)
 
 
 async def segment(request: web.Request) -> web.Response:
+    started = time.perf_counter()  # for CMSD's response delay
     app = request.app
     # Names first: malformed or traversing paths end here, before tokens, catalog or store.
     track_id = check_name("track id", request.match_info["track_id"])
@@ -49,6 +61,7 @@ async def segment(request: web.Request) -> web.Response:
     if not token:
         raise Unauthorized("the segment URL needs its signature (?s=...) from the playlist")
     claims = app[TOKENS].verify_segment(token, track_id, version, int(app[CLOCK]()))
+    log_fields(request).update(session_id=claims.session_id, track_id=track_id)
     track = await app[CATALOG].version(track_id, version)
     obj = track.objects.get(name)
     if obj is None:
@@ -75,6 +88,8 @@ async def segment(request: web.Request) -> web.Response:
         reader, run = app[READER], app[BLOCKING]
         data = await cache.get(obj.key, lambda: _load(run, reader, obj))
 
+    # The session's delivery record (play evidence) and the CMSD headers; never fails.
+    headers.update(app[CAPTURE].segment_served(request, claims, track, obj, name, started))
     byte_range = None
     if if_range_allows(request.headers.get("If-Range"), etag):
         byte_range = parse_range(request.headers.get("Range"), len(data))

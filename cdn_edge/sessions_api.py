@@ -37,6 +37,7 @@ from cdn_edge.state import (
     METRICS,
     SESSIONS,
     SETTINGS,
+    THROUGHPUT,
     TOKENS,
     log_fields,
 )
@@ -134,13 +135,16 @@ async def create_session(request: web.Request) -> web.Response:
     req = parse_session_request(await _read_json(request))
     track = await app[CATALOG].current(req.track_id)
     record = track.record
-    variants = choose_variants(listener.tier, req.device, offers_from_renditions(record.renditions))
+    now = int(app[CLOCK]())
+    # The start bitrate follows what this listener's connection recently achieved.
+    measured_kbps = app[THROUGHPUT].get(listener.user_id, now)
+    offers = offers_from_renditions(record.renditions)
+    variants = choose_variants(listener.tier, req.device, offers, measured_kbps)
     if not variants:
         raise NotAcceptable(
             f"track {record.track_id} has no rendition a {listener.tier} listener "
             f"with codecs {sorted(req.device.codecs)} can play"
         )
-    now = int(app[CLOCK]())
     expires_at = now + SESSION_TTL_S + math.ceil(record.duration_s)
     claims = SessionClaims(
         session_id=secrets.token_urlsafe(SESSION_ID_BYTES),
@@ -150,6 +154,7 @@ async def create_session(request: web.Request) -> web.Response:
         tier=listener.tier,
         variants=variants,
         expires_at=expires_at,
+        region=listener.region,
     )
     token = app[TOKENS].sign_session(claims)
     base = app[SETTINGS].base_url

@@ -8,17 +8,24 @@ from typing import Any
 
 from aiohttp import web
 
+from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import CatalogCache
 from cdn_edge.key_service import KeyService
 from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.metrics import EdgeMetrics
+from cdn_edge.pathway_health import HealthBoard
+from cdn_edge.pathways import Pathway
 from cdn_edge.playback_tokens import PlaybackTokens
 from cdn_edge.playlists import PlaylistBuilder
 from cdn_edge.segment_cache import SegmentCache
 from cdn_edge.session_recorder import SessionRecorder
 from cdn_edge.static_files import StaticFiles
+from cdn_edge.telemetry_capture import TelemetryCapture
+from cdn_edge.telemetry_writer import TelemetryWriter
+from cdn_edge.throughput_history import ThroughputHistory
 from streamer.object_store import ObjectReader
+from streamer.sessions import SessionStore
 from streamer.settings import Settings
 
 
@@ -43,6 +50,15 @@ PLAYLISTS = web.AppKey("playlists", PlaylistBuilder)
 SESSIONS = web.AppKey("session_recorder", SessionRecorder)
 STATIC = web.AppKey("static_files", StaticFiles)
 READY = web.AppKey("readiness", Readiness)
+# Telemetry: the writer, what the playback path captures, the store it reads plays from.
+TELEMETRY = web.AppKey("telemetry_writer", TelemetryWriter)
+CAPTURE = web.AppKey("telemetry_capture", TelemetryCapture)
+SESSION_STORE: web.AppKey[SessionStore] = web.AppKey("session_store")
+ANALYTICS = web.AppKey("analytics_verifier", AnalyticsVerifier)
+# Content steering: the pathways (the edge first), their health, listeners' throughput.
+PATHWAYS: web.AppKey[tuple[Pathway, ...]] = web.AppKey("pathways")
+PATHWAY_HEALTH = web.AppKey("pathway_health", HealthBoard)
+THROUGHPUT: web.AppKey[ThroughputHistory] = web.AppKey("throughput_history")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Fields a handler adds to the request's access log line (session id, track, key id).

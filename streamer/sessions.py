@@ -1,8 +1,10 @@
 """Playback sessions: what the edge records when a listener starts a track.
 
 The edge never reads a session on the playback path (its tokens are stateless); the record is
-for support, analytics and, later, the session's events. Two implementations pass one contract
-suite: `SqliteSessionStore` (the embedded default) and, later, a Scylla one.
+for support and analytics. Beside it the store keeps the session's telemetry (player events,
+CMCD samples, segment deliveries; see streamer.telemetry) and the royalty plays it counted.
+Two implementations pass one contract suite: `SqliteSessionStore` (the embedded default) and,
+later, a Scylla one.
 
 Calls are synchronous and may block; async callers run them in a thread.
 """
@@ -13,11 +15,13 @@ import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol
 
 from streamer.catalog import Tier
 from streamer.errors import ConfigError
 from streamer.settings import Settings
+from streamer.telemetry import PlayClaim, SessionTelemetry, TelemetryBatch
 
 SESSION_STORE_FILE = "sessions.sqlite3"  # under settings.data_dir
 
@@ -52,7 +56,7 @@ class PlaybackSession:
 
 
 class SessionStore(Protocol):
-    """Where playback sessions are recorded."""
+    """Where playback sessions, their telemetry and their plays are recorded."""
 
     def record_session(self, session: PlaybackSession) -> None:
         """Store `session`, replacing any session with the same id. Raises StorageError."""
@@ -60,6 +64,26 @@ class SessionStore(Protocol):
 
     def get_session(self, session_id: str) -> PlaybackSession | None:
         """The session with this id, or None. Raises StorageError."""
+        ...
+
+    def write_telemetry(self, batch: TelemetryBatch) -> tuple[PlayClaim, ...]:
+        """Store every item of `batch`, each at most once however often it is written.
+
+        Events are kept once per (session, event id), CMCD samples once per (session, sample
+        id), deliveries once per (session, name), plays once per session: the first claim of
+        a session is counted on its track's day, later ones are ignored. Returns the plays
+        this call counted. Raises StorageError (nothing or everything may have been written;
+        writing the batch again is safe).
+        """
+        ...
+
+    def session_telemetry(self, session_id: str) -> SessionTelemetry:
+        """All that is stored about the session's playback (empty if none). Raises StorageError."""
+        ...
+
+    def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
+        """Plays of the track counted on each UTC day from `first` to `last`, both included;
+        days without plays are left out. Raises StorageError."""
         ...
 
     def close(self) -> None:

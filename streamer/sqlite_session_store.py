@@ -2,6 +2,10 @@
 
 One connection shared by the threads that call it, serialised by a lock; WAL mode lets readers
 (a support tool, `sqlite3` on the command line) look while the edge writes.
+
+Telemetry is written one batch per transaction. Every table's primary key is the item's
+identity, so INSERT OR IGNORE makes writing a batch again harmless; a play increments its
+track's day in `play_counts` in the same transaction, only when its `plays` row was new.
 """
 
 from __future__ import annotations
@@ -9,11 +13,24 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
+from typing import Any, TypeVar
 
 from streamer.errors import StorageError
 from streamer.sessions import SESSION_STORE_FILE, PlaybackSession
 from streamer.settings import Settings
+from streamer.telemetry import (
+    CmcdSample,
+    PlayClaim,
+    PlayerEvent,
+    SegmentDelivery,
+    SessionTelemetry,
+    TelemetryBatch,
+)
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 5.0  # another process (a second edge worker) holding the write lock
 
@@ -32,11 +49,145 @@ CREATE TABLE IF NOT EXISTS playback_sessions (
 );
 CREATE INDEX IF NOT EXISTS playback_sessions_by_user
     ON playback_sessions (user_id, created_at);
+
+CREATE TABLE IF NOT EXISTS player_events (
+    session_id     TEXT NOT NULL,
+    event_id       TEXT NOT NULL,
+    type           TEXT NOT NULL,
+    track_id       TEXT NOT NULL,
+    client_ms      INTEGER NOT NULL,
+    received_ms    INTEGER NOT NULL,
+    position_s     REAL NOT NULL,
+    seq            INTEGER NOT NULL,
+    offline        INTEGER NOT NULL,
+    pathway        TEXT NOT NULL,
+    bitrate_kbps   INTEGER,
+    rendition      TEXT NOT NULL,
+    from_s         REAL,
+    startup_ms     INTEGER,
+    error_code     TEXT NOT NULL,
+    error_message  TEXT NOT NULL,
+    fatal          INTEGER NOT NULL,
+    PRIMARY KEY (session_id, event_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS cmcd_samples (
+    session_id   TEXT NOT NULL,
+    sample_id    TEXT NOT NULL,
+    received_ms  INTEGER NOT NULL,
+    route        TEXT NOT NULL,
+    object       TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    keys         TEXT NOT NULL,
+    PRIMARY KEY (session_id, sample_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS segment_deliveries (
+    session_id    TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    track_id      TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    rendition     TEXT NOT NULL,
+    start_s       REAL NOT NULL,
+    duration_s    REAL NOT NULL,
+    delivered_ms  INTEGER NOT NULL,
+    PRIMARY KEY (session_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS plays (
+    session_id  TEXT PRIMARY KEY,
+    track_id    TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    played_ms   INTEGER NOT NULL,
+    offline     INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS play_counts (
+    track_id  TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    plays     INTEGER NOT NULL,
+    PRIMARY KEY (track_id, day)
+) WITHOUT ROWID;
 """
 
 _COLUMNS = (
     "session_id, user_id, tier, region, track_id, version, device, variants, created_at, expires_at"
 )
+_EVENT_COLUMNS = (
+    "session_id, event_id, type, track_id, client_ms, received_ms, position_s, seq, offline, "
+    "pathway, bitrate_kbps, rendition, from_s, startup_ms, error_code, error_message, fatal"
+)
+_CMCD_COLUMNS = "session_id, sample_id, received_ms, route, object, status, keys"
+_DELIVERY_COLUMNS = (
+    "session_id, track_id, version, rendition, name, start_s, duration_s, delivered_ms"
+)
+_PLAY_COLUMNS = "session_id, track_id, day, played_ms, offline"
+
+
+def _event_row(e: PlayerEvent) -> tuple[Any, ...]:
+    return (
+        e.session_id,
+        e.event_id,
+        e.type,
+        e.track_id,
+        e.client_ms,
+        e.received_ms,
+        e.position_s,
+        e.seq,
+        int(e.offline),
+        e.pathway,
+        e.bitrate_kbps,
+        e.rendition,
+        e.from_s,
+        e.startup_ms,
+        e.error_code,
+        e.error_message,
+        int(e.fatal),
+    )
+
+
+def _event(row: tuple[Any, ...]) -> PlayerEvent:
+    return PlayerEvent(
+        session_id=row[0],
+        event_id=row[1],
+        type=row[2],
+        track_id=row[3],
+        client_ms=row[4],
+        received_ms=row[5],
+        position_s=row[6],
+        seq=row[7],
+        offline=bool(row[8]),
+        pathway=row[9],
+        bitrate_kbps=row[10],
+        rendition=row[11],
+        from_s=row[12],
+        startup_ms=row[13],
+        error_code=row[14],
+        error_message=row[15],
+        fatal=bool(row[16]),
+    )
+
+
+def _cmcd_row(c: CmcdSample) -> tuple[Any, ...]:
+    keys = json.dumps(dict(c.keys), sort_keys=True, separators=(",", ":"))
+    return (c.session_id, c.sample_id, c.received_ms, c.route, c.object, c.status, keys)
+
+
+def _delivery_row(d: SegmentDelivery) -> tuple[Any, ...]:
+    return (
+        d.session_id,
+        d.track_id,
+        d.version,
+        d.rendition,
+        d.name,
+        d.start_s,
+        d.duration_s,
+        d.delivered_ms,
+    )
+
+
+def _play(row: tuple[Any, ...]) -> PlayClaim:
+    return PlayClaim(row[0], row[1], date.fromisoformat(row[2]), row[3], bool(row[4]))
 
 
 class SqliteSessionStore:
@@ -103,9 +254,102 @@ class SqliteSessionStore:
             expires_at=row[9],
         )
 
+    def write_telemetry(self, batch: TelemetryBatch) -> tuple[PlayClaim, ...]:
+        def write(db: sqlite3.Connection) -> tuple[PlayClaim, ...]:
+            db.executemany(
+                f"INSERT OR IGNORE INTO player_events ({_EVENT_COLUMNS}) VALUES ({_marks(17)})",
+                map(_event_row, batch.events),
+            )
+            db.executemany(
+                f"INSERT OR IGNORE INTO cmcd_samples ({_CMCD_COLUMNS}) VALUES ({_marks(7)})",
+                map(_cmcd_row, batch.cmcd),
+            )
+            db.executemany(
+                f"INSERT OR IGNORE INTO segment_deliveries ({_DELIVERY_COLUMNS}) "
+                f"VALUES ({_marks(8)})",
+                map(_delivery_row, batch.deliveries),
+            )
+            counted = []
+            for play in batch.plays:
+                inserted = db.execute(
+                    f"INSERT OR IGNORE INTO plays ({_PLAY_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        play.session_id,
+                        play.track_id,
+                        play.day.isoformat(),
+                        play.played_ms,
+                        int(play.offline),
+                    ),
+                ).rowcount
+                if inserted == 1:
+                    db.execute(
+                        "INSERT INTO play_counts (track_id, day, plays) VALUES (?, ?, 1) "
+                        "ON CONFLICT (track_id, day) DO UPDATE SET plays = plays + 1",
+                        (play.track_id, play.day.isoformat()),
+                    )
+                    counted.append(play)
+            return tuple(counted)
+
+        return self._transaction(f"write {len(batch)} telemetry items to", write)
+
+    def session_telemetry(self, session_id: str) -> SessionTelemetry:
+        def read(db: sqlite3.Connection) -> SessionTelemetry:
+            key = (session_id,)
+            events = db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM player_events WHERE session_id = ? "
+                "ORDER BY client_ms, seq, event_id",
+                key,
+            ).fetchall()
+            samples = db.execute(
+                f"SELECT {_CMCD_COLUMNS} FROM cmcd_samples WHERE session_id = ? "
+                "ORDER BY received_ms, sample_id",
+                key,
+            ).fetchall()
+            deliveries = db.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM segment_deliveries WHERE session_id = ? "
+                "ORDER BY delivered_ms, name",
+                key,
+            ).fetchall()
+            play = db.execute(
+                f"SELECT {_PLAY_COLUMNS} FROM plays WHERE session_id = ?", key
+            ).fetchone()
+            return SessionTelemetry(
+                events=tuple(map(_event, events)),
+                cmcd=tuple(
+                    CmcdSample(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
+                    for r in samples
+                ),
+                deliveries=tuple(SegmentDelivery(*r) for r in deliveries),
+                play=None if play is None else _play(play),
+            )
+
+        return self._transaction(f"read the telemetry of session {session_id} from", read)
+
+    def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
+        def read(db: sqlite3.Connection) -> dict[date, int]:
+            rows = db.execute(
+                "SELECT day, plays FROM play_counts WHERE track_id = ? AND day BETWEEN ? AND ? "
+                "ORDER BY day",
+                (track_id, first.isoformat(), last.isoformat()),
+            ).fetchall()
+            return {date.fromisoformat(day): plays for day, plays in rows if plays > 0}
+
+        return self._transaction(f"read the plays of track {track_id} from", read)
+
+    def _transaction(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            with self._lock, self._db:
+                return work(self._db)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot {what} {self.path}: {exc}") from exc
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
 
 
 def open_sqlite_session_store(settings: Settings) -> SqliteSessionStore:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,14 @@ from streamer.errors import ConfigError, StorageError
 from streamer.sessions import PlaybackSession, SessionStore, open_session_store
 from streamer.settings import Settings
 from streamer.sqlite_session_store import SqliteSessionStore
+from streamer.telemetry import (
+    CmcdSample,
+    PlayClaim,
+    PlayerEvent,
+    SegmentDelivery,
+    SessionTelemetry,
+    TelemetryBatch,
+)
 
 # name -> open the store kept in the test's directory (opening twice reaches the same data)
 SESSION_STORES: dict[str, Callable[[Path], SessionStore]] = {
@@ -146,3 +155,182 @@ def test_open_session_store_by_name(settings: Settings) -> None:
         store.close()
     with pytest.raises(ConfigError, match="STREAMER_SESSION_STORE"):
         open_session_store(Settings(session_store="cassandra"))
+
+
+# Telemetry: events, CMCD samples, deliveries and plays.
+
+MS = T0 * 1000
+DAY = date(2023, 11, 14)  # T0's UTC day
+
+
+def ev(event_id: str, session_id: str = "s1", **overrides: object) -> PlayerEvent:
+    fields: dict[str, object] = {
+        "session_id": session_id,
+        "event_id": event_id,
+        "type": "heartbeat",
+        "track_id": "trk1",
+        "client_ms": MS,
+        "received_ms": MS + 50,
+        "position_s": 10.0,
+    }
+    fields.update(overrides)
+    return PlayerEvent(**fields)  # type: ignore[arg-type]
+
+
+def sample(sample_id: str, session_id: str = "s1", **overrides: object) -> CmcdSample:
+    fields: dict[str, object] = {
+        "session_id": session_id,
+        "sample_id": sample_id,
+        "received_ms": MS,
+        "route": "segment",
+        "object": "aac_96/seg_00001.m4s",
+        "status": 200,
+        "keys": {"br": 96, "bs": True, "ot": "a", "pr": 1.25, "sid": "6e2f", "com.x-y": "z"},
+    }
+    fields.update(overrides)
+    return CmcdSample(**fields)  # type: ignore[arg-type]
+
+
+def delivery(index: int, session_id: str = "s1", **overrides: object) -> SegmentDelivery:
+    fields: dict[str, object] = {
+        "session_id": session_id,
+        "track_id": "trk1",
+        "version": "v1",
+        "rendition": "aac_96",
+        "name": f"aac_96/seg_{index:05d}.m4s",
+        "start_s": index * 6.0,
+        "duration_s": 6.0,
+        "delivered_ms": MS + index,
+    }
+    fields.update(overrides)
+    return SegmentDelivery(**fields)  # type: ignore[arg-type]
+
+
+def play(session_id: str = "s1", day: date = DAY, **overrides: object) -> PlayClaim:
+    fields: dict[str, object] = {
+        "session_id": session_id,
+        "track_id": "trk1",
+        "day": day,
+        "played_ms": MS,
+    }
+    fields.update(overrides)
+    return PlayClaim(**fields)  # type: ignore[arg-type]
+
+
+def test_telemetry_reads_back_equal(store: SessionStore) -> None:
+    events = (
+        ev("a", type="play", position_s=0.0, bitrate_kbps=96, rendition="aac_96", startup_ms=420),
+        ev("b", client_ms=MS + 10_000, seq=3, pathway="cdn-a"),
+        ev("c", type="seek", client_ms=MS + 12_000, position_s=90.5, from_s=12.25),
+        ev("d", type="error", client_ms=MS + 13_000, error_code="net", error_message="é ✓"),
+        ev("e", type="heartbeat", client_ms=MS - 5_000, offline=True, fatal=False),
+    )
+    batch = TelemetryBatch(events, (sample("x1"),), (delivery(0), delivery(1)), (play(),))
+    assert store.write_telemetry(batch) == (play(),)
+    got = store.session_telemetry("s1")
+    assert got.events == tuple(sorted(events, key=lambda e: (e.client_ms, e.seq, e.event_id)))
+    assert got.cmcd == (sample("x1"),)
+    assert got.deliveries == (delivery(0), delivery(1))
+    assert got.play == play()
+
+
+def test_unknown_session_has_empty_telemetry(store: SessionStore) -> None:
+    assert store.session_telemetry("nobody") == SessionTelemetry()
+    assert store.write_telemetry(TelemetryBatch()) == ()
+
+
+def test_events_are_kept_once_per_session_and_event_id(store: SessionStore) -> None:
+    store.write_telemetry(TelemetryBatch(events=(ev("a", position_s=1.0), ev("b"))))
+    # A retry repeats the id; the first copy stays, even if the retry differs.
+    store.write_telemetry(TelemetryBatch(events=(ev("a", position_s=99.0), ev("a"), ev("c"))))
+    store.write_telemetry(TelemetryBatch(events=(ev("a", session_id="s2"),)))
+    got = store.session_telemetry("s1").events
+    assert [e.event_id for e in got] == ["a", "b", "c"]
+    assert got[0].position_s == 1.0
+    assert [e.event_id for e in store.session_telemetry("s2").events] == ["a"]
+
+
+def test_samples_and_deliveries_are_idempotent(store: SessionStore) -> None:
+    batch = TelemetryBatch(cmcd=(sample("x1"), sample("x2")), deliveries=(delivery(0),))
+    store.write_telemetry(batch)
+    store.write_telemetry(batch)  # the writer's retry of a batch it thought failed
+    got = store.session_telemetry("s1")
+    assert [c.sample_id for c in got.cmcd] == ["x1", "x2"]
+    assert got.deliveries == (delivery(0),)
+
+
+def test_a_session_counts_one_play(store: SessionStore) -> None:
+    assert store.write_telemetry(TelemetryBatch(plays=(play(),))) == (play(),)
+    again = play(day=date(2023, 11, 20), played_ms=MS + 6 * 86_400_000)
+    assert store.write_telemetry(TelemetryBatch(plays=(play(), again))) == ()
+    assert store.session_telemetry("s1").play == play()
+    assert store.plays_by_day("trk1", DAY, date(2023, 11, 30)) == {DAY: 1}
+
+
+def test_plays_by_day(store: SessionStore) -> None:
+    day2, day5 = date(2023, 11, 15), date(2023, 11, 18)
+    plays = (
+        play("a"),
+        play("b"),
+        play("c", day=day2, offline=True),
+        play("d", day=day5),
+        play("e", track_id="trk2"),
+    )
+    counted = store.write_telemetry(TelemetryBatch(plays=plays))
+    assert sorted(p.session_id for p in counted) == ["a", "b", "c", "d", "e"]
+    assert store.plays_by_day("trk1", DAY, day5) == {DAY: 2, day2: 1, day5: 1}
+    assert store.plays_by_day("trk1", day2, day2) == {day2: 1}  # both ends included
+    assert store.plays_by_day("trk1", date(2023, 12, 1), date(2023, 12, 31)) == {}
+    assert store.plays_by_day("trk2", DAY, DAY) == {DAY: 1}
+
+
+def test_concurrent_claims_count_once(store: SessionStore) -> None:
+    counted: list[PlayClaim] = []
+    lock = threading.Lock()
+
+    def claim(worker: int) -> None:
+        for session in range(20):
+            got = store.write_telemetry(TelemetryBatch(plays=(play(f"s{session}"),)))
+            with lock:
+                counted.extend(got)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(p.session_id for p in counted) == sorted(f"s{n}" for n in range(20))
+    assert store.plays_by_day("trk1", DAY, DAY) == {DAY: 20}
+
+
+def test_telemetry_outlives_the_connection(open_store: OpenStore) -> None:
+    first = open_store()
+    first.write_telemetry(TelemetryBatch((ev("a"),), (sample("x"),), (delivery(0),), (play(),)))
+    first.close()
+    again = open_store()
+    got = again.session_telemetry("s1")
+    assert (len(got.events), len(got.cmcd), len(got.deliveries)) == (1, 1, 1)
+    assert got.play == play()
+    assert again.write_telemetry(TelemetryBatch(plays=(play(),))) == ()
+
+
+def test_telemetry_after_close_is_a_storage_error(open_store: OpenStore) -> None:
+    store = open_store()
+    store.close()
+    with pytest.raises(StorageError):
+        store.write_telemetry(TelemetryBatch(events=(ev("a"),)))
+    with pytest.raises(StorageError):
+        store.plays_by_day("trk1", DAY, DAY)
+
+
+def test_telemetry_models_validate() -> None:
+    with pytest.raises(ValueError, match="from_s"):
+        ev("a", type="seek")
+    with pytest.raises(ValueError, match="position_s"):
+        ev("a", position_s=-1.0)
+    with pytest.raises(ValueError, match="event_id"):
+        ev("has space")
+    with pytest.raises(ValueError, match="bitrate_kbps"):
+        ev("a", type="bitrate_switch")
+    with pytest.raises(ValueError, match="route"):
+        sample("x", route="steering")

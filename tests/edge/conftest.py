@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 from aiohttp import web
@@ -140,7 +141,13 @@ def open_session(
     return open_
 
 
-def path_of(settings: Settings, url: str) -> str:
-    """The path (and query) of an absolute edge URL, for the test client."""
+def path_of(settings: Settings, url: str, relative_to: str | None = None) -> str:
+    """The path (and query) of an edge URL, for the test client.
+
+    A relative `url` (segments in media playlists) is resolved against `relative_to`, the URL
+    of the playlist that names it, as a player does.
+    """
+    if relative_to is not None:
+        url = urljoin(relative_to, url)
     assert url.startswith(settings.base_url), url
     return url[len(settings.base_url) :]

@@ -44,7 +44,8 @@ async def test_free_session_plays_end_to_end(
     assert uris == [f"{name}.m3u8" for name in doc["variants"]]
     assert not {"aac_256.m3u8", "flac.m3u8"} & set(uris)
 
-    text = await fetch_text(client, settings, media_url(doc["playlist_url"], doc["variants"][0]))
+    media_playlist_url = media_url(doc["playlist_url"], doc["variants"][0])
+    text = await fetch_text(client, settings, media_playlist_url)
     media = parse_media(text)
     assert lint_media(media) == []
     assert len(m3u8.loads(text).segments) == len(media.segments)
@@ -56,12 +57,14 @@ async def test_free_session_plays_end_to_end(
     assert key.content_type == "application/octet-stream"
     key_bytes = await key.read()
     assert len(key_bytes) == 16
-    segment = await client.get(path_of(settings, first.uri))
+    # Segments are named relative to the media playlist, so they come from its host.
+    assert first.uri.startswith("../../seg/trk1/v1/")
+    segment = await client.get(path_of(settings, first.uri, relative_to=media_playlist_url))
     assert segment.status == 200
     assert first.key.iv is not None
     clear = decrypt_segment(await segment.read(), key_bytes, first.key.iv)
     assert clear == track.clear["opus_160/seg_00000.m4s"]
-    init = await client.get(path_of(settings, first.map.uri))
+    init = await client.get(path_of(settings, first.map.uri, relative_to=media_playlist_url))
     assert await init.read() == track.clear["opus_160/init.mp4"]
 
 

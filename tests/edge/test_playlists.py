@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import urljoin
 
 import m3u8
 import pytest
@@ -74,9 +75,15 @@ def test_media_playlist(published: PublishedTrack) -> None:
     segment_token = TOKENS.sign_segment(FREE, published.record.duration_s, NOW)
     first = parsed.segments[0]
     assert first.map is not None
-    assert first.map.uri == f"{BASE}/v1/seg/trk1/v1/aac_160/init.mp4?s={segment_token}"
+    # Relative: from {base}/v1/play/{token}/aac_160.m3u8 to {base}/v1/seg/, on any pathway.
+    assert first.map.uri == f"../../seg/trk1/v1/aac_160/init.mp4?s={segment_token}"
+    playlist_url = f"{BASE}/v1/play/session-token/aac_160.m3u8"
+    assert urljoin(playlist_url, first.map.uri).startswith(f"{BASE}/v1/seg/trk1/v1/aac_160/")
     for segment, record in zip(parsed.segments, rendition.segments, strict=True):
-        assert segment.uri == f"{BASE}/v1/seg/trk1/v1/{record.key}?s={segment_token}"
+        assert segment.uri == f"../../seg/trk1/v1/{record.key}?s={segment_token}"
+        assert urljoin(playlist_url, segment.uri) == (
+            f"{BASE}/v1/seg/trk1/v1/{record.key}?s={segment_token}"
+        )
         assert segment.key is not None  # a fresh IV per segment: EXT-X-KEY before each
         assert segment.key.iv == bytes.fromhex(record.iv_hex)
         assert segment.key.method == "AES-128"

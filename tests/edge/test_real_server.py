@@ -14,6 +14,7 @@ import ssl
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
@@ -92,7 +93,8 @@ async def play_once(
     async with http.get(first.key.uri) as response:
         assert response.status == 200
         key = await response.read()
-    async with http.get(first.uri, headers={"Range": "bytes=0-"}) as response:
+    segment_url = urljoin(media_url, first.uri)  # relative to the media playlist
+    async with http.get(segment_url, headers={"Range": "bytes=0-"}) as response:
         assert response.status == 206
         body = await response.read()
     clear = decrypt_segment(body, key, first.key.iv)

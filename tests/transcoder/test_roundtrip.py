@@ -13,6 +13,7 @@ import pytest
 
 from manifests import lint_media, parse_media
 from streamer.catalog import current_record_key, decode_track_record, version_prefix
+from tests.audio_compare import COMPARE_RATE, MIN_CORRELATION, align
 from tests.masters import decode_pcm
 from tests.transcoder.conftest import Published, clear_segments
 from transcoder.gapless import edit_media_time
@@ -20,30 +21,8 @@ from transcoder.ladder import DEFAULT_LADDER
 
 pytestmark = pytest.mark.slow
 
-COMPARE_RATE = 48_000
-# Waveform correlation with the master after alignment, per rendition. Measured on the tonal
-# test master (typical values in brackets) with margin; a broken decode, a wrong key or a
-# misaligned segment falls far below any of them.
-MIN_CORRELATION = {
-    "aac_96": 0.97,  # [0.995]
-    "aac_160": 0.98,  # [0.998]
-    "aac_256": 0.98,  # [0.999]
-    "opus_32": 0.80,  # [0.93] Opus at 32 kbit/s reshapes high bands
-    "opus_96": 0.95,  # [0.99]
-    "opus_160": 0.97,  # [0.995]
-    "flac": 0.99999,  # lossless
-}
 # One codec frame, in seconds: AAC 1024 samples, Opus 20 ms, FLAC 4608 samples at 44.1 kHz.
 FRAME_S = {"aac": 1024 / 44_100, "opus": 0.020, "flac": 4608 / 44_100}
-
-
-def _align(reference: np.ndarray, decoded: np.ndarray, max_lag: int) -> int:
-    """Lag (in samples) at which `decoded` best matches `reference`, by FFT cross-correlation."""
-    window = reference[: COMPARE_RATE * 4]
-    probe = decoded[: COMPARE_RATE * 4 + max_lag]
-    size = 1 << math.ceil(math.log2(len(window) + len(probe)))
-    corr = np.fft.irfft(np.fft.rfft(probe, size) * np.conj(np.fft.rfft(window, size)), size)
-    return int(np.argmax(corr[: max_lag + 1]))
 
 
 def _loudness(path: Path) -> float:
@@ -65,7 +44,7 @@ def test_rendition_decodes_to_the_master(published: Published, name: str, tmp_pa
 
     reference = np.frombuffer(decode_pcm(published.master, COMPARE_RATE), dtype=np.float32)
     decoded = np.frombuffer(decode_pcm(clear, COMPARE_RATE), dtype=np.float32)
-    lag = _align(reference, decoded, max_lag=COMPARE_RATE // 10)
+    lag = align(reference, decoded, max_lag=COMPARE_RATE // 10)
     usable = min(len(reference), len(decoded) - lag)
     a, b = reference[:usable], decoded[lag : lag + usable]
     correlation = float(np.corrcoef(a, b)[0, 1])

@@ -1,0 +1,267 @@
+"""Structured Field Values for HTTP (RFC 8941): the parts CMCD and CMSD are written in.
+
+CMCD (CTA-5004) is an sf-dictionary; CMSD-Static (CTA-5006) an sf-dictionary and CMSD-Dynamic
+an sf-list of items with parameters. Parsing follows RFC 8941 section 4.2 and fails the whole
+field on any syntax error (`StructuredFieldError`), as section 4.2 asks; serialising follows
+section 4.1. Tokens are `Token` (a str subclass) so that they stay apart from strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+__all__ = [
+    "BareItem",
+    "Member",
+    "StructuredFieldError",
+    "Token",
+    "parse_dictionary",
+    "parse_list",
+    "serialize_bare_item",
+    "serialize_key",
+]
+
+
+class Token(str):
+    """An sf-token (RFC 8941 section 3.3.4): unquoted, e.g. the CMCD object type `av`."""
+
+    __slots__ = ()
+
+
+BareItem = int | float | str | bool | bytes  # str includes Token
+Parameters = tuple[tuple[str, BareItem], ...]
+InnerList = tuple[tuple[BareItem, Parameters], ...]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A dictionary member or list entry: its key ("" in lists), value and parameters."""
+
+    key: str
+    value: BareItem | InnerList
+    params: Parameters = ()
+
+
+class StructuredFieldError(ValueError):
+    """The field does not parse; `reason` is a short code for counting."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+MAX_INTEGER = 999_999_999_999_999  # section 3.3.1: at most 15 digits
+_KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")  # section 3.1.2
+_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")  # section 3.3.4
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_STRING_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F))
+
+
+class _Parser:
+    """A cursor over one field value (section 4.2), leading and trailing spaces removed."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text.strip(" ")
+        self.at = 0
+
+    def fail(self, reason: str, message: str) -> StructuredFieldError:
+        return StructuredFieldError(reason, f"{message} at character {self.at}")
+
+    def peek(self) -> str:
+        return self.text[self.at] if self.at < len(self.text) else ""
+
+    def done(self) -> bool:
+        return self.at >= len(self.text)
+
+    def skip(self, chars: str) -> None:
+        while self.at < len(self.text) and self.text[self.at] in chars:
+            self.at += 1
+
+    def key(self) -> str:
+        match = _KEY.match(self.text, self.at)
+        if match is None:
+            raise self.fail("bad_key", "expected a key: a-z or '*', then a-z 0-9 _ - . *")
+        self.at = match.end()
+        return match.group()
+
+    def bare_item(self) -> BareItem:
+        char = self.peek()
+        if char == '"':
+            return self.string()
+        if char == "?":
+            return self.boolean()
+        if char == ":":
+            return self.byte_sequence()
+        if char == "-" or "0" <= char <= "9":
+            return self.number()
+        match = _TOKEN.match(self.text, self.at)
+        if match is not None:
+            self.at = match.end()
+            return Token(match.group())
+        raise self.fail("bad_value", f"expected a value, found {char!r}" if char else "no value")
+
+    def string(self) -> str:
+        out = []
+        self.at += 1  # the opening quote
+        while self.at < len(self.text):
+            char = self.text[self.at]
+            self.at += 1
+            if char == "\\":
+                escaped = self.peek()
+                if escaped not in ('"', "\\"):
+                    raise self.fail("bad_string", "a backslash must escape '\"' or '\\'")
+                out.append(escaped)
+                self.at += 1
+            elif char == '"':
+                return "".join(out)
+            elif char not in _STRING_CHARS:
+                raise self.fail("bad_string", "strings hold printable ASCII only")
+            else:
+                out.append(char)
+        raise self.fail("bad_string", "a string is not closed")
+
+    def boolean(self) -> bool:
+        value = self.text[self.at + 1 : self.at + 2]
+        if value not in ("0", "1"):
+            raise self.fail("bad_value", "a boolean is ?0 or ?1")
+        self.at += 2
+        return value == "1"
+
+    def byte_sequence(self) -> bytes:
+        end = self.text.find(":", self.at + 1)
+        if end < 0:
+            raise self.fail("bad_value", "a byte sequence is not closed")
+        try:
+            value = base64.b64decode(self.text[self.at + 1 : end], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise self.fail("bad_value", "a byte sequence is not base64") from exc
+        self.at = end + 1
+        return value
+
+    def number(self) -> int | float:
+        match = _NUMBER.match(self.text, self.at)
+        if match is None:
+            raise self.fail("bad_value", "expected a number")
+        text = match.group()
+        digits = text.lstrip("-")
+        if match.group(1) is None:
+            if len(digits) > 15:
+                raise self.fail("bad_value", "an integer has at most 15 digits")
+            self.at = match.end()
+            return int(text)
+        whole, fraction = digits.split(".")
+        if len(whole) > 12 or len(fraction) > 3:
+            raise self.fail("bad_value", "a decimal has at most 12 digits, '.', 3 digits")
+        self.at = match.end()
+        return float(text)
+
+    def parameters(self) -> Parameters:
+        params: list[tuple[str, BareItem]] = []
+        while self.peek() == ";":
+            self.at += 1
+            self.skip(" ")
+            name = self.key()
+            value: BareItem = True
+            if self.peek() == "=":
+                self.at += 1
+                value = self.bare_item()
+            params.append((name, value))
+        return tuple(params)
+
+    def item_or_inner_list(self) -> BareItem | InnerList:
+        if self.peek() != "(":
+            return self.bare_item()
+        self.at += 1
+        items: list[tuple[BareItem, Parameters]] = []
+        while True:
+            self.skip(" ")
+            if self.peek() == ")":
+                self.at += 1
+                return tuple(items)
+            items.append((self.bare_item(), self.parameters()))
+            if self.peek() not in (" ", ")"):
+                raise self.fail("bad_list", "inner list items are separated by spaces")
+
+    def next_member(self) -> bool:
+        """After a member: True if another follows, False at the end."""
+        self.skip(" \t")
+        if self.done():
+            return False
+        if self.peek() != ",":
+            raise self.fail("syntax", "members are separated by ','")
+        self.at += 1
+        self.skip(" \t")
+        if self.done():
+            raise self.fail("syntax", "a trailing ','")
+        return True
+
+
+def parse_dictionary(text: str) -> list[Member]:
+    """An sf-dictionary's members in order, repeats included (section 4.2.2)."""
+    parser = _Parser(text)
+    members: list[Member] = []
+    if parser.done():
+        return members
+    while True:
+        name = parser.key()
+        value: BareItem | InnerList = True
+        if parser.peek() == "=":
+            parser.at += 1
+            value = parser.item_or_inner_list()
+        members.append(Member(name, value, parser.parameters()))
+        if not parser.next_member():
+            return members
+
+
+def parse_list(text: str) -> list[Member]:
+    """An sf-list's entries in order, each with an empty key (section 4.2.1)."""
+    parser = _Parser(text)
+    members: list[Member] = []
+    if parser.done():
+        return members
+    while True:
+        value = parser.item_or_inner_list()
+        members.append(Member("", value, parser.parameters()))
+        if not parser.next_member():
+            return members
+
+
+def serialize_key(key: str) -> str:
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"{key!r} is not a structured field key (a-z or '*', then a-z0-9_-.*)")
+    return key
+
+
+def serialize_bare_item(value: BareItem) -> str:
+    """One bare item (section 4.1.3); ValueError for what RFC 8941 cannot carry."""
+    if isinstance(value, bool):
+        return "?1" if value else "?0"
+    if isinstance(value, int):
+        if abs(value) > MAX_INTEGER:
+            raise ValueError(f"integer {value} has more than 15 digits")
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"decimal {value} is not finite")
+        # Section 4.1.5: round to three decimals (half to even), at most 12 integer digits.
+        rounded = Decimal(repr(value)).quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN)
+        if abs(rounded) >= 10**12:
+            raise ValueError(f"decimal {value} has more than 12 integer digits")
+        text = format(rounded, "f").rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    if isinstance(value, Token):
+        if not _TOKEN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a token")
+        return str(value)
+    if isinstance(value, str):
+        if not set(value) <= _STRING_CHARS:
+            raise ValueError("strings hold printable ASCII only")
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bytes):
+        return ":" + base64.b64encode(value).decode("ascii") + ":"
+    raise ValueError(f"{type(value).__name__} is not a structured field item")

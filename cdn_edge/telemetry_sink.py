@@ -1,0 +1,87 @@
+"""The writer's sink over the session store: items land, then the plays and QoE they complete.
+
+Runs in the writer's thread. For each session a batch brings new evidence for (events or
+segment deliveries), it reads the session's stored telemetry back and asks the play policy
+(streamer.plays) whether the session has now played; a play is written as a claim the store
+counts once per session. Sessions whose batch holds an `end` event have their QoE computed
+(streamer.qoe) and exported. Any failure raises, so the writer retries the whole batch, which
+is safe: every write is idempotent and a play is counted once however often it is claimed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from cdn_edge.telemetry_metrics import TelemetryMetrics
+from streamer.plays import decide_play
+from streamer.qoe import SessionQoe, session_qoe
+from streamer.sessions import SessionStore
+from streamer.telemetry import PlayClaim, TelemetryBatch, TelemetryItem, batch_of
+
+REMEMBERED_SESSIONS = 100_000  # sessions known played or ended, not read back again (~10 MB)
+
+
+class _RecentIds:
+    """A bounded set that forgets the oldest ids first."""
+
+    def __init__(self, limit: int) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def add(self, key: str) -> None:
+        self._ids[key] = None
+        self._ids.move_to_end(key)
+        while len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+
+
+class SessionStoreSink:
+    """TelemetrySink writing to a SessionStore and deciding plays from what it holds."""
+
+    def __init__(self, store: SessionStore, metrics: TelemetryMetrics) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._played = _RecentIds(REMEMBERED_SESSIONS)
+        self._ended = _RecentIds(REMEMBERED_SESSIONS)
+
+    def write_batch(self, items: Sequence[TelemetryItem]) -> None:
+        batch = batch_of(items)
+        self._count_plays(self._store.write_telemetry(batch))
+        evidence: dict[str, str] = {}  # session id -> track id
+        for event in batch.events:
+            evidence.setdefault(event.session_id, event.track_id)
+        for delivery in batch.deliveries:
+            evidence.setdefault(delivery.session_id, delivery.track_id)
+        ending = {e.session_id for e in batch.events if e.type == "end"}
+
+        claims: list[PlayClaim] = []
+        ended: list[tuple[str, str, SessionQoe]] = []
+        for session_id, track_id in evidence.items():
+            wants_play = session_id not in self._played
+            wants_qoe = session_id in ending and session_id not in self._ended
+            if not (wants_play or wants_qoe):
+                continue
+            telemetry = self._store.session_telemetry(session_id)
+            if wants_play and telemetry.play is not None:
+                self._played.add(session_id)
+            elif wants_play:
+                claim = decide_play(session_id, track_id, telemetry.events, telemetry.deliveries)
+                if claim is not None:
+                    claims.append(claim)
+            if wants_qoe:
+                ended.append((session_id, track_id, session_qoe(telemetry.events)))
+        if claims:
+            self._count_plays(self._store.write_telemetry(TelemetryBatch(plays=tuple(claims))))
+            for claim in claims:
+                self._played.add(claim.session_id)
+        for session_id, track_id, qoe in ended:
+            self._ended.add(session_id)
+            self._metrics.observe_session(track_id, qoe)
+
+    def _count_plays(self, counted: tuple[PlayClaim, ...]) -> None:
+        for play in counted:
+            self._metrics.plays.labels(self._metrics.track(play.track_id)).inc()

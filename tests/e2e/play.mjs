@@ -1,0 +1,130 @@
+// Plays player-page URLs in headless Chromium and prints one JSON result on stdout.
+//
+// Run from web/ so playwright-core resolves from web/node_modules:
+//   cd web && PLAY_CONFIG='{"cases": [{"name": "aac", "url": "http://127.0.0.1:8080/?..."}]}' \
+//     node ../tests/e2e/play.mjs
+//
+// PLAY_CONFIG: cases (name, url), minSeconds (playback to reach, default 10), timeoutMs (per
+// case, default 60000), chromium (default /usr/bin/chromium), screenshotDir (optional: a PNG of
+// each page when done). All cases play at once, each in its own browser context. Requests to
+// any origin but the cases' own are aborted and reported.
+import { createRequire } from "node:module";
+import { join } from "node:path";
+
+const require = createRequire(join(process.cwd(), "package.json"));
+const { chromium } = require("playwright-core");
+
+const config = JSON.parse(process.env.PLAY_CONFIG || "{}");
+const cases = config.cases || [];
+const minSeconds = config.minSeconds ?? 10;
+const timeoutMs = config.timeoutMs ?? 60000;
+const origins = new Set(cases.map((c) => new URL(c.url).origin));
+
+// The whole run is bounded even if Chromium hangs: exit with what we know.
+const watchdog = setTimeout(() => {
+  console.log(JSON.stringify({ error: `play.mjs gave up after ${timeoutMs + 30000} ms` }));
+  process.exit(3);
+}, timeoutMs + 30000);
+
+const browser = await chromium.launch({
+  executablePath: config.chromium || "/usr/bin/chromium",
+  headless: true,
+  timeout: 30000,
+  // playwright-core starts it with a new, empty profile directory of its own.
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-proxy-server",
+    // Nothing but loopback: every host name fails to resolve, IP literals are used as given.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+
+async function play({ name, url }) {
+  const context = await browser.newContext();
+  const blocked = [];
+  await context.route(
+    (u) => !origins.has(u.origin),
+    (route) => {
+      blocked.push(route.request().url());
+      return route.abort();
+    },
+  );
+  const page = await context.newPage();
+  const requests = { keys: 0, segments: 0, playlists: 0 };
+  const failed = [];
+  const pageErrors = [];
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith("/v1/keys/")) requests.keys += 1;
+    else if (path.startsWith("/v1/seg/")) requests.segments += 1;
+    else if (path.endsWith(".m3u8")) requests.playlists += 1;
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400) failed.push(`${r.status()} ${new URL(r.url()).pathname}`);
+  });
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error") pageErrors.push(`console: ${m.text()}`);
+  });
+  const started = Date.now();
+  let outcome = "played";
+  try {
+    await page.goto(url, { waitUntil: "load", timeout: 20000 });
+    await page.waitForFunction(
+      (min) => {
+        const s = window.playerState;
+        return s && (s.fatalError || s.currentTime >= min);
+      },
+      minSeconds,
+      { timeout: timeoutMs, polling: 250 },
+    );
+  } catch (e) {
+    outcome = `timeout: ${String(e).split("\n")[0]}`;
+  }
+  let state = null;
+  let media = null;
+  try {
+    state = await page.evaluate(() => JSON.parse(JSON.stringify(window.playerState || null)));
+    media = await page.evaluate(() => {
+      const a = document.getElementById("audio");
+      return {
+        paused: a.paused,
+        muted: a.muted,
+        readyState: a.readyState,
+        volume: a.volume,
+        hlsVersion: window.Hls ? window.Hls.version : null,
+        mse: {
+          aac: MediaSource.isTypeSupported('audio/mp4; codecs="mp4a.40.2"'),
+          opus: MediaSource.isTypeSupported('audio/mp4; codecs="opus"'),
+          flac: MediaSource.isTypeSupported('audio/mp4; codecs="fLaC"'),
+        },
+      };
+    });
+    if (config.screenshotDir) {
+      await page.screenshot({ path: join(config.screenshotDir, `${name}.png`), fullPage: true });
+    }
+  } catch (e) {
+    pageErrors.push(`evaluate: ${e}`);
+  }
+  await context.close();
+  return {
+    name, outcome, seconds: (Date.now() - started) / 1000,
+    state, media, requests, failed, pageErrors, blocked,
+  };
+}
+
+let results;
+try {
+  results = await Promise.all(cases.map(play));
+  console.log(JSON.stringify({ chromium: browser.version(), results }));
+} finally {
+  clearTimeout(watchdog);
+  await browser.close();
+}

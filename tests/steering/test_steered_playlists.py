@@ -1,0 +1,128 @@
+"""Multivariant playlists with content steering: every variant once per pathway, valid."""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import urljoin
+
+import m3u8
+import pytest
+
+from cdn_edge.catalog_cache import PublishedTrack
+from cdn_edge.pathways import Pathway
+from cdn_edge.playback_tokens import PlaybackTokens, SessionClaims
+from cdn_edge.playlists import PlaylistBuilder
+from drm import KeyRing
+from manifests import lint_media, lint_multivariant, parse_media, parse_multivariant
+from tests.edge.builders import build_track
+
+NOW = 1_700_000_000
+BASE = "https://edge.example.com"
+TOKENS = PlaybackTokens(b"p" * 32)
+PATHWAYS = (
+    Pathway("edge", BASE),
+    Pathway("cdn-a", "https://a.example.net", frozenset({"SE"})),
+    Pathway("cdn-b", "https://b.example.net/streamer", weight=3),
+)
+SESSION = SessionClaims(
+    "sid", "trk1", "v1", "u1", "free", ("opus_160", "aac_160", "aac_96"), NOW + 7200, "SE"
+)
+TOKEN = TOKENS.sign_session(SESSION)
+
+
+@pytest.fixture
+def published(ring: KeyRing) -> PublishedTrack:
+    return PublishedTrack(build_track(ring, "trk1", "v1", segments=5, rotation=2).record)
+
+
+def steered(published: PublishedTrack, first: str = "cdn-a", token: str = TOKEN) -> str:
+    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
+    return builder.multivariant(published, SESSION, NOW, session_token=token, first_pathway=first)
+
+
+def test_every_variant_once_per_pathway(published: PublishedTrack) -> None:
+    text = steered(published)
+    parsed = parse_multivariant(text)
+    assert lint_multivariant(parsed) == []
+    assert parsed.content_steering is not None
+    assert parsed.content_steering.server_uri == f"{BASE}/v1/steer/{TOKEN}"
+    assert parsed.content_steering.pathway_id == "cdn-a"
+    by_pathway: dict[str | None, list[str]] = {}
+    for variant in parsed.variants:
+        by_pathway.setdefault(variant.pathway_id, []).append(variant.stable_variant_id or "")
+    assert by_pathway == {p.id: list(SESSION.variants) for p in PATHWAYS}
+    # The session's first pathway first: players without steering start there (RFC 8216 6.3.1).
+    assert [v.pathway_id for v in parsed.variants[:3]] == ["cdn-a"] * 3
+    urls = {(v.pathway_id, v.stable_variant_id): v.uri for v in parsed.variants}
+    for pathway in PATHWAYS:
+        for name in SESSION.variants:
+            assert urls[pathway.id, name] == f"{pathway.base_url}/v1/play/{TOKEN}/{name}.m3u8"
+    # One BANDWIDTH and CODECS per rendition, whatever the pathway.
+    rendition = published.renditions["aac_160"]
+    for variant in parsed.variants:
+        if variant.stable_variant_id == "aac_160":
+            assert (variant.bandwidth, variant.codecs) == (rendition.bandwidth, rendition.codecs)
+    # Keys stay on the edge.
+    assert all(
+        k.uri is not None and k.uri.startswith(f"{BASE}/v1/keys/") for k in parsed.session_keys
+    )
+
+
+def test_m3u8_reads_the_steering_tags(published: PublishedTrack) -> None:
+    loaded = m3u8.loads(steered(published, first="edge"))
+    assert loaded.is_variant
+    assert loaded.content_steering.uri == f"{BASE}/v1/steer/{TOKEN}"
+    assert loaded.content_steering.pathway_id == "edge"
+    assert len(loaded.playlists) == len(PATHWAYS) * len(SESSION.variants)
+    pairs = {(p.stream_info.pathway_id, p.stream_info.stable_variant_id) for p in loaded.playlists}
+    assert pairs == {(p.id, n) for p in PATHWAYS for n in SESSION.variants}
+    assert loaded.playlists[0].uri.startswith(f"{BASE}/v1/play/")
+
+
+def test_templates_per_first_pathway_shared_by_sessions(published: PublishedTrack) -> None:
+    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
+    other = dataclasses.replace(SESSION, session_id="sid2")
+    other_token = TOKENS.sign_session(other)
+    a = builder.multivariant(published, SESSION, NOW, session_token=TOKEN, first_pathway="cdn-a")
+    b = builder.multivariant(
+        published, other, NOW, session_token=other_token, first_pathway="cdn-a"
+    )
+    assert TOKEN in a and other_token not in a and other_token in b
+    assert a.replace(TOKEN, "T") != b.replace(other_token, "T")  # key tokens differ too
+    builder.multivariant(published, SESSION, NOW, session_token=TOKEN, first_pathway="cdn-b")
+    assert len(builder._templates) == 2
+
+
+def test_steered_playlists_need_a_token_and_a_known_pathway(published: PublishedTrack) -> None:
+    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
+    with pytest.raises(ValueError, match="session token"):
+        builder.multivariant(published, SESSION, NOW, first_pathway="cdn-a")
+    with pytest.raises(ValueError, match="cdn-z"):
+        builder.multivariant(published, SESSION, NOW, session_token=TOKEN, first_pathway="cdn-z")
+
+
+def test_one_pathway_means_no_steering(published: PublishedTrack) -> None:
+    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS[:1])
+    assert not builder.steered
+    parsed = parse_multivariant(builder.multivariant(published, SESSION, NOW))
+    assert parsed.content_steering is None
+    assert [v.uri for v in parsed.variants] == [f"{n}.m3u8" for n in SESSION.variants]
+
+
+def test_media_playlist_segments_follow_the_pathway_keys_stay_on_the_edge(
+    published: PublishedTrack,
+) -> None:
+    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
+    media = parse_media(builder.media(published, SESSION, "aac_160", NOW))
+    assert lint_media(media) == []
+    for pathway in PATHWAYS:
+        playlist_url = f"{pathway.base_url}/v1/play/{TOKEN}/aac_160.m3u8"
+        for segment in media.segments:
+            url = urljoin(playlist_url, segment.uri)
+            assert url.startswith(f"{pathway.base_url}/v1/seg/trk1/v1/aac_160/seg_"), url
+            if segment.key is not None:
+                assert segment.key.uri is not None
+                assert segment.key.uri.startswith(f"{BASE}/v1/keys/")
+        assert media.segments[0].map is not None
+        init = urljoin(playlist_url, media.segments[0].map.uri)
+        assert init.startswith(f"{pathway.base_url}/v1/seg/trk1/v1/aac_160/init.mp4?s=")

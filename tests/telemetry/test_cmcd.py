@@ -1,0 +1,210 @@
+"""CMCD (CTA-5004) parsing: hls.js's query and header forms, malformed input, and garbage."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cdn_edge.cmcd import (
+    BAD_VALUE,
+    DUPLICATE_KEY,
+    REASONS,
+    SYNTAX,
+    TOO_LONG,
+    TOO_MANY_CUSTOM_KEYS,
+    UNKNOWN_KEY,
+    Cmcd,
+    cmcd_keys,
+    parse_cmcd,
+    read_cmcd,
+    render_cmcd,
+)
+
+# The query argument from the CTA-5004 example as hls.js writes it (encodeURIComponent).
+HLSJS_QUERY = (
+    "bl%3D21300%2Cbr%3D3200%2Cbs%2Ccid%3D%22faec5fc2-ac30-11eabb37-0242ac130002%22%2Cd%3D4004"
+    "%2Cdl%3D18500%2Cmtp%3D48100%2Cot%3Dv%2Csf%3Dh%2Csid%3D%226e2fb550-c457-11e9-bb97-"
+    "0800200c9a66%22%2Cst%3Dv%2Ctb%3D6000"
+)
+
+
+def test_hlsjs_query_example() -> None:
+    reading = parse_cmcd(unquote(HLSJS_QUERY))
+    assert reading.problems == ()
+    assert reading.cmcd == Cmcd(
+        br=3200,
+        d=4004,
+        ot="v",
+        tb=6000,
+        bl=21300,
+        dl=18500,
+        mtp=48100,
+        cid="faec5fc2-ac30-11eabb37-0242ac130002",
+        sf="h",
+        sid="6e2fb550-c457-11e9-bb97-0800200c9a66",
+        st="v",
+        bs=True,
+    )
+    # hls.js sorts keys and writes true flags bare: rendering gives the same text back.
+    assert quote(render_cmcd(reading.cmcd), safe="") == HLSJS_QUERY
+
+
+def test_hlsjs_header_mode_spreads_keys_over_four_headers() -> None:
+    headers = {
+        "CMCD-Object": "br=160,d=6000,ot=a,tb=256",
+        "CMCD-Request": 'bl=12000,mtp=5400,nor="seg_00004.m4s",su',
+        "CMCD-Session": 'cid="trk1",sf=h,sid="6e2fb550-c457-11e9-bb97-0800200c9a66",st=v',
+        "CMCD-Status": "bs,rtp=1200",
+    }
+    reading = read_cmcd(None, headers)
+    assert reading is not None and reading.problems == ()
+    cmcd = reading.cmcd
+    assert (cmcd.br, cmcd.d, cmcd.ot, cmcd.tb) == (160, 6000, "a", 256)
+    assert (cmcd.bl, cmcd.mtp, cmcd.nor, cmcd.su) == (12000, 5400, "seg_00004.m4s", True)
+    assert (cmcd.cid, cmcd.sf, cmcd.st) == ("trk1", "h", "v")
+    assert (cmcd.bs, cmcd.rtp) == (True, 1200)
+
+
+def test_hlsjs_playlist_request_and_defaults() -> None:
+    # A playlist request: manifest object type, no bitrate; v=1 and pr=1 are left out.
+    reading = parse_cmcd('cid="trk1",ot=m,sf=h,sid="abc",st=v,su')
+    assert reading.problems == ()
+    assert reading.cmcd.ot == "m" and reading.cmcd.v is None and reading.cmcd.pr is None
+    assert cmcd_keys(reading.cmcd) == {
+        "cid": "trk1",
+        "ot": "m",
+        "sf": "h",
+        "sid": "abc",
+        "st": "v",
+        "su": True,
+    }
+
+
+def test_no_cmcd_is_none() -> None:
+    assert read_cmcd(None, {}) is None
+    assert read_cmcd(None, {"Content-Type": "x"}) is None
+
+
+def test_query_and_headers_merge_first_wins() -> None:
+    reading = read_cmcd("br=96,ot=a", {"CMCD-Object": "br=160,d=6000"})
+    assert reading is not None
+    assert (reading.cmcd.br, reading.cmcd.d) == (96, 6000)
+    assert reading.problems == (DUPLICATE_KEY,)
+
+
+def test_custom_keys_and_decimals() -> None:
+    reading = parse_cmcd('com.example-buffer=12,com.example-name="x",com.example-t=tok,pr=1.25')
+    assert reading.problems == ()
+    assert reading.cmcd.pr == 1.25
+    assert reading.cmcd.custom == (
+        ("com.example-buffer", 12),
+        ("com.example-name", "x"),
+        ("com.example-t", "tok"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problems", "kept"),
+    [
+        ("br=3200,,d=4", (SYNTAX,), {}),  # the whole field is ignored (RFC 8941 4.2)
+        ("BR=3200", (SYNTAX,), {}),  # keys are lowercase and case-sensitive
+        ('cid="unterminated', (SYNTAX,), {}),
+        ("br=3200 d=4", (SYNTAX,), {}),
+        ("br=3200,foo=1", (UNKNOWN_KEY,), {"br": 3200}),
+        ("br=-5,d=4004", (BAD_VALUE,), {"d": 4004}),
+        ('br="3200",d=4004', (BAD_VALUE,), {"d": 4004}),
+        ("br=3.5", (BAD_VALUE,), {}),
+        ("ot=x,sf=h", (BAD_VALUE,), {"sf": "h"}),
+        ('ot="a"', (BAD_VALUE,), {}),  # a token, not a string
+        ("bs=1", (BAD_VALUE,), {}),
+        ("sid=" + '"' + "x" * 65 + '"', (BAD_VALUE,), {}),
+        ('nrr="abc"', (BAD_VALUE,), {}),
+        ("v=0", (BAD_VALUE,), {}),
+        ("br=(1),st=v", (BAD_VALUE,), {"st": "v"}),  # CMCD v2 inner lists are not v1
+        ("br=1;x=2", (BAD_VALUE,), {}),
+        ("d=1,d=2", (DUPLICATE_KEY,), {"d": 1}),
+        ("br=" + "9" * 16, (SYNTAX,), {}),
+        ("br=1" + ",x" * 3000, (TOO_LONG,), {}),
+    ],
+)
+def test_malformed_cmcd_is_counted_and_ignored(
+    text: str, problems: tuple[str, ...], kept: dict[str, object]
+) -> None:
+    reading = parse_cmcd(text)
+    assert reading.problems == problems
+    assert cmcd_keys(reading.cmcd) == kept
+    assert set(reading.problems) <= set(REASONS)
+
+
+def test_too_many_custom_keys() -> None:
+    text = ",".join(f"com.x-k{i}={i}" for i in range(20))
+    reading = parse_cmcd(text)
+    assert len(reading.cmcd.custom) == 16
+    assert reading.problems == (TOO_MANY_CUSTOM_KEYS,) * 4
+
+
+def test_one_bad_header_does_not_spoil_the_others() -> None:
+    reading = read_cmcd(None, {"CMCD-Object": "br=160,,", "CMCD-Session": 'sid="s"'})
+    assert reading is not None
+    assert reading.problems == (SYNTAX,)
+    assert reading.cmcd.sid == "s" and reading.cmcd.br is None
+
+
+@given(st.text(max_size=300))
+def test_garbage_never_raises(text: str) -> None:
+    reading = parse_cmcd(text)
+    assert set(reading.problems) <= set(REASONS)
+
+
+_CMCD_ALPHABET = st.sampled_from(list('abcdefghijklmnopqrstuvwxyz0123456789=,;"()?:-_.* \\/%'))
+
+
+@given(st.text(_CMCD_ALPHABET, max_size=120))
+def test_near_miss_garbage_never_raises(text: str) -> None:
+    parse_cmcd(text)
+
+
+@given(
+    st.text(max_size=80) | st.none(),
+    st.dictionaries(
+        st.sampled_from(["CMCD-Object", "CMCD-Request", "CMCD-Session", "CMCD-Status", "X"]),
+        st.text(max_size=80),
+    ),
+)
+def test_garbage_requests_never_raise(query: str | None, headers: dict[str, str]) -> None:
+    read_cmcd(query, headers)
+
+
+_COUNT = st.integers(0, 10**9)
+_ID = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=64)
+cmcds = st.builds(
+    Cmcd,
+    br=st.none() | _COUNT,
+    d=st.none() | _COUNT,
+    ot=st.none() | st.sampled_from(["m", "a", "v", "av", "i", "c", "tt", "k", "o"]),
+    tb=st.none() | _COUNT,
+    bl=st.none() | _COUNT,
+    dl=st.none() | _COUNT,
+    mtp=st.none() | _COUNT,
+    nor=st.none() | _ID,
+    nrr=st.none() | st.sampled_from(["0-99", "100-", "-50"]),
+    su=st.booleans(),
+    cid=st.none() | _ID,
+    pr=st.none() | st.sampled_from([0.5, 1.25, 2.0, 1.125]),
+    sf=st.none() | st.sampled_from(["d", "h", "s", "o"]),
+    sid=st.none() | _ID,
+    st=st.none() | st.sampled_from(["v", "l"]),
+    v=st.none() | st.integers(1, 3),
+    bs=st.booleans(),
+    rtp=st.none() | _COUNT,
+)
+
+
+@given(cmcds)
+def test_render_then_parse_round_trips(cmcd: Cmcd) -> None:
+    reading = parse_cmcd(render_cmcd(cmcd))
+    assert reading.problems == ()
+    assert reading.cmcd == cmcd
