@@ -31,7 +31,10 @@ class BlockingRunner:
         """Run `call()` in the pool; Unavailable (503) if it takes longer than `timeout_s`."""
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._executor, call), timeout_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the call completes, and a shutdown would then wait forever.
+            async with asyncio.timeout(timeout_s):
+                return await loop.run_in_executor(self._executor, call)
         except TimeoutError as exc:
             inner = getattr(call, "func", call)
             name = getattr(inner, "__qualname__", repr(inner))

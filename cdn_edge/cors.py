@@ -10,10 +10,16 @@ from aiohttp import web
 
 ALLOW_ORIGIN = "*"
 ALLOW_METHODS = "GET, HEAD, POST, OPTIONS"
-ALLOW_HEADERS = "Authorization, Content-Type, Range, If-None-Match, If-Range, X-Request-Id"
+# CMCD in header mode (CTA-5004 section 2) is four request headers hls.js adds itself.
+ALLOW_HEADERS = (
+    "Authorization, Content-Type, Range, If-None-Match, If-Range, X-Request-Id, "
+    "CMCD-Object, CMCD-Request, CMCD-Session, CMCD-Status"
+)
 # Headers a player script may read: ranges and validators for segment loaders, Retry-After for
-# backing off, the request id for bug reports.
-EXPOSE_HEADERS = "Content-Length, Content-Range, ETag, Retry-After, X-Request-Id"
+# backing off, the request id for bug reports, and the server's CMSD (CTA-5006) hints.
+EXPOSE_HEADERS = (
+    "Content-Length, Content-Range, ETag, Retry-After, X-Request-Id, CMSD-Static, CMSD-Dynamic"
+)
 PREFLIGHT_MAX_AGE_S = 86400
 
 CORS_HEADERS = {

@@ -13,6 +13,7 @@
     │   └── StaticNotInstalled         (404)  static_missing     hls.js not installed
     ├── NotAcceptable                  (406)  no_playable_rendition  device plays nothing offered
     ├── SteeringGone                   (410)  steering_gone      session over: stop steering
+    ├── PayloadTooLarge                (413)  payload_too_large  a request body over its bound
     ├── RangeNotSatisfiable            (416)  range_not_satisfiable
     ├── RateLimited                    (429)  rate_limited       carries Retry-After
     └── Unavailable                    (503)  unavailable        a backend failed; retry later
@@ -104,6 +105,11 @@ class SteeringGone(EdgeError):
 
     http_status = 410
     code = "steering_gone"
+
+
+class PayloadTooLarge(EdgeError):
+    http_status = 413
+    code = "payload_too_large"
 
 
 class RangeNotSatisfiable(EdgeError):

@@ -36,9 +36,10 @@ from typing import Any
 
 from aiohttp import web
 
-from cdn_edge.errors import EdgeError, InvalidField, TokenMismatch, Unauthorized
+from cdn_edge.errors import InvalidField, PayloadTooLarge, TokenMismatch, Unauthorized
 from cdn_edge.names import check_name
 from cdn_edge.playback_tokens import SessionClaims
+from cdn_edge.request_body import read_bounded
 from cdn_edge.state import (
     BLOCKING,
     CLOCK,
@@ -65,11 +66,6 @@ _BY_TYPE: dict[str, frozenset[str]] = {
     "seek": frozenset({"from_s"}),
     "error": frozenset({"code", "message", "fatal"}),
 }
-
-
-class PayloadTooLarge(EdgeError):
-    http_status = 413
-    code = "payload_too_large"
 
 
 # Field readers: each returns the value or raises InvalidField naming `field`.
@@ -192,25 +188,10 @@ def authorize(request: web.Request) -> SessionClaims:
     return claims
 
 
-async def _read_body(request: web.Request) -> bytes:
-    too_large = f"the body is over {MAX_BODY_BYTES} bytes; send fewer events per request"
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(too_large)
-    # read(n) returns what has arrived so far, so a body in several TCP segments takes a loop.
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(too_large)
-    return b"".join(chunks)
-
-
 async def post_events(request: web.Request) -> web.Response:
     app = request.app
     claims = authorize(request)
-    body = await _read_body(request)
+    body = await read_bounded(request, MAX_BODY_BYTES, "send fewer events per request")
     try:
         doc = json.loads(body)
     except ValueError as exc:

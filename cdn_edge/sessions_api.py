@@ -30,6 +30,7 @@ from cdn_edge.negotiation import (
 )
 from cdn_edge.playback_tokens import SESSION_TTL_S, SessionClaims
 from cdn_edge.playlists import MULTIVARIANT_NAME
+from cdn_edge.request_body import read_bounded
 from cdn_edge.state import (
     CATALOG,
     CLOCK,
@@ -104,11 +105,7 @@ def parse_session_request(doc: object) -> SessionRequest:
 
 
 async def _read_json(request: web.Request) -> object:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise InvalidField("body", f"larger than {MAX_BODY_BYTES} bytes")
-    body = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidField("body", f"larger than {MAX_BODY_BYTES} bytes")
+    body = await read_bounded(request, MAX_BODY_BYTES, "a session request is a small JSON object")
     try:
         return json.loads(body)
     except ValueError as exc:

@@ -129,6 +129,13 @@ def cmd_token(args: argparse.Namespace) -> int:
         key = load_token_secrets(settings).platform_key
         print(issue_ingest_token(key, args.user, args.ttl_s))
         return 0
+    if args.scope == "analytics":
+        from cdn_edge.analytics_auth import issue_dev_analytics_token
+
+        print(
+            issue_dev_analytics_token(settings, args.user, args.ttl_s, all_tracks=args.all_tracks)
+        )
+        return 0
     from cdn_edge.listener_auth import issue_dev_token
 
     print(issue_dev_token(settings, args.user, args.tier, args.region, args.ttl_s))
@@ -188,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", default="dev-listener")
     token.add_argument("--tier", choices=("free", "premium"), default="premium")
     token.add_argument("--region", default="SE")
-    token.add_argument("--scope", choices=("listener", "ingest"), default="listener")
+    token.add_argument("--scope", choices=("listener", "ingest", "analytics"), default="listener")
+    token.add_argument(
+        "--all-tracks", action="store_true", help="analytics: every track, not only the user's"
+    )
     token.add_argument("--ttl-s", type=int, default=24 * 3600)
     token.set_defaults(func=cmd_token)
 

@@ -68,3 +68,27 @@ def test_track_id_needs_exactly_one_file(
     status = main(["--data-dir", str(tmp_path / "d"), "ingest", str(a), str(b), "--track-id", "x"])
     assert status == 2
     assert "--track-id needs exactly one file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("scope", "audience"),
+    [
+        ("listener", "streamer-edge"),
+        ("ingest", "streamer-ingest"),
+        ("analytics", "streamer-analytics"),
+    ],
+)
+def test_token_prints_a_development_token_for_each_scope(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scope: str, audience: str
+) -> None:
+    import jwt
+
+    from streamer.settings import load_settings
+    from streamer.token_secrets import load_token_secrets
+
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "token", "--scope", scope, "--user", "u1"]) == 0
+    token = capsys.readouterr().out.strip()
+    key = load_token_secrets(load_settings(environ={}, data_dir=data)).platform_key
+    claims = jwt.decode(token, key, algorithms=["HS256"], audience=audience)
+    assert claims["sub"] == "u1"

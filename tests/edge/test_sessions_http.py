@@ -140,8 +140,8 @@ async def test_oversized_body(client: Client, listener_token: Callable[..., str]
         data=b"{" + b" " * 20_000 + b"}",
         headers={"Authorization": f"Bearer {listener_token()}"},
     )
-    assert response.status == 400
-    assert (await response.json())["message"].startswith("body:")
+    assert response.status == 413
+    assert (await response.json())["error"] == "payload_too_large"
 
 
 async def test_unknown_track_is_404(client: Client, listener_token: Callable[..., str]) -> None:
