@@ -88,12 +88,12 @@ def _ours(master: Path, root: Path, run: int) -> float:
     return elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=210.0, help="master length")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the results here too")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-transcode-") as tmp:
         root = Path(tmp)

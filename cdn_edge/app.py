@@ -79,13 +79,15 @@ from cdn_edge.state import (
 from cdn_edge.static_files import StaticFiles, default_hls_dir
 from cdn_edge.telemetry_capture import TelemetryCapture, default_server_id
 from cdn_edge.telemetry_sink import SessionStoreSink
-from cdn_edge.telemetry_writer import TelemetryWriter
+from cdn_edge.telemetry_spooling import REPLAYER, SpoolingSink, SpoolReplayer
+from cdn_edge.telemetry_writer import TelemetrySink, TelemetryWriter
 from cdn_edge.throughput_history import RecentThroughput
 from cdn_edge.tracks_api import TRACK_LIST, TrackList
 from drm import KeyRing
 from streamer.object_store import ObjectReader
 from streamer.sessions import SessionStore
 from streamer.settings import Settings
+from streamer.telemetry_spool import SPOOL_DIR, TelemetrySpool
 from streamer.token_secrets import TokenSecrets, load_token_secrets
 
 MAX_REQUEST_BYTES = 64 * 1024  # the largest body the edge takes is a session request
@@ -100,11 +102,14 @@ def create_app(
     clock: Callable[[], float] = time.time,
     secrets: TokenSecrets | None = None,
     hls_dir: Path | None = None,
+    spool: TelemetrySpool | None = None,
 ) -> web.Application:
     """The edge application over these backends.
 
     `secrets` default to those derived from the settings (read from disk once, here);
-    `hls_dir` defaults to `<repo>/web/node_modules/hls.js/dist`.
+    `hls_dir` defaults to `<repo>/web/node_modules/hls.js/dist`. `spool` takes telemetry
+    the session store refuses or is slow to take (`build_app` always gives one); without it,
+    telemetry waits for the store in the writer's memory only.
     """
     secrets = secrets if secrets is not None else load_token_secrets(settings)
     pathways = pathways_from_settings(settings)  # ConfigError here, before anything opens
@@ -137,8 +142,14 @@ def create_app(
     app[STATIC] = StaticFiles(hls_dir if hls_dir is not None else default_hls_dir(), blocking)
     app[TRACK_LIST] = TrackList(object_reader, blocking, clock)
     app[READY] = Readiness()
+    sink: TelemetrySink = SessionStoreSink(session_store, metrics.telemetry)
+    app[REPLAYER] = None
+    if spool is not None:  # opened (recovered, replayed) at startup
+        metrics.spool.watch(spool)
+        spooling = SpoolingSink(sink, spool, metrics.spool)
+        sink, app[REPLAYER] = spooling, SpoolReplayer(spooling, metrics.spool)
     telemetry = TelemetryWriter(
-        SessionStoreSink(session_store, metrics.telemetry),
+        sink,
         settings.telemetry_queue_events,
         metrics.telemetry,
         clock,
@@ -167,6 +178,7 @@ def build_app(settings: Settings) -> web.Application:
         open_object_store(settings),
         open_session_store(settings),
         load_or_create_keyring(settings.kek_path),
+        spool=TelemetrySpool(settings.data_dir / SPOOL_DIR),
     )
 
 
@@ -229,11 +241,20 @@ async def _pathway_probes(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _telemetry(app: web.Application) -> AsyncIterator[None]:
-    """The telemetry writer's task; at shutdown, one last write of what it holds."""
-    writer = app[TELEMETRY]
+    """The telemetry writer's task and the spool's replayer (which first replays what a
+    previous process spooled); at shutdown, one last write of what the writer holds, to the
+    store or the spool."""
+    writer, replayer = app[TELEMETRY], app[REPLAYER]
+    if replayer is not None:
+        await replayer.open()
+        replayer.start()
     writer.start()
     yield
+    if replayer is not None:
+        await replayer.stop()
     await writer.close()
+    if replayer is not None:
+        replayer.close()
 
 
 async def _drain(app: web.Application) -> None:

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from cdn_edge.segment_cache import SegmentCache
 from cdn_edge.telemetry_metrics import TelemetryMetrics
+from cdn_edge.telemetry_spooling import SpoolMetrics
 
 __all__ = ["CONTENT_TYPE", "EdgeMetrics"]
 
@@ -29,6 +30,7 @@ class EdgeMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.telemetry = TelemetryMetrics(r)  # CMCD, player events, QoE, plays
+        self.spool = SpoolMetrics(r)  # the telemetry spool: bytes, fill alarm, replays
         self.requests = Counter(
             "edge_requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )

@@ -51,11 +51,13 @@ class SessionStoreSink:
     def write_batch(self, items: Sequence[TelemetryItem]) -> None:
         batch = batch_of(items)
         self._count_plays(self._store.write_telemetry(batch))
+        # Only a batch with a session's events can change its play decision in practice: players
+        # report progress every few seconds, and segments are delivered before they are played.
+        # Re-reading a session on every segment delivery was the edge's top cost under load
+        # (benchmarks/README.md), and sessions without events (native players) can never count.
         evidence: dict[str, str] = {}  # session id -> track id
         for event in batch.events:
             evidence.setdefault(event.session_id, event.track_id)
-        for delivery in batch.deliveries:
-            evidence.setdefault(delivery.session_id, delivery.track_id)
         ending = {e.session_id for e in batch.events if e.type == "end"}
 
         claims: list[PlayClaim] = []

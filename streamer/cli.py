@@ -161,6 +161,17 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.benchmark == "listeners":
+        from benchmarks.listeners import main as listeners
+
+        return int(listeners(args.bench_args))
+    from benchmarks.transcode import main as transcode
+
+    transcode(args.bench_args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamer", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="settings file (TOML); default $STREAMER_CONFIG")
@@ -208,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int)
     demo.add_argument("--no-serve", action="store_true", help="ingest and print, then exit")
     demo.set_defaults(func=cmd_demo)
+
+    bench = commands.add_parser(
+        "bench", help="operator benchmarks (see benchmarks/README.md)", add_help=False
+    )
+    bench.add_argument("benchmark", choices=("listeners", "transcode"))
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's options")
+    bench.set_defaults(func=cmd_bench)
 
     jobs = commands.add_parser("jobs", help="list recent ingest jobs, or show one")
     jobs.add_argument("job_id", nargs="?")

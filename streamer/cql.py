@@ -257,6 +257,29 @@ class CqlSession:
         except _DRIVER_ERRORS as exc:
             raise self._error(action, exc) from exc
 
+    def execute_partition_batch_async(
+        self,
+        statements: Sequence[tuple[Cql, Sequence[Any]]],
+        *,
+        action: str,
+        timeout: float | None = None,
+    ) -> CqlFuture:
+        """Send writes to ONE partition key as an unlogged batch, without waiting.
+
+        Rows of one key (in any tables of the keyspace) travel as one mutation to the same
+        replicas, which apply it whole; across keys an unlogged batch would only add load to
+        its coordinator, so callers group by key.
+        """
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for statement, params in statements:
+            batch.add(self.prepare(statement), params)
+        batch.is_idempotent = all(statement.idempotent for statement, _ in statements)
+        try:
+            future = self._session.execute_async(batch, timeout=self._timeout(timeout))
+        except _DRIVER_ERRORS as exc:
+            raise self._error(action, exc) from exc
+        return CqlFuture(future, lambda exc: self._error(action, exc))
+
     def execute_schema(
         self, text: str, *, action: str, timeout: float = SCHEMA_AGREEMENT_WAIT_S
     ) -> None:

@@ -33,6 +33,12 @@ Tables are designed query-first. The ingest job queue (version 1):
         The days that have jobs, so a listing knows where to start. One small partition,
         one row a day: about 10 KB a year.
 
+Playback sessions and their telemetry (version 2): playback_sessions, sessions_by_user,
+player_events, cmcd_samples, segment_deliveries, plays_by_session, plays_by_track_day,
+track_plays_by_day (counters), play_recounts_due and session_qoe, described with their
+partition sizes in `streamer.scylla_session_store`. Telemetry times there are the model's
+milliseconds.
+
 Times are bigint microseconds since the Unix epoch, UTC: CQL `timestamp` keeps milliseconds
 only, and a job must read back exactly the instants it was given.
 
@@ -58,6 +64,12 @@ DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"  # 
 STALE_MIGRATION_S = 300.0  # one migration's DDL takes seconds; five minutes means its owner died
 MIGRATION_POLL_S = 0.5
 QUEUE_SHARDS = 4  # job_queue partitions; changing it strands rows, so it needs a migration
+PLAY_SHARDS = 32  # partitions per (track, day) of the play index; changing it needs a migration
+# Retention (default_time_to_live) as migration 2 creates its tables: change one with a new
+# ALTER TABLE migration and constant, never here (the text of a shipped migration is fixed).
+SESSION_RETENTION_S = 400 * 86_400  # sessions and QoE: thirteen months, for year-on-year support
+EVENT_RETENTION_S = 90 * 86_400  # player events and segment deliveries
+CMCD_RETENTION_S = 30 * 86_400  # CMCD samples: the most numerous, the least looked at
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,136 @@ MIGRATIONS: tuple[Migration, ...] = (
                 day date,
                 PRIMARY KEY ((scope), day)
             ) WITH CLUSTERING ORDER BY (day DESC)
+            """,
+        ),
+    ),
+    Migration(
+        2,
+        "playback sessions and telemetry: sessions, events, CMCD, deliveries, plays, QoE",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.playback_sessions (
+                session_id text PRIMARY KEY,
+                user_id text,
+                tier text,
+                region text,
+                track_id text,
+                version text,
+                device text,
+                variants text,
+                created_at bigint,
+                expires_at bigint
+            ) WITH default_time_to_live = {SESSION_RETENTION_S}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.sessions_by_user (
+                user_id text,
+                day date,
+                created_at bigint,
+                session_id text,
+                PRIMARY KEY ((user_id, day), created_at, session_id)
+            ) WITH CLUSTERING ORDER BY (created_at DESC, session_id DESC)
+              AND default_time_to_live = {SESSION_RETENTION_S}
+            """,
+            # Telemetry rows are written first-write-wins (USING TIMESTAMP running backwards;
+            # see streamer.scylla_session_store), which rules out time-window compaction.
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.player_events (
+                session_id text,
+                client_ms bigint,
+                seq bigint,
+                event_id text,
+                received_ms bigint,
+                type text,
+                track_id text,
+                position_s double,
+                offline boolean,
+                pathway text,
+                rendition text,
+                error_code text,
+                error_message text,
+                fatal boolean,
+                extra text,
+                PRIMARY KEY ((session_id), client_ms, seq, event_id)
+            ) WITH default_time_to_live = {EVENT_RETENTION_S}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.cmcd_samples (
+                session_id text,
+                received_ms bigint,
+                sample_id text,
+                route text,
+                object text,
+                status int,
+                keys text,
+                PRIMARY KEY ((session_id), received_ms, sample_id)
+            ) WITH default_time_to_live = {CMCD_RETENTION_S}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.segment_deliveries (
+                session_id text,
+                delivered_ms bigint,
+                name text,
+                track_id text,
+                version text,
+                rendition text,
+                start_s double,
+                duration_s double,
+                PRIMARY KEY ((session_id), delivered_ms, name)
+            ) WITH default_time_to_live = {EVENT_RETENTION_S}
+            """,
+            # Royalty plays are kept until deleted on purpose: no TTL.
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.plays_by_session (
+                session_id text PRIMARY KEY,
+                track_id text,
+                day date,
+                played_ms bigint,
+                offline boolean
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.plays_by_track_day (
+                track_id text,
+                day date,
+                shard int,
+                session_id text,
+                PRIMARY KEY ((track_id, day, shard), session_id)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.track_plays_by_day (
+                track_id text,
+                year int,
+                day date,
+                plays counter,
+                PRIMARY KEY ((track_id, year), day)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.play_recounts_due (
+                day date,
+                shard int,
+                track_id text,
+                PRIMARY KEY ((day, shard), track_id)
+            )
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.session_qoe (
+                session_id text PRIMARY KEY,
+                track_id text,
+                played_s double,
+                startup_s double,
+                stalls int,
+                stalled_s double,
+                rebuffer_ratio double,
+                average_bitrate_kbps double,
+                bitrate_switches int,
+                errors int,
+                fatal_errors int,
+                ended boolean,
+                pathway text
+            ) WITH default_time_to_live = {SESSION_RETENTION_S}
             """,
         ),
     ),

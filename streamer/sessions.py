@@ -95,6 +95,7 @@ class SessionStore(Protocol):
 # driver (the Scylla one) is only needed by those who choose it.
 _SESSION_STORES: dict[str, str] = {
     "sqlite": "streamer.sqlite_session_store:open_sqlite_session_store",
+    "scylla": "streamer.scylla_session_store:open_scylla_session_store",
 }
 
 

@@ -201,6 +201,10 @@ class SqliteSessionStore:
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             with self._db:
                 self._db.execute("PRAGMA journal_mode=WAL")
+                # WAL with synchronous=NORMAL survives a process crash and loses at most the last
+                # commits on a power cut; fsync on every commit cost 13x per session (656 us vs
+                # 48 us) and serialised session creation behind telemetry writes.
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open session store {path}: {exc}") from exc

@@ -21,6 +21,7 @@ from streamer.cql_schema import MIGRATIONS, migrate
 from streamer.errors import StorageError
 from streamer.jobs import DEFAULT_MAX_ATTEMPTS, JobStore
 from streamer.scylla_job_store import ScyllaJobStore
+from streamer.scylla_session_store import ScyllaSessionStore
 from streamer.settings import Settings, load_settings
 from tests.backends.services import missing, services_env
 
@@ -28,6 +29,19 @@ STALE_KEYSPACE_S = 6 * 3600.0  # no test session runs for six hours
 TRUNCATE_TIMEOUT_S = 30.0  # the server's own truncate_request_timeout
 TEST_KEYSPACE = re.compile(r"streamer_test_(\d+)_[0-9a-f]+")
 JOB_TABLES = ("jobs", "job_queue", "jobs_by_day", "job_days")
+SESSION_TABLES = (
+    "playback_sessions",
+    "sessions_by_user",
+    "player_events",
+    "cmcd_samples",
+    "segment_deliveries",
+    "plays_by_session",
+    "plays_by_track_day",
+    "track_plays_by_day",
+    "play_recounts_due",
+    "session_qoe",
+)
+FRESH_MARK = ".scylla-session-tables-emptied"  # in a test's tmp_path: emptied for this test
 
 _shared: TestKeyspace | None = None
 
@@ -86,15 +100,15 @@ class TestKeyspace:
     def keyspace(self) -> str:
         return self.settings.cql_keyspace
 
-    def truncate(self) -> None:
-        """Empty the job tables, all at once."""
+    def truncate(self, tables: tuple[str, ...] = JOB_TABLES) -> None:
+        """Empty the tables (the job tables unless told), all at once."""
         pending = [
             self.session.execute_async(
                 Cql(f"TRUNCATE {table}", idempotent=True),
                 action=f"truncate {table}",
                 timeout=TRUNCATE_TIMEOUT_S,
             )
-            for table in JOB_TABLES
+            for table in tables
         ]
         for future in pending:
             future.result()
@@ -115,6 +129,17 @@ def shared_test_keyspace() -> TestKeyspace:
     if _shared is None:
         _shared = TestKeyspace()
     return _shared
+
+
+def open_test_scylla_session_store(tmp: Path) -> ScyllaSessionStore:
+    """For the contract table: a store over this session's keyspace, its session tables
+    emptied on the test's first open only (opening again must reach the same data)."""
+    shared = shared_test_keyspace()
+    mark = tmp / FRESH_MARK
+    if not mark.exists():
+        shared.truncate(SESSION_TABLES)
+        mark.touch()
+    return ScyllaSessionStore(shared.session)
 
 
 def open_test_scylla_job_store(tmp: Path, max_attempts: int) -> JobStore:

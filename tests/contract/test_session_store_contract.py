@@ -26,10 +26,12 @@ from streamer.telemetry import (
     SessionTelemetry,
     TelemetryBatch,
 )
+from tests.backends.cql_fixtures import open_test_scylla_session_store
 
 # name -> open the store kept in the test's directory (opening twice reaches the same data)
 SESSION_STORES: dict[str, Callable[[Path], SessionStore]] = {
     "sqlite": lambda tmp: SqliteSessionStore(tmp / "sessions.sqlite3"),
+    "scylla": open_test_scylla_session_store,  # the keyspace of this test session
 }
 
 OpenStore = Callable[[], SessionStore]
