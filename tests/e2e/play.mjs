@@ -6,8 +6,16 @@
 //
 // PLAY_CONFIG: cases (name, url), minSeconds (playback to reach, default 10), timeoutMs (per
 // case, default 60000), chromium (default /usr/bin/chromium), screenshotDir (optional: a PNG of
-// each page when done). All cases play at once, each in its own browser context. Requests to
-// any origin but the cases' own are aborted and reported.
+// each page when done), allowOrigins (more origins the pages may reach, e.g. a second CDN
+// pathway), endPlayback (call the page's window.stopPlayback() when done: it reports the end),
+// afterSignalSeconds (see below). All cases play at once, each in its own browser context.
+// Requests to any origin but the cases' own and allowOrigins are aborted and reported.
+//
+// With afterSignalSeconds, each case that reaches minSeconds prints a line
+// {"reached": name, "state": ..., "requests": ...} and waits for a line on stdin (the caller
+// changes the world meanwhile, e.g. stops a server); then it must play afterSignalSeconds
+// more (within timeoutMs), and its result has "signal": {currentTime, bufferedEnd, requests,
+// errors} as of then.
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -18,13 +26,33 @@ const config = JSON.parse(process.env.PLAY_CONFIG || "{}");
 const cases = config.cases || [];
 const minSeconds = config.minSeconds ?? 10;
 const timeoutMs = config.timeoutMs ?? 60000;
-const origins = new Set(cases.map((c) => new URL(c.url).origin));
+const afterSignalSeconds = config.afterSignalSeconds ?? null;
+const origins = new Set([
+  ...cases.map((c) => new URL(c.url).origin),
+  ...(config.allowOrigins || []).map((o) => new URL(o).origin),
+]);
 
 // The whole run is bounded even if Chromium hangs: exit with what we know.
+const runMs = (afterSignalSeconds === null ? 1 : 2) * timeoutMs + 30000;
 const watchdog = setTimeout(() => {
-  console.log(JSON.stringify({ error: `play.mjs gave up after ${timeoutMs + 30000} ms` }));
+  console.log(JSON.stringify({ error: `play.mjs gave up after ${runMs} ms` }));
   process.exit(3);
-}, timeoutMs + 30000);
+}, runMs);
+
+// Lines on stdin, one per signal awaited (only read when afterSignalSeconds is set).
+const stdinLines = [];
+const stdinWaiters = [];
+if (afterSignalSeconds !== null) {
+  const { createInterface } = await import("node:readline");
+  createInterface({ input: process.stdin }).on("line", (line) => {
+    const waiter = stdinWaiters.shift();
+    if (waiter) waiter(line);
+    else stdinLines.push(line);
+  });
+}
+const nextLine = () =>
+  stdinLines.length ? Promise.resolve(stdinLines.shift()) : new Promise((r) => stdinWaiters.push(r));
+const snapshot = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.playerState || null)));
 
 const browser = await chromium.launch({
   executablePath: config.chromium || "/usr/bin/chromium",
@@ -57,13 +85,21 @@ async function play({ name, url }) {
     },
   );
   const page = await context.newPage();
-  const requests = { keys: 0, segments: 0, playlists: 0 };
+  const requests = { keys: 0, segments: 0, playlists: 0, steering: 0, segmentsByOrigin: {} };
   const failed = [];
   const pageErrors = [];
   page.on("request", (r) => {
     const path = new URL(r.url()).pathname;
     if (path.startsWith("/v1/keys/")) requests.keys += 1;
-    else if (path.startsWith("/v1/seg/")) requests.segments += 1;
+    else if (path.startsWith("/v1/seg/")) {
+      requests.segments += 1;
+      const origin = new URL(r.url()).origin;
+      requests.segmentsByOrigin[origin] = (requests.segmentsByOrigin[origin] || 0) + 1;
+    } else if (path.startsWith("/v1/steer/")) {
+      requests.steering += 1;
+      requests.steeringUrl = r.url();
+    }
+    if (path.startsWith("/v1/play/") && !requests.playlistUrl) requests.playlistUrl = r.url();
     else if (path.endsWith(".m3u8")) requests.playlists += 1;
   });
   page.on("response", (r) => {
@@ -75,23 +111,44 @@ async function play({ name, url }) {
   });
   const started = Date.now();
   let outcome = "played";
-  try {
-    await page.goto(url, { waitUntil: "load", timeout: 20000 });
-    await page.waitForFunction(
-      (min) => {
+  let signal = null;
+  const reach = (min) =>
+    page.waitForFunction(
+      (m) => {
         const s = window.playerState;
-        return s && (s.fatalError || s.currentTime >= min);
+        return s && (s.fatalError || s.currentTime >= m);
       },
-      minSeconds,
+      min,
       { timeout: timeoutMs, polling: 250 },
     );
+  try {
+    await page.goto(url, { waitUntil: "load", timeout: 20000 });
+    await reach(minSeconds);
+    if (afterSignalSeconds !== null) {
+      const reached = await snapshot(page);
+      console.log(JSON.stringify({ reached: name, state: reached, requests }));
+      await nextLine();
+      const now = await snapshot(page);
+      const bufferedEnd = await page.evaluate(() => {
+        const b = document.getElementById("audio").buffered;
+        return b.length ? b.end(b.length - 1) : 0;
+      });
+      signal = {
+        currentTime: now.currentTime,
+        bufferedEnd,
+        requests: JSON.parse(JSON.stringify(requests)),
+        errors: now.errors.length,
+      };
+      if (!now.fatalError) await reach(now.currentTime + afterSignalSeconds);
+    }
+    if (config.endPlayback) await page.evaluate(() => window.stopPlayback());
   } catch (e) {
     outcome = `timeout: ${String(e).split("\n")[0]}`;
   }
   let state = null;
   let media = null;
   try {
-    state = await page.evaluate(() => JSON.parse(JSON.stringify(window.playerState || null)));
+    state = await snapshot(page);
     media = await page.evaluate(() => {
       const a = document.getElementById("audio");
       return {
@@ -116,7 +173,7 @@ async function play({ name, url }) {
   await context.close();
   return {
     name, outcome, seconds: (Date.now() - started) / 1000,
-    state, media, requests, failed, pageErrors, blocked,
+    state, media, requests, signal, failed, pageErrors, blocked,
   };
 }
 
