@@ -7,9 +7,12 @@ claims). A job publishes at most once: `finish_published` only succeeds for the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
+
+from streamer.errors import StorageError
 
 JobState = Literal["queued", "running", "published", "failed"]
 
@@ -43,6 +46,28 @@ class Job:
     version: str | None = None  # set when published
     error_code: str | None = None  # set when failed
     error_message: str | None = None
+
+
+def encode_spec(spec: IngestSpec) -> str:
+    """The spec as JSON text, as every job store keeps it."""
+    try:
+        return json.dumps(asdict(spec), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata of track {spec.track_id} is not JSON: {exc}") from exc
+
+
+def decode_spec(job_id: str, text: str) -> IngestSpec:
+    try:
+        fields: dict[str, Any] = json.loads(text)
+        return IngestSpec(**fields)
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"job {job_id} has an unreadable spec: {exc}") from exc
+
+
+def lease_length(lease_s: float) -> timedelta:
+    if not lease_s > 0:
+        raise ValueError(f"lease must be positive, got {lease_s} s")
+    return timedelta(seconds=lease_s)
 
 
 class JobStore(Protocol):

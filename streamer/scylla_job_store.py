@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from threading import Lock
 from typing import Any
@@ -44,7 +42,14 @@ from typing import Any
 from streamer.cql import Cql, CqlSession, keyspace_name, open_cql_session
 from streamer.cql_schema import QUEUE_SHARDS, require_current_schema
 from streamer.errors import JobNotFound, StorageError
-from streamer.jobs import DEFAULT_MAX_ATTEMPTS, IngestSpec, Job
+from streamer.jobs import (
+    DEFAULT_MAX_ATTEMPTS,
+    IngestSpec,
+    Job,
+    decode_spec,
+    encode_spec,
+    lease_length,
+)
 from streamer.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -161,7 +166,7 @@ class ScyllaJobStore:
 
     def enqueue(self, spec: IngestSpec, now: datetime) -> Job:
         created_us = _to_us(now, "now")
-        spec_text = _spec_to_text(spec)
+        spec_text = encode_spec(spec)
         action = f"enqueue a job for track {spec.track_id}"
         for _ in range(_ID_TRIES):
             job_id, seq = uuid.uuid4().hex, _SEQUENCE.next()
@@ -214,7 +219,7 @@ class ScyllaJobStore:
 
     def claim(self, worker_id: str, now: datetime, lease_s: float) -> Job | None:
         now_us = _to_us(now, "now")
-        lease_until_us = _to_us(now + _lease(lease_s), "now")
+        lease_until_us = _to_us(now + lease_length(lease_s), "now")
         action = f"claim a job for worker {worker_id}"
         lapsed: list[dict[str, Any]] = []
         for entry, row in self._unfinished(now_us, action):
@@ -248,7 +253,7 @@ class ScyllaJobStore:
     ) -> bool:
         if not 0.0 <= progress_percent <= 100.0:
             raise ValueError(f"progress of job {job_id} is {progress_percent}%, not 0 to 100")
-        lease_until_us = _to_us(now + _lease(lease_s), "now")
+        lease_until_us = _to_us(now + lease_length(lease_s), "now")
         renewed, current = self.session.execute(
             _HEARTBEAT,
             (
@@ -443,7 +448,7 @@ def _job_from_row(row: dict[str, Any]) -> Job:
     lease_until_us = row["lease_until_us"]
     return Job(
         job_id=row["job_id"],
-        spec=_spec_from_text(row["job_id"], row["spec"]),
+        spec=decode_spec(row["job_id"], row["spec"]),
         state=row["state"],
         created_at=_from_us(row["created_us"]),
         updated_at=_from_us(row["updated_us"]),
@@ -456,27 +461,6 @@ def _job_from_row(row: dict[str, Any]) -> Job:
         error_code=row["error_code"],
         error_message=row["error_message"],
     )
-
-
-def _spec_to_text(spec: IngestSpec) -> str:
-    try:
-        return json.dumps(asdict(spec), sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"metadata of track {spec.track_id} is not JSON: {exc}") from exc
-
-
-def _spec_from_text(job_id: str, text: str) -> IngestSpec:
-    try:
-        fields: dict[str, Any] = json.loads(text)
-        return IngestSpec(**fields)
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"job {job_id} has an unreadable spec: {exc}") from exc
-
-
-def _lease(lease_s: float) -> timedelta:
-    if not lease_s > 0:
-        raise ValueError(f"lease must be positive, got {lease_s} s")
-    return timedelta(seconds=lease_s)
 
 
 def _to_us(moment: datetime, name: str) -> int:

@@ -8,18 +8,22 @@ Datetimes are stored as fixed-width ISO 8601 UTC text, which sorts and compares 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from streamer.errors import JobNotFound, StorageError
-from streamer.jobs import DEFAULT_MAX_ATTEMPTS, IngestSpec, Job
+from streamer.jobs import (
+    DEFAULT_MAX_ATTEMPTS,
+    IngestSpec,
+    Job,
+    decode_spec,
+    encode_spec,
+    lease_length,
+)
 
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration when the table changes
 BUSY_TIMEOUT_S = 10.0  # a claim holds the write lock for milliseconds; ten seconds means trouble
@@ -85,7 +89,7 @@ class SQLiteJobStore:
             conn.execute(
                 "INSERT INTO jobs (job_id, spec, state, created_at, updated_at)"
                 " VALUES (?, ?, 'queued', ?, ?)",
-                (job_id, _spec_to_text(spec), created, created),
+                (job_id, encode_spec(spec), created, created),
             )
             return _fetch(conn, job_id)
 
@@ -104,7 +108,7 @@ class SQLiteJobStore:
 
     def claim(self, worker_id: str, now: datetime, lease_s: float) -> Job | None:
         now_text = _to_text(now, "now")
-        lease_until = _to_text(now + _lease(lease_s), "now")
+        lease_until = _to_text(now + lease_length(lease_s), "now")
         with self._connect(f"claim a job for worker {worker_id}") as conn, _immediate(conn):
             while True:
                 row = conn.execute(
@@ -144,7 +148,7 @@ class SQLiteJobStore:
     ) -> bool:
         if not 0.0 <= progress_percent <= 100.0:
             raise ValueError(f"progress of job {job_id} is {progress_percent}%, not 0 to 100")
-        lease_until = _to_text(now + _lease(lease_s), "now")
+        lease_until = _to_text(now + lease_length(lease_s), "now")
         with self._connect(f"renew the lease of job {job_id}") as conn:
             renewed = conn.execute(
                 "UPDATE jobs SET lease_until = ?, progress_percent = ?, speed_x_realtime = ?,"
@@ -242,7 +246,7 @@ def _fetch(conn: sqlite3.Connection, job_id: str) -> Job:
 def _job_from_row(row: sqlite3.Row) -> Job:
     return Job(
         job_id=row["job_id"],
-        spec=_spec_from_text(row["job_id"], row["spec"]),
+        spec=decode_spec(row["job_id"], row["spec"]),
         state=row["state"],
         created_at=_from_text(row["created_at"]),
         updated_at=_from_text(row["updated_at"]),
@@ -255,27 +259,6 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         error_code=row["error_code"],
         error_message=row["error_message"],
     )
-
-
-def _spec_to_text(spec: IngestSpec) -> str:
-    try:
-        return json.dumps(asdict(spec), sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"metadata of track {spec.track_id} is not JSON: {exc}") from exc
-
-
-def _spec_from_text(job_id: str, text: str) -> IngestSpec:
-    try:
-        fields: dict[str, Any] = json.loads(text)
-        return IngestSpec(**fields)
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"job {job_id} has an unreadable spec: {exc}") from exc
-
-
-def _lease(lease_s: float) -> timedelta:
-    if not lease_s > 0:
-        raise ValueError(f"lease must be positive, got {lease_s} s")
-    return timedelta(seconds=lease_s)
 
 
 def _to_text(moment: datetime, name: str) -> str:
