@@ -33,7 +33,7 @@ from tests.e2e.conftest import (
     streamer_env,
     streamer_process,
 )
-from tests.e2e.test_browser import CHROMIUM, DRIVER, _missing_tools
+from tests.e2e.test_browser import CHROMIUM, DRIVER, require_browser_tools
 from tests.masters import make_master
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(90)]
@@ -57,9 +57,7 @@ class Library:
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(missing)
+    require_browser_tools()
     root = tmp_path_factory.mktemp("browser-steering")
     data_dir = root / "data"
     env = streamer_env(data_dir)
