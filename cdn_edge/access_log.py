@@ -1,7 +1,12 @@
-"""Structured access logs: one JSON object per request, with its request id.
+"""Logs as JSON lines: the process's log records, and the access log of every request.
 
 Paths are never logged: playlist paths and query strings carry bearer-like tokens. The route
 name and the fields handlers add (session id, track, key id) say what was asked instead.
+
+The access log does not go through `logging`: a record, its handler lock and an unbuffered
+write per request cost a fifth of a playlist's CPU. Lines are buffered and written when
+`FLUSH_BYTES` have gathered or at the latest every `FLUSH_INTERVAL_S`, as nginx's
+`access_log ... buffer= flush=` does, to the same stream as the other logs.
 """
 
 from __future__ import annotations
@@ -10,13 +15,22 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
-ACCESS_LOGGER = "cdn_edge.access"
-access_logger = logging.getLogger(ACCESS_LOGGER)
+ACCESS_LOGGER = "cdn_edge.access"  # its level switches the access log on (INFO) or off
+FLUSH_BYTES = 64 * 1024
+FLUSH_INTERVAL_S = 0.5
 
 # Attributes every LogRecord has; whatever else a record carries came in through `extra`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_dumps = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
+def iso_utc(seconds: float) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        + f".{int(seconds % 1 * 1000):03d}Z"
+    )
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,8 +38,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": iso_utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -35,7 +48,7 @@ class JsonFormatter(logging.Formatter):
                 doc[name] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, separators=(",", ":"))
+        return _dumps(doc)
 
 
 def configure_logging(level: int = logging.INFO, json_lines: bool = True) -> None:
@@ -51,6 +64,59 @@ def configure_logging(level: int = logging.INFO, json_lines: bool = True) -> Non
     root.setLevel(level)
 
 
-def log_access(fields: dict[str, Any]) -> None:
-    if access_logger.isEnabledFor(logging.INFO):
-        access_logger.info("request", extra=fields)
+class AccessLog:
+    """One JSON line per request, in the shape of the other log lines, buffered.
+
+    `stream` None switches it off. `flush()` writes what is buffered; the app calls it every
+    `FLUSH_INTERVAL_S` and at shutdown, so a line is at most that late.
+    """
+
+    def __init__(self, stream: TextIO | None, clock: Any = time.time) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._lines: list[str] = []
+        self._buffered = 0
+        self._second = -1
+        self._second_text = ""
+
+    @classmethod
+    def from_logging(cls) -> AccessLog:
+        """On stderr when the access logger is enabled for INFO (as `configure_logging` sets
+        it for the server), off otherwise (as in tests and library use)."""
+        enabled = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+        return cls(sys.stderr if enabled else None)
+
+    @property
+    def enabled(self) -> bool:
+        return self._stream is not None
+
+    def write(self, fields: dict[str, Any]) -> None:
+        if self._stream is None:
+            return
+        extra = _dumps(fields)[1:]  # '"k":v,...}' or, for no fields, '}'
+        line = f'{{"ts":"{self._timestamp()}","level":"info","logger":"{ACCESS_LOGGER}",'
+        line += f'"msg":"request"{"," if len(extra) > 1 else ""}{extra}\n'
+        self._lines.append(line)
+        self._buffered += len(line)
+        if self._buffered >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._stream is None or not self._lines:
+            return
+        text = "".join(self._lines)
+        self._lines.clear()
+        self._buffered = 0
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except (OSError, ValueError):  # a closed or broken log stream never fails a request
+            pass
+
+    def _timestamp(self) -> str:
+        now = self._clock()
+        second = int(now)
+        if second != self._second:  # strftime once a second, not once a request
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int(now % 1 * 1000):03d}Z"

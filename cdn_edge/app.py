@@ -19,6 +19,7 @@ OPTIONS *                                            CORS preflight
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ from cdn_edge import (
     steering_api,
     tracks_api,
 )
+from cdn_edge.access_log import FLUSH_INTERVAL_S, AccessLog
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import CatalogCache
@@ -53,6 +55,7 @@ from cdn_edge.playlists import PlaylistBuilder
 from cdn_edge.segment_cache import SegmentCache
 from cdn_edge.session_recorder import SessionRecorder
 from cdn_edge.state import (
+    ACCESS_LOG,
     ANALYTICS,
     BLOCKING,
     CAPTURE,
@@ -103,13 +106,15 @@ def create_app(
     secrets: TokenSecrets | None = None,
     hls_dir: Path | None = None,
     spool: TelemetrySpool | None = None,
+    access_log: AccessLog | None = None,
 ) -> web.Application:
     """The edge application over these backends.
 
     `secrets` default to those derived from the settings (read from disk once, here);
     `hls_dir` defaults to `<repo>/web/node_modules/hls.js/dist`. `spool` takes telemetry
     the session store refuses or is slow to take (`build_app` always gives one); without it,
-    telemetry waits for the store in the writer's memory only.
+    telemetry waits for the store in the writer's memory only. `access_log` defaults to
+    stderr when the access logger is enabled for INFO (as the server configures logging).
     """
     secrets = secrets if secrets is not None else load_token_secrets(settings)
     pathways = pathways_from_settings(settings)  # ConfigError here, before anything opens
@@ -142,6 +147,7 @@ def create_app(
     app[STATIC] = StaticFiles(hls_dir if hls_dir is not None else default_hls_dir(), blocking)
     app[TRACK_LIST] = TrackList(object_reader, blocking, clock)
     app[READY] = Readiness()
+    app[ACCESS_LOG] = access_log if access_log is not None else AccessLog.from_logging()
     sink: TelemetrySink = SessionStoreSink(session_store, metrics.telemetry)
     app[REPLAYER] = None
     if spool is not None:  # opened (recovered, replayed) at startup
@@ -161,6 +167,7 @@ def create_app(
 
     _add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_access_log_flushes)
     app.cleanup_ctx.append(_pathway_probes)
     app.cleanup_ctx.append(_telemetry)  # after _lifecycle: stops before the store closes
     app.on_shutdown.append(_drain)
@@ -223,6 +230,23 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await blocking(app[SESSIONS].close)
     finally:
         blocking.close()
+
+
+async def _access_log_flushes(app: web.Application) -> AsyncIterator[None]:
+    """Writes the buffered access log every FLUSH_INTERVAL_S, and once more at shutdown."""
+    access_log = app[ACCESS_LOG]
+
+    async def flush_periodically() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            access_log.flush()
+
+    task = asyncio.create_task(flush_periodically(), name="access-log-flush")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    access_log.flush()
 
 
 async def _pathway_probes(app: web.Application) -> AsyncIterator[None]:

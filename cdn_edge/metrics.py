@@ -6,6 +6,7 @@ With `--workers N` each process exports its own series; scrape each worker or su
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -86,12 +87,29 @@ class EdgeMetrics:
             buckets=THROUGHPUT_BUCKETS_KBPS,
             registry=r,
         )
+        self._request_series: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
         self._pathway_healthy = Gauge(
             "edge_pathway_healthy",
             "1 while a steering pathway is healthy, else 0",
             ["pathway"],
             registry=r,
         )
+
+    def observe_request(self, route: str, status: int, elapsed_s: float, sent: int) -> None:
+        """Count a request, its latency and body bytes (one call per request)."""
+        series = self._request_series.get((route, status))
+        if series is None:  # label lookups hash and lock: once per (route, status), not per request
+            labels = (route, str(status))
+            series = self._request_series[(route, status)] = (
+                self.requests.labels(*labels),
+                self.latency.labels(*labels),
+                self.bytes_served.labels(route),
+            )
+        requests, latency, sent_bytes = series
+        requests.inc()
+        latency.observe(elapsed_s)
+        if sent:
+            sent_bytes.inc(sent)
 
     def watch_cache(self, cache: SegmentCache) -> None:
         self._cache_hit_ratio.set_function(lambda: cache.stats.hit_ratio)

@@ -9,18 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from cdn_edge.access_log import log_access
 from cdn_edge.cors import CORS_HEADERS, preflight_response
 from cdn_edge.errors import EdgeError
-from cdn_edge.state import CAPTURE, LOG_FIELDS, METRICS, REQUEST_ID
+from cdn_edge.state import ACCESS_LOG, CAPTURE, LOG_FIELDS, METRICS, REQUEST_ID
 from cdn_edge.telemetry_capture import CMCD_ROUTES
+from cdn_edge.unique_ids import UniqueIds
 from drm import DrmError, TokenClaimMismatch, TokenError, TokenExpired
 from manifests import ManifestError
 from streamer.errors import StreamerError
@@ -81,10 +80,13 @@ def error_response(exc: BaseException) -> tuple[web.Response, str]:
     return json_error(500, "internal_error", "unexpected error; see the server log"), "internal"
 
 
+_request_ids = UniqueIds()
+
+
 def _request_id(header: str | None) -> str:
     if header and _CLIENT_REQUEST_ID.fullmatch(header):
         return header
-    return secrets.token_hex(8)
+    return _request_ids.next()
 
 
 @web.middleware
@@ -115,26 +117,25 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     response.headers["X-Request-Id"] = request_id
     elapsed = time.perf_counter() - started
 
-    status = str(response.status)
-    metrics = request.app[METRICS]
-    metrics.requests.labels(route, status).inc()
-    metrics.latency.labels(route, status).observe(elapsed)
+    app = request.app
     sent = 0
     if request.method != "HEAD" and isinstance(response, web.Response):
         sent = response.content_length or 0
-        metrics.bytes_served.labels(route).inc(sent)
+    app[METRICS].observe_request(route, response.status, elapsed, sent)
     if reason is not None and 400 <= response.status < 500:
-        metrics.refusals.labels(reason).inc()
-    fields.update(
-        request_id=request_id,
-        method=request.method,
-        route=route,
-        status=response.status,
-        ms=round(elapsed * 1000, 3),
-        bytes=sent,
-        remote=request.remote,
-    )
-    if reason is not None:
-        fields["reason"] = reason
-    log_access(fields)
+        app[METRICS].refusals.labels(reason).inc()
+    access_log = app[ACCESS_LOG]
+    if access_log.enabled:
+        fields.update(
+            request_id=request_id,
+            method=request.method,
+            route=route,
+            status=response.status,
+            ms=round(elapsed * 1000, 3),
+            bytes=sent,
+            remote=request.remote,
+        )
+        if reason is not None:
+            fields["reason"] = reason
+        access_log.write(fields)
     return response

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cdn_edge.access_log import AccessLog
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import CatalogCache
@@ -50,6 +51,7 @@ PLAYLISTS = web.AppKey("playlists", PlaylistBuilder)
 SESSIONS = web.AppKey("session_recorder", SessionRecorder)
 STATIC = web.AppKey("static_files", StaticFiles)
 READY = web.AppKey("readiness", Readiness)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
 # Telemetry: the writer, what the playback path captures, the store it reads plays from.
 TELEMETRY = web.AppKey("telemetry_writer", TelemetryWriter)
 CAPTURE = web.AppKey("telemetry_capture", TelemetryCapture)

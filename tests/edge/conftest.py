@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -11,14 +13,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from cdn_edge.access_log import AccessLog
 from cdn_edge.app import create_app
 from cdn_edge.listener_auth import issue_listener_token
+from cdn_edge.state import ACCESS_LOG
 from drm import KeyRing, new_kek
 from streamer.memory_object_store import InMemoryObjectStore
 from streamer.settings import Settings
 from streamer.sqlite_session_store import SqliteSessionStore
 from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
+
+AccessLines = Callable[[], list[dict[str, Any]]]
 
 START = 1_700_000_000.0  # 2023-11-14, a whole number of hours
 
@@ -80,6 +86,11 @@ def hls_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def access_log_stream() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture
 def edge_app(
     settings: Settings,
     reader: CountingReader,
@@ -88,10 +99,29 @@ def edge_app(
     clock: ManualClock,
     edge_secrets: TokenSecrets,
     hls_dir: Path,
+    access_log_stream: io.StringIO,
 ) -> web.Application:
     return create_app(
-        settings, reader, session_store, ring, clock=clock, secrets=edge_secrets, hls_dir=hls_dir
+        settings,
+        reader,
+        session_store,
+        ring,
+        clock=clock,
+        secrets=edge_secrets,
+        hls_dir=hls_dir,
+        access_log=AccessLog(access_log_stream, clock),
     )
+
+
+@pytest.fixture
+def access_lines(edge_app: web.Application, access_log_stream: io.StringIO) -> AccessLines:
+    """The access log so far: every line written (after a flush), parsed."""
+
+    def lines() -> list[dict[str, Any]]:
+        edge_app[ACCESS_LOG].flush()
+        return [json.loads(line) for line in access_log_stream.getvalue().splitlines()]
+
+    return lines
 
 
 Client = TestClient  # type: ignore[type-arg]

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import io
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cdn_edge.access_log import ACCESS_LOGGER, JsonFormatter
+from cdn_edge.access_log import ACCESS_LOGGER, AccessLog
 from cdn_edge.state import READY
 from streamer.errors import StorageError
 from streamer.settings import Settings
 from tests.edge.builders import CountingReader
-from tests.edge.conftest import Client, path_of
+from tests.edge.conftest import AccessLines, Client, path_of
 
 OpenSession = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -73,42 +74,72 @@ async def test_unknown_routes_are_json_404(client: Client) -> None:
 
 
 async def test_access_log_has_request_id_and_no_tokens(
-    client: Client, open_session: OpenSession, settings: Settings, caplog: Any
+    client: Client,
+    open_session: OpenSession,
+    settings: Settings,
+    access_lines: AccessLines,
+    access_log_stream: io.StringIO,
 ) -> None:
     doc = await open_session("free")
     token = doc["playlist_url"].split("/")[-2]
-    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
-        response = await client.get(
-            path_of(settings, doc["playlist_url"]), headers={"X-Request-Id": "req-12345678"}
-        )
+    response = await client.get(
+        path_of(settings, doc["playlist_url"]), headers={"X-Request-Id": "req-12345678"}
+    )
     assert response.headers["X-Request-Id"] == "req-12345678"
-    records = [r for r in caplog.records if r.name == ACCESS_LOGGER]
-    assert len(records) == 1
-    line = JsonFormatter().format(records[0])
-    assert '"request_id":"req-12345678"' in line
-    assert '"route":"playlist_main"' in line
-    assert f'"session_id":"{doc["session_id"]}"' in line
-    assert token not in line
+    lines = [line for line in access_lines() if line["route"] == "playlist_main"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["logger"] == ACCESS_LOGGER and line["msg"] == "request"
+    assert line["request_id"] == "req-12345678" and line["status"] == 200
+    assert line["session_id"] == doc["session_id"]
+    assert line["ts"].endswith("Z") and line["bytes"] > 0
+    assert token not in access_log_stream.getvalue()
     # A hostile request id is replaced, not echoed.
     response = await client.get("/healthz", headers={"X-Request-Id": "<script>alert(1)"})
     assert response.headers["X-Request-Id"] != "<script>alert(1)"
+    assert "<script>" not in access_log_stream.getvalue()
+
+
+async def test_request_ids_are_unique(client: Client) -> None:
+    ids = {(await client.get("/healthz")).headers["X-Request-Id"] for _ in range(50)}
+    assert len(ids) == 50
 
 
 async def test_key_issuance_is_logged_without_key_bytes(
-    client: Client, open_session: OpenSession, settings: Settings, caplog: Any
+    client: Client,
+    open_session: OpenSession,
+    settings: Settings,
+    access_lines: AccessLines,
+    access_log_stream: io.StringIO,
 ) -> None:
     from manifests import parse_media
 
     doc = await open_session("free")
     url = doc["playlist_url"].rsplit("/", 1)[0] + "/aac_96.m3u8"
     media = parse_media(await (await client.get(path_of(settings, url))).text())
-    with caplog.at_level(logging.INFO, logger="cdn_edge.keys_api"):
-        key = await (await client.get(path_of(settings, media.segments[0].key.uri))).read()  # type: ignore[union-attr]
-    issued = [r for r in caplog.records if r.getMessage() == "content key issued"]
+    key = await (await client.get(path_of(settings, media.segments[0].key.uri))).read()  # type: ignore[union-attr]
+    issued = [line for line in access_lines() if line["route"] == "key"]
     assert len(issued) == 1
-    line = JsonFormatter().format(issued[0])
-    assert '"key_id":"v1-free-0"' in line
-    assert key.hex() not in line.lower() and repr(key) not in line
+    assert issued[0]["key_id"] == "v1-free-0" and issued[0]["key_tier"] == "free"
+    assert issued[0]["session_id"] == doc["session_id"] and issued[0]["session_tier"] == "free"
+    text = access_log_stream.getvalue()
+    assert key.hex() not in text.lower() and repr(key) not in text
+
+
+async def test_access_log_is_buffered_then_written_in_order() -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream, clock=lambda: 1_700_000_000.25)
+    for i in range(3):
+        log.write({"request_id": f"r{i}", "status": 200})
+    assert stream.getvalue() == ""  # nothing until a flush
+    log.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ["r0", "r1", "r2"]
+    assert lines[0]["ts"] == "2023-11-14T22:13:20.250Z"
+    log.write({})  # no fields is still a JSON line
+    log.flush()
+    assert json.loads(stream.getvalue().splitlines()[-1])["msg"] == "request"
+    AccessLog(None).write({"a": 1})  # off: nothing to write to, no error
 
 
 async def test_player_page(client: Client) -> None:

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from streamer.settings import Settings, load_settings
 from tests.edge.conftest import (  # noqa: F401  fixtures, shared with the edge's tests
+    access_log_stream,
     client,
     clock,
     edge_app,

@@ -31,6 +31,7 @@ from tests.edge.builders import BuiltTrack, build_track
 from tests.edge.conftest import Client, ManualClock
 
 # The edge's fixtures, shared with its tests (this package overrides track and session_store).
+access_log_stream = edge.access_log_stream
 client = edge.client
 clock = edge.clock
 edge_app = edge.edge_app
