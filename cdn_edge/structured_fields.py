@@ -12,8 +12,8 @@ import base64
 import binascii
 import math
 import re
-from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import NamedTuple
 
 __all__ = [
     "BareItem",
@@ -38,9 +38,11 @@ Parameters = tuple[tuple[str, BareItem], ...]
 InnerList = tuple[tuple[BareItem, Parameters], ...]
 
 
-@dataclass(frozen=True)
-class Member:
-    """A dictionary member or list entry: its key ("" in lists), value and parameters."""
+class Member(NamedTuple):
+    """A dictionary member or list entry: its key ("" in lists), value and parameters.
+
+    A named tuple rather than a frozen dataclass: CMCD parses several per request, and a
+    frozen dataclass costs five times as much to build."""
 
     key: str
     value: BareItem | InnerList
@@ -201,8 +203,47 @@ class _Parser:
         return True
 
 
+# Dictionaries as players write CMCD (keys with an integer, token, plain string or boolean, no
+# parameters) parse with two regular expressions, several times faster than the general
+# parser, which takes everything else (and reports the errors). A value of these kinds ends at
+# the first character that cannot continue it, so the members `_SIMPLE_MEMBERS` finds are the
+# ones `_SIMPLE_DICTIONARY` matched.
+_SIMPLE_VALUE = (
+    r'-?[0-9]{1,15}|"[\x20\x21\x23-\x5b\x5d-\x7e]*"|\?[01]'
+    r"|[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*"
+)
+_SIMPLE_MEMBER = rf"[a-z*][a-z0-9_\-.*]*(?:=(?:{_SIMPLE_VALUE}))?"
+_SIMPLE_DICTIONARY = re.compile(rf"{_SIMPLE_MEMBER}(?:,[ \t]*{_SIMPLE_MEMBER})*")
+_SIMPLE_MEMBERS = re.compile(rf"([a-z*][a-z0-9_\-.*]*)(?:=({_SIMPLE_VALUE}))?")
+
+
+def _simple_value(text: str) -> BareItem:
+    if not text:
+        return True  # a bare key
+    first = text[0]
+    if first == '"':
+        return text[1:-1]
+    if first == "?":
+        return text == "?1"
+    if first == "-" or "0" <= first <= "9":
+        return int(text)
+    return Token(text)
+
+
+def _parse_simple_dictionary(text: str) -> list[Member] | None:
+    """The members of a dictionary of simple members, or None for the general parser."""
+    if _SIMPLE_DICTIONARY.fullmatch(text) is None:
+        return None
+    return [Member(key, _simple_value(value)) for key, value in _SIMPLE_MEMBERS.findall(text)]
+
+
 def parse_dictionary(text: str) -> list[Member]:
     """An sf-dictionary's members in order, repeats included (section 4.2.2)."""
+    simple = _parse_simple_dictionary(text)
+    return simple if simple is not None else _parse_dictionary(text)
+
+
+def _parse_dictionary(text: str) -> list[Member]:
     parser = _Parser(text)
     members: list[Member] = []
     if parser.done():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import socket
 import struct
 import time
@@ -35,6 +34,7 @@ from cdn_edge.cmsd import (
 from cdn_edge.playback_tokens import SegmentClaims
 from cdn_edge.telemetry_metrics import TelemetryMetrics
 from cdn_edge.telemetry_writer import TelemetryWriter
+from cdn_edge.unique_ids import UniqueIds
 from streamer.telemetry import CmcdSample, ObjectRoute, SegmentDelivery
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class TelemetryCapture:
         self._clock = clock
         self.server_id = server_id
         self._congestion = congestion
+        self._sample_ids = UniqueIds()
         self._timelines: OrderedDict[tuple[str, str], dict[str, tuple[float, float]]] = (
             OrderedDict()
         )
@@ -135,7 +136,7 @@ class TelemetryCapture:
             self._writer.offer(
                 CmcdSample(
                     session_id=session_id,
-                    sample_id=secrets.token_hex(8),
+                    sample_id=self._sample_ids.next(),
                     received_ms=int(self._clock() * 1000),
                     route=kind,
                     object=_object_name(request, route),

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdn_edge import structured_fields
 from cdn_edge.cmcd import (
     BAD_VALUE,
     DUPLICATE_KEY,
@@ -22,6 +23,7 @@ from cdn_edge.cmcd import (
     read_cmcd,
     render_cmcd,
 )
+from cdn_edge.structured_fields import StructuredFieldError
 
 # The query argument from the CTA-5004 example as hls.js writes it (encodeURIComponent).
 HLSJS_QUERY = (
@@ -208,3 +210,27 @@ def test_render_then_parse_round_trips(cmcd: Cmcd) -> None:
     reading = parse_cmcd(render_cmcd(cmcd))
     assert reading.problems == ()
     assert reading.cmcd == cmcd
+
+
+# The shapes of member players send, and near misses the fast path must leave to the parser.
+_MEMBER_PARTS = st.sampled_from(
+    ["bl=21300", "br=160", "ot=a", 'sid="6e2fb550-c457"', "bs", "su=?0", "su=?1", "d=-4",
+     "pr=1.25", 'nor="../seg%202.m4s"', "x-y=tok:en/1", 'cid="a,b=c"', "n=1;p", 'k="q\\"x"',
+     "a=1234567890123456", "A=1", "k=", "=1", "k=(1 2)", "k=:aGk=:", " ", ""]
+)  # fmt: skip
+
+
+@given(st.lists(_MEMBER_PARTS, max_size=6), st.sampled_from([",", ", ", ",,", ";", ",\t"]))
+def test_the_fast_dictionary_path_agrees_with_the_parser(parts: list[str], glue: str) -> None:
+    text = glue.join(parts)
+    try:
+        expected: object = structured_fields._parse_dictionary(text)
+    except StructuredFieldError as exc:
+        expected = exc.reason
+    try:
+        got: object = structured_fields.parse_dictionary(text)
+    except StructuredFieldError as exc:
+        got = exc.reason
+    assert got == expected
+    if isinstance(got, list) and isinstance(expected, list):  # Token and str compare equal
+        assert [type(m.value) for m in got] == [type(m.value) for m in expected]
