@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
-from drm import sign_token, verify_token
+from drm import authenticate_token, check_claims, sign_token
 from streamer.catalog import Tier
 
 SESSION_TTL_S = 4 * 3600  # plus the track's duration: a long pause, then the rest of the track
@@ -28,6 +29,9 @@ KEY_TOKEN_STEP_S = 60
 SEGMENT_WINDOW_S = 3600  # signed segment URLs are stable within this window
 
 SIGNED_TOKEN_CACHE = 16_384  # about 3 MB; a minute's worth of playlist fetches on a busy edge
+# Tokens whose signature verified, with their claims: a listener presents the same segment and
+# key tokens again and again. Expiry and the URL's claims are still checked on every request.
+AUTHENTICATED_TOKEN_CACHE = 16_384  # about 16 MB
 
 KIND_SESSION = "p"
 KIND_KEY = "k"
@@ -81,6 +85,18 @@ class PlaybackTokens:
         # player asks for the multivariant and media playlists within the same minute: signing
         # each token once saves most of a playlist's cost.
         self._sign_cached = functools.lru_cache(maxsize=SIGNED_TOKEN_CACHE)(self._sign)
+        self._authenticated: OrderedDict[str, dict[str, str | int]] = OrderedDict()
+
+    def _verify(self, token: str, now: int, expect: dict[str, str | int]) -> dict[str, str | int]:
+        """The claims of an authentic, unexpired token matching `expect` (drm.TokenError)."""
+        claims = self._authenticated.get(token)
+        if claims is None:
+            claims = authenticate_token(token, self._key)  # raises: nothing is cached
+            self._authenticated[token] = claims
+            if len(self._authenticated) > AUTHENTICATED_TOKEN_CACHE:
+                self._authenticated.popitem(last=False)
+        check_claims(claims, now, expect)
+        return claims
 
     def _sign(self, claims: tuple[tuple[str, str | int], ...]) -> str:
         return sign_token(dict(claims), self._key)
@@ -105,7 +121,7 @@ class PlaybackTokens:
 
     def verify_session(self, token: str, now: int) -> SessionClaims:
         """Raises drm.TokenError (401, or 403 for a token of another kind)."""
-        c = verify_token(token, self._key, now, expect={"t": KIND_SESSION})
+        c = self._verify(token, now, {"t": KIND_SESSION})
         return SessionClaims(
             session_id=str(c["sid"]),
             track_id=str(c["trk"]),
@@ -135,7 +151,7 @@ class PlaybackTokens:
 
     def verify_key(self, token: str, key_id: str, now: int) -> KeyClaims:
         """Raises drm.TokenError; TokenClaimMismatch (403) when the URL's key id was edited."""
-        c = verify_token(token, self._key, now, expect={"t": KIND_KEY, "kid": key_id})
+        c = self._verify(token, now, {"t": KIND_KEY, "kid": key_id})
         return KeyClaims(
             session_id=str(c["sid"]),
             track_id=str(c["trk"]),
@@ -164,9 +180,7 @@ class PlaybackTokens:
 
     def verify_segment(self, token: str, track_id: str, version: str, now: int) -> SegmentClaims:
         """Raises drm.TokenError; TokenClaimMismatch (403) for another track or version."""
-        c = verify_token(
-            token, self._key, now, expect={"t": KIND_SEGMENT, "trk": track_id, "ver": version}
-        )
+        c = self._verify(token, now, {"t": KIND_SEGMENT, "trk": track_id, "ver": version})
         return SegmentClaims(
             session_id=str(c["sid"]),
             track_id=track_id,

@@ -30,7 +30,7 @@ from drm.keywrap import (
     wrap_key,
 )
 from drm.segment_crypto import decrypt_segment, encrypt_segment, new_content_key, new_iv
-from drm.tokens import sign_token, verify_token
+from drm.tokens import authenticate_token, check_claims, sign_token, verify_token
 
 __all__ = [
     "DecryptionError",
@@ -49,6 +49,8 @@ __all__ = [
     "TokenMalformed",
     "TokenSignatureInvalid",
     "UnknownKekError",
+    "authenticate_token",
+    "check_claims",
     "content_key_id",
     "decrypt_segment",
     "encrypt_segment",

@@ -89,12 +89,11 @@ def _decode_claims(payload: str) -> tuple[dict[str, str | int], int]:
     return claims, exp
 
 
-def verify_token(
-    token: str, secret: Secrets, now: int, *, expect: Claims | None = None
-) -> dict[str, str | int]:
-    """The claims of an authentic, unexpired token that match `expect`.
+def authenticate_token(token: str, secret: Secrets) -> dict[str, str | int]:
+    """The claims of a token whose signature verifies under one of the secrets, not yet
+    checked for expiry or content (see `check_claims`); callers may cache the result.
 
-    Raises TokenMalformed, TokenSignatureInvalid, TokenExpired (401) or TokenClaimMismatch (403).
+    Raises TokenMalformed or TokenSignatureInvalid (401).
     """
     keys = _secrets(secret)
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
@@ -111,7 +110,16 @@ def verify_token(
             break
     else:
         raise TokenSignatureInvalid(f"token signature does not verify under {len(keys)} secret(s)")
-    claims, exp = _decode_claims(match.group(1))
+    claims, _ = _decode_claims(match.group(1))
+    return claims
+
+
+def check_claims(claims: Claims, now: int, expect: Claims | None = None) -> None:
+    """Raises TokenExpired (401) unless `now` is before the claims' ``exp``, and
+    TokenClaimMismatch (403) unless they match `expect`."""
+    exp = claims["exp"]
+    if not isinstance(exp, int):
+        raise TokenMalformed("token has no int 'exp' claim")
     if now >= exp:
         raise TokenExpired(exp, now)
     if expect:
@@ -122,4 +130,15 @@ def verify_token(
             # Type-strict: the claim 5 does not match the string "5".
             if type(actual) is not type(wanted) or actual != wanted:
                 raise TokenClaimMismatch(name)
+
+
+def verify_token(
+    token: str, secret: Secrets, now: int, *, expect: Claims | None = None
+) -> dict[str, str | int]:
+    """The claims of an authentic, unexpired token that match `expect`.
+
+    Raises TokenMalformed, TokenSignatureInvalid, TokenExpired (401) or TokenClaimMismatch (403).
+    """
+    claims = authenticate_token(token, secret)
+    check_claims(claims, now, expect)
     return claims

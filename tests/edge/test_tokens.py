@@ -215,3 +215,24 @@ def test_forged_and_garbled_playback_tokens() -> None:
         TOKENS.verify_session(token, NOW)
     with pytest.raises(TokenMalformed):
         TOKENS.verify_session("garbage", NOW)
+
+
+def test_authenticated_tokens_are_remembered_boundedly_and_rechecked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("cdn_edge.playback_tokens.AUTHENTICATED_TOKEN_CACHE", 2)
+    tokens = PlaybackTokens(b"p" * 32)
+    sessions = [dataclasses.replace(SESSION, session_id=f"sid{i}") for i in range(4)]
+    for session in sessions:
+        assert tokens.verify_session(tokens.sign_session(session), NOW) == session
+    assert len(tokens._authenticated) == 2  # the oldest were forgotten
+    remembered = tokens.sign_session(sessions[-1])
+    assert remembered in tokens._authenticated
+    with pytest.raises(TokenExpired):  # expiry is checked on every use, cached or not
+        tokens.verify_session(remembered, SESSION.expires_at)
+    with pytest.raises(TokenClaimMismatch):  # and the kind the URL needs
+        tokens.verify_segment(remembered, "trk1", "v1", NOW)
+    forged = PlaybackTokens(b"q" * 32).sign_session(SESSION)
+    with pytest.raises(TokenSignatureInvalid):
+        tokens.verify_session(forged, NOW)
+    assert forged not in tokens._authenticated
