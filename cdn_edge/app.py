@@ -220,9 +220,11 @@ def _add_routes(app: web.Application) -> None:
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[SESSIONS].start()
     app[READY].ready = True
     yield
     app[READY].ready = False
+    await app[SESSIONS].stop()  # the queued session records, before the store closes
     await app[SEGMENTS].close()
     await app[CATALOG].close()
     blocking = app[BLOCKING]

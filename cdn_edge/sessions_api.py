@@ -155,7 +155,7 @@ async def create_session(request: web.Request) -> web.Response:
     )
     token = app[TOKENS].sign_session(claims)
     base = app[SETTINGS].base_url
-    await app[SESSIONS].record(
+    app[SESSIONS].record(
         PlaybackSession(
             session_id=claims.session_id,
             user_id=listener.user_id,

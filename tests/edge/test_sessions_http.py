@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,8 +10,9 @@ import jwt
 import pytest
 
 from cdn_edge.listener_auth import LISTENER_AUDIENCE
-from cdn_edge.state import METRICS
+from cdn_edge.state import METRICS, SESSIONS
 from streamer.errors import StorageError
+from streamer.sessions import PlaybackSession
 from streamer.settings import Settings
 from streamer.sqlite_session_store import SqliteSessionStore
 from tests.edge.conftest import ALL_CODECS, Client, ManualClock, path_of
@@ -37,6 +39,7 @@ async def test_session_created(
     assert doc["track"] == {"track_id": "trk1", "version": "v1", "duration_s": 24.0}
     assert doc["expires_in_s"] > 4 * 3600
     assert doc["expires_at"].endswith("Z")
+    await client.app[SESSIONS].drain()  # type: ignore[index]  # recorded behind the response
     recorded = session_store.get_session(doc["session_id"])
     assert recorded is not None
     assert (recorded.user_id, recorded.tier, recorded.track_id) == ("u1", "premium", "trk1")
@@ -166,8 +169,9 @@ async def test_session_store_failure_does_not_fail_playback(
 
     monkeypatch.setattr(session_store, "record_session", broken)
     doc = await open_session("free")
-    assert session_store.get_session(doc["session_id"]) is None
     assert (await client.get(path_of(settings, doc["playlist_url"]))).status == 200
+    await client.app[SESSIONS].drain()  # type: ignore[index]
+    assert session_store.get_session(doc["session_id"]) is None
     metrics = client.app[METRICS]  # type: ignore[index]
     assert metrics.session_store_failures._value.get() == 1
 
@@ -210,12 +214,41 @@ async def test_slow_session_store_does_not_hold_playback(
     def hung(session: object) -> None:
         release.wait(timeout=5)
 
-    monkeypatch.setattr(cdn_edge.session_recorder, "RECORD_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(cdn_edge.session_recorder, "RECORD_TIMEOUT_S", 0.2)
     monkeypatch.setattr(session_store, "record_session", hung)
     try:
-        doc = await open_session("free")
+        started = time.monotonic()
+        doc = await open_session("free")  # answered while the store hangs
+        assert time.monotonic() - started < 0.2
+        assert doc["session_id"]
+        metrics = client.app[METRICS]  # type: ignore[index]
+        assert metrics.session_store_failures._value.get() == 0
+        await client.app[SESSIONS].drain()  # type: ignore[index]
+        assert metrics.session_store_failures._value.get() == 1  # timed out, counted
     finally:
         release.set()
-    assert doc["session_id"]
+
+
+async def test_session_records_queue_is_bounded(
+    client: Client,
+    open_session: OpenSession,
+    session_store: SqliteSessionStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    release = threading.Event()
+    written: list[str] = []
+
+    def slow(session: PlaybackSession) -> None:
+        release.wait(timeout=5)
+        written.append(session.session_id)
+
+    monkeypatch.setattr(session_store, "record_session", slow)
+    monkeypatch.setattr(client.app[SESSIONS], "_queue_limit", 2)  # type: ignore[index]
+    docs = [await open_session("free") for _ in range(4)]  # one being written, two queued
     metrics = client.app[METRICS]  # type: ignore[index]
-    assert metrics.session_store_failures._value.get() == 1
+    assert metrics.session_store_failures._value.get() == 1  # the fourth: dropped, counted
+    release.set()
+    await client.app[SESSIONS].drain()  # type: ignore[index]
+    assert written == [doc["session_id"] for doc in docs[:3]]
