@@ -166,6 +166,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from benchmarks.listeners import main as listeners
 
         return int(listeners(args.bench_args))
+    if args.benchmark == "telemetry":
+        from benchmarks.telemetry import main as telemetry
+
+        return int(telemetry(args.bench_args))
     from benchmarks.transcode import main as transcode
 
     transcode(args.bench_args)
@@ -223,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="operator benchmarks (see benchmarks/README.md)", add_help=False
     )
-    bench.add_argument("benchmark", choices=("listeners", "transcode"))
+    bench.add_argument("benchmark", choices=("listeners", "telemetry", "transcode"))
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's options")
     bench.set_defaults(func=cmd_bench)
 
