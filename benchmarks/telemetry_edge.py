@@ -95,6 +95,13 @@ class TimedStore:
         finally:
             self.times.add("reads", started)
 
+    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
+        started = time.perf_counter()
+        try:
+            return self.inner.play_evidence(session_ids)
+        finally:
+            self.times.add("reads", started)
+
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
         return self.inner.plays_by_day(track_id, first, last)
 

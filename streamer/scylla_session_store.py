@@ -349,6 +349,29 @@ class ScyllaSessionStore:
             play=None if play_row is None else play_from_row(play_row),
         )
 
+    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
+        action = f"read the play evidence of {len(session_ids)} sessions"
+        self._check_open(action)
+        sends: list[Send] = []
+        for session_id in session_ids:
+            key = (session_id,)
+            sends += [
+                sender(self.session, _READ_EVENTS, key, action, READ_PAGE_ROWS),
+                sender(self.session, _READ_DELIVERIES, key, action, READ_PAGE_ROWS),
+                self.plays.read_play(session_id, action),
+            ]
+        results = raise_first(gather(sends))  # every session's reads in flight together
+        out = {}
+        for i, session_id in enumerate(session_ids):
+            events, deliveries, play = results[3 * i : 3 * i + 3]
+            play_row = play.one()
+            out[session_id] = SessionTelemetry(
+                events=tuple(map(_event, _first_written(events, "event_id"))),
+                deliveries=tuple(map(_delivery, _first_written(deliveries, "name"))),
+                play=None if play_row is None else play_from_row(play_row),
+            )
+        return out
+
     def session_qoe_summary(self, session_id: str) -> SessionQoe | None:
         """The QoE computed when the session's `end` event was written, or None."""
         action = f"read the QoE of session {session_id}"

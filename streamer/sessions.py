@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -79,6 +79,12 @@ class SessionStore(Protocol):
 
     def session_telemetry(self, session_id: str) -> SessionTelemetry:
         """All that is stored about the session's playback (empty if none). Raises StorageError."""
+        ...
+
+    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
+        """Each session's events, deliveries and play, read together, without its CMCD
+        samples: what play and QoE decisions need, for a batch of sessions at once. Sessions
+        with nothing stored map to empty telemetry. Raises StorageError."""
         ...
 
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:

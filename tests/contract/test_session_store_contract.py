@@ -7,6 +7,7 @@ one line in it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -234,6 +235,27 @@ def test_telemetry_reads_back_equal(store: SessionStore) -> None:
     assert got.cmcd == (sample("x1"),)
     assert got.deliveries == (delivery(0), delivery(1))
     assert got.play == play()
+
+
+def test_play_evidence_is_telemetry_without_cmcd_for_many_sessions(store: SessionStore) -> None:
+    for session_id in ("s1", "s2"):
+        store.write_telemetry(
+            TelemetryBatch(
+                (ev("a", session_id=session_id), ev("b", session_id=session_id, client_ms=MS + 9)),
+                (sample("x1", session_id=session_id),),
+                (delivery(0, session_id=session_id), delivery(1, session_id=session_id)),
+                (play(session_id),) if session_id == "s1" else (),
+            )
+        )
+    ids = [f"n{i}" for i in range(70)] + ["s2", "s1"]  # more than one fan-out's worth
+    got = store.play_evidence(ids)
+    assert list(got) == ids
+    for session_id in ("s1", "s2"):
+        full = store.session_telemetry(session_id)
+        assert full.cmcd and got[session_id] == dataclasses.replace(full, cmcd=())
+    assert got["s1"].play == play("s1") and got["s2"].play is None
+    assert got["n0"] == SessionTelemetry()
+    assert store.play_evidence([]) == {}
 
 
 def test_unknown_session_has_empty_telemetry(store: SessionStore) -> None:

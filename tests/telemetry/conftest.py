@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,10 @@ class FlakyStore:
     def session_telemetry(self, session_id: str) -> SessionTelemetry:
         self._check()
         return self.inner.session_telemetry(session_id)
+
+    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
+        self._check()
+        return self.inner.play_evidence(session_ids)
 
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
         self._check()
