@@ -42,6 +42,7 @@ from streamer.sessions import PlaybackSession, SessionStore
 from streamer.telemetry import (
     PlayClaim,
     PlayerEvent,
+    SegmentDelivery,
     SessionTelemetry,
     TelemetryBatch,
     TelemetryItem,
@@ -95,10 +96,17 @@ class TimedStore:
         finally:
             self.times.add("reads", started)
 
-    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
+    def events_of(self, session_ids: Sequence[str]) -> dict[str, tuple[PlayerEvent, ...]]:
         started = time.perf_counter()
         try:
-            return self.inner.play_evidence(session_ids)
+            return self.inner.events_of(session_ids)
+        finally:
+            self.times.add("reads", started)
+
+    def deliveries_of(self, session_ids: Sequence[str]) -> dict[str, tuple[SegmentDelivery, ...]]:
+        started = time.perf_counter()
+        try:
+            return self.inner.deliveries_of(session_ids)
         finally:
             self.times.add("reads", started)
 

@@ -1,11 +1,13 @@
 """The writer's sink over the session store: items land, then the plays and QoE they complete.
 
-Runs in the writer's thread. For each session a batch brings new evidence for (events or
-segment deliveries), it reads the session's stored telemetry back and asks the play policy
-(streamer.plays) whether the session has now played; a play is written as a claim the store
-counts once per session. Sessions whose batch holds an `end` event have their QoE computed
-(streamer.qoe) and exported. Any failure raises, so the writer retries the whole batch, which
-is safe: every write is idempotent and a play is counted once however often it is claimed.
+Runs in the writer's thread. For the sessions a batch brings events for, it reads their stored
+events back (one batch read), and the deliveries of those whose events reach the play
+threshold, and asks the play policy (streamer.plays) whether they have now played; a play is
+written as a claim the store counts once per session (a session another process counted costs
+one refused claim here, then is remembered). Sessions whose batch holds an `end` event have
+their QoE computed (streamer.qoe) and exported. Any failure raises, so the writer retries the
+whole batch, which is safe: every write is idempotent and a play is counted once however often
+it is claimed.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from cdn_edge.telemetry_metrics import TelemetryMetrics
-from streamer.plays import decide_play
-from streamer.qoe import SessionQoe, session_qoe
+from streamer.plays import decide_play, events_show_play
+from streamer.qoe import session_qoe
 from streamer.sessions import SessionStore
 from streamer.telemetry import PlayClaim, TelemetryBatch, TelemetryItem, batch_of
 
@@ -66,22 +68,29 @@ class SessionStoreSink:
             if session_id not in self._played
             or (session_id in ending and session_id not in self._ended)
         }
-        # One read for the whole batch, without CMCD (the largest part of a session, and of no
-        # use here): read one by one, sessions were most of the writer's time (benchmarks/).
-        stored = self._store.play_evidence(list(wanted)) if wanted else {}
+        if not wanted:
+            return
+        # Batch reads, the events first: only sessions whose events reach the threshold need
+        # their deliveries. Read one by one and whole, sessions took most of the writer's time
+        # (benchmarks/README.md, telemetry ingest).
+        events = self._store.events_of(list(wanted))
+        candidates = [
+            session_id
+            for session_id, track_id in wanted.items()
+            if session_id not in self._played and events_show_play(track_id, events[session_id])
+        ]
+        deliveries = self._store.deliveries_of(candidates) if candidates else {}
         claims: list[PlayClaim] = []
-        ended: list[tuple[str, str, SessionQoe]] = []
-        for session_id, track_id in wanted.items():
-            telemetry = stored[session_id]
-            wants_play = session_id not in self._played
-            if wants_play and telemetry.play is not None:
-                self._played.add(session_id)
-            elif wants_play:
-                claim = decide_play(session_id, track_id, telemetry.events, telemetry.deliveries)
-                if claim is not None:
-                    claims.append(claim)
-            if session_id in ending and session_id not in self._ended:
-                ended.append((session_id, track_id, session_qoe(telemetry.events)))
+        for session_id in candidates:
+            track_id = wanted[session_id]
+            claim = decide_play(session_id, track_id, events[session_id], deliveries[session_id])
+            if claim is not None:
+                claims.append(claim)
+        ended = [
+            (session_id, track_id, session_qoe(events[session_id]))
+            for session_id, track_id in wanted.items()
+            if session_id in ending and session_id not in self._ended
+        ]
         if claims:
             self._count_plays(self._store.write_telemetry(TelemetryBatch(plays=tuple(claims))))
             for claim in claims:

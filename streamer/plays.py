@@ -57,6 +57,16 @@ def offline_refusal(client_ms: int, now_ms: int) -> str | None:
     return None
 
 
+def events_show_play(
+    track_id: str, events: Iterable[PlayerEvent], threshold_s: float = PLAY_THRESHOLD_S
+) -> bool:
+    """Whether the events alone reach the threshold: a play needs this, and its deliveries."""
+    return any(
+        played >= threshold_s
+        for _, played in played_progress(e for e in events if e.track_id == track_id)
+    )
+
+
 def decide_play(
     session_id: str,
     track_id: str,

@@ -349,28 +349,30 @@ class ScyllaSessionStore:
             play=None if play_row is None else play_from_row(play_row),
         )
 
-    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
-        action = f"read the play evidence of {len(session_ids)} sessions"
+    def events_of(self, session_ids: Sequence[str]) -> dict[str, tuple[PlayerEvent, ...]]:
+        action = f"read the events of {len(session_ids)} sessions"
+        rows = self._read_each(_READ_EVENTS, session_ids, action)
+        return {
+            session_id: tuple(map(_event, _first_written(found, "event_id")))
+            for session_id, found in zip(session_ids, rows, strict=True)
+        }
+
+    def deliveries_of(self, session_ids: Sequence[str]) -> dict[str, tuple[SegmentDelivery, ...]]:
+        action = f"read the deliveries of {len(session_ids)} sessions"
+        rows = self._read_each(_READ_DELIVERIES, session_ids, action)
+        return {
+            session_id: tuple(map(_delivery, _first_written(found, "name")))
+            for session_id, found in zip(session_ids, rows, strict=True)
+        }
+
+    def _read_each(self, statement: Cql, session_ids: Sequence[str], action: str) -> list[Any]:
+        """One partition read per session, all in flight together (bounded)."""
         self._check_open(action)
-        sends: list[Send] = []
-        for session_id in session_ids:
-            key = (session_id,)
-            sends += [
-                sender(self.session, _READ_EVENTS, key, action, READ_PAGE_ROWS),
-                sender(self.session, _READ_DELIVERIES, key, action, READ_PAGE_ROWS),
-                self.plays.read_play(session_id, action),
-            ]
-        results = raise_first(gather(sends))  # every session's reads in flight together
-        out = {}
-        for i, session_id in enumerate(session_ids):
-            events, deliveries, play = results[3 * i : 3 * i + 3]
-            play_row = play.one()
-            out[session_id] = SessionTelemetry(
-                events=tuple(map(_event, _first_written(events, "event_id"))),
-                deliveries=tuple(map(_delivery, _first_written(deliveries, "name"))),
-                play=None if play_row is None else play_from_row(play_row),
-            )
-        return out
+        sends = [
+            sender(self.session, statement, (session_id,), action, READ_PAGE_ROWS)
+            for session_id in session_ids
+        ]
+        return raise_first(gather(sends))
 
     def session_qoe_summary(self, session_id: str) -> SessionQoe | None:
         """The QoE computed when the session's `end` event was written, or None."""

@@ -21,7 +21,13 @@ from typing import Any, Protocol
 from streamer.catalog import Tier
 from streamer.errors import ConfigError
 from streamer.settings import Settings
-from streamer.telemetry import PlayClaim, SessionTelemetry, TelemetryBatch
+from streamer.telemetry import (
+    PlayClaim,
+    PlayerEvent,
+    SegmentDelivery,
+    SessionTelemetry,
+    TelemetryBatch,
+)
 
 SESSION_STORE_FILE = "sessions.sqlite3"  # under settings.data_dir
 
@@ -81,10 +87,14 @@ class SessionStore(Protocol):
         """All that is stored about the session's playback (empty if none). Raises StorageError."""
         ...
 
-    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
-        """Each session's events, deliveries and play, read together, without its CMCD
-        samples: what play and QoE decisions need, for a batch of sessions at once. Sessions
-        with nothing stored map to empty telemetry. Raises StorageError."""
+    def events_of(self, session_ids: Sequence[str]) -> dict[str, tuple[PlayerEvent, ...]]:
+        """Each session's player events in order (as in `session_telemetry`), for a batch of
+        sessions read together; () for a session without any. Raises StorageError."""
+        ...
+
+    def deliveries_of(self, session_ids: Sequence[str]) -> dict[str, tuple[SegmentDelivery, ...]]:
+        """Each session's segment deliveries (as in `session_telemetry`), read together.
+        Raises StorageError."""
         ...
 
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:

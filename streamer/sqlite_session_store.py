@@ -329,34 +329,40 @@ class SqliteSessionStore:
 
         return self._transaction(f"read the telemetry of session {session_id} from", read)
 
-    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
-        def read(db: sqlite3.Connection) -> dict[str, SessionTelemetry]:
-            out = {}
-            for session_id in session_ids:
-                key = (session_id,)
-                events = db.execute(
-                    f"SELECT {_EVENT_COLUMNS} FROM player_events WHERE session_id = ? "
-                    "ORDER BY client_ms, seq, event_id",
-                    key,
-                ).fetchall()
-                deliveries = db.execute(
-                    f"SELECT {_DELIVERY_COLUMNS} FROM segment_deliveries WHERE session_id = ? "
-                    "ORDER BY delivered_ms, name",
-                    key,
-                ).fetchall()
-                play = db.execute(
-                    f"SELECT {_PLAY_COLUMNS} FROM plays WHERE session_id = ?", key
-                ).fetchone()
-                out[session_id] = SessionTelemetry(
-                    events=tuple(map(_event, events)),
-                    deliveries=tuple(SegmentDelivery(*r) for r in deliveries),
-                    play=None if play is None else _play(play),
+    def events_of(self, session_ids: Sequence[str]) -> dict[str, tuple[PlayerEvent, ...]]:
+        def read(db: sqlite3.Connection) -> dict[str, tuple[PlayerEvent, ...]]:
+            return {
+                session_id: tuple(
+                    map(
+                        _event,
+                        db.execute(
+                            f"SELECT {_EVENT_COLUMNS} FROM player_events WHERE session_id = ? "
+                            "ORDER BY client_ms, seq, event_id",
+                            (session_id,),
+                        ),
+                    )
                 )
-            return out
+                for session_id in session_ids
+            }
 
-        return self._transaction(
-            f"read the play evidence of {len(session_ids)} sessions from", read
-        )
+        return self._transaction(f"read the events of {len(session_ids)} sessions from", read)
+
+    def deliveries_of(self, session_ids: Sequence[str]) -> dict[str, tuple[SegmentDelivery, ...]]:
+        def read(db: sqlite3.Connection) -> dict[str, tuple[SegmentDelivery, ...]]:
+            return {
+                session_id: tuple(
+                    SegmentDelivery(*row)
+                    for row in db.execute(
+                        f"SELECT {_DELIVERY_COLUMNS} FROM segment_deliveries "
+                        "WHERE session_id = ? ORDER BY delivered_ms, name",
+                        (session_id,),
+                    )
+                )
+                for session_id in session_ids
+            }
+
+        what = f"read the deliveries of {len(session_ids)} sessions from"
+        return self._transaction(what, read)
 
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
         def read(db: sqlite3.Connection) -> dict[date, int]:

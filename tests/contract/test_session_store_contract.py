@@ -7,7 +7,6 @@ one line in it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -237,25 +236,24 @@ def test_telemetry_reads_back_equal(store: SessionStore) -> None:
     assert got.play == play()
 
 
-def test_play_evidence_is_telemetry_without_cmcd_for_many_sessions(store: SessionStore) -> None:
+def test_events_and_deliveries_of_many_sessions_read_together(store: SessionStore) -> None:
     for session_id in ("s1", "s2"):
         store.write_telemetry(
             TelemetryBatch(
-                (ev("a", session_id=session_id), ev("b", session_id=session_id, client_ms=MS + 9)),
+                (ev("b", session_id=session_id, client_ms=MS + 9), ev("a", session_id=session_id)),
                 (sample("x1", session_id=session_id),),
-                (delivery(0, session_id=session_id), delivery(1, session_id=session_id)),
-                (play(session_id),) if session_id == "s1" else (),
+                (delivery(1, session_id=session_id), delivery(0, session_id=session_id)),
             )
         )
     ids = [f"n{i}" for i in range(70)] + ["s2", "s1"]  # more than one fan-out's worth
-    got = store.play_evidence(ids)
-    assert list(got) == ids
+    events, deliveries = store.events_of(ids), store.deliveries_of(ids)
+    assert list(events) == ids and list(deliveries) == ids
     for session_id in ("s1", "s2"):
         full = store.session_telemetry(session_id)
-        assert full.cmcd and got[session_id] == dataclasses.replace(full, cmcd=())
-    assert got["s1"].play == play("s1") and got["s2"].play is None
-    assert got["n0"] == SessionTelemetry()
-    assert store.play_evidence([]) == {}
+        assert len(full.events) == 2 and len(full.deliveries) == 2
+        assert events[session_id] == full.events and deliveries[session_id] == full.deliveries
+    assert events["n0"] == () and deliveries["n0"] == ()
+    assert store.events_of([]) == {} and store.deliveries_of([]) == {}
 
 
 def test_unknown_session_has_empty_telemetry(store: SessionStore) -> None:

@@ -25,7 +25,13 @@ from streamer.errors import StorageError
 from streamer.sessions import PlaybackSession
 from streamer.settings import Settings
 from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import PlayClaim, SessionTelemetry, TelemetryBatch
+from streamer.telemetry import (
+    PlayClaim,
+    PlayerEvent,
+    SegmentDelivery,
+    SessionTelemetry,
+    TelemetryBatch,
+)
 from tests.edge import conftest as edge
 from tests.edge.builders import BuiltTrack, build_track
 from tests.edge.conftest import Client, ManualClock
@@ -81,9 +87,13 @@ class FlakyStore:
         self._check()
         return self.inner.session_telemetry(session_id)
 
-    def play_evidence(self, session_ids: Sequence[str]) -> dict[str, SessionTelemetry]:
+    def events_of(self, session_ids: Sequence[str]) -> dict[str, tuple[PlayerEvent, ...]]:
         self._check()
-        return self.inner.play_evidence(session_ids)
+        return self.inner.events_of(session_ids)
+
+    def deliveries_of(self, session_ids: Sequence[str]) -> dict[str, tuple[SegmentDelivery, ...]]:
+        self._check()
+        return self.inner.deliveries_of(session_ids)
 
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
         self._check()
