@@ -196,8 +196,10 @@ def _members(text: str, problems: list[str]) -> list[Member]:
         return []
 
 
-def read_cmcd_fields(texts: list[str]) -> CmcdReading:
-    """The CMCD in these field values (the query argument and headers), first value winning."""
+def _read_fields(
+    texts: list[str],
+) -> tuple[dict[str, object], dict[str, CustomValue], list[str]]:
+    """The CTA-5004 keys and custom keys in these field values, and the problems met."""
     problems: list[str] = []
     values: dict[str, object] = {}
     custom: dict[str, CustomValue] = {}
@@ -222,8 +224,34 @@ def read_cmcd_fields(texts: list[str]) -> CmcdReading:
                     custom[key] = _custom_value(item)
             except ValueError:
                 problems.append(BAD_VALUE)
+    return values, custom, problems
+
+
+def read_cmcd_fields(texts: list[str]) -> CmcdReading:
+    """The CMCD in these field values (the query argument and headers), first value winning."""
+    values, custom, problems = _read_fields(texts)
     cmcd = Cmcd(**values, custom=tuple(custom.items()))  # type: ignore[arg-type]
     return CmcdReading(cmcd, tuple(problems))
+
+
+def _request_fields(query_value: str | None, headers: Mapping[str, str]) -> list[str]:
+    texts = [] if query_value is None else [query_value]
+    texts.extend(headers[name] for name in HEADERS if name in headers)
+    return texts
+
+
+def read_cmcd_keys(
+    query_value: str | None, headers: Mapping[str, str]
+) -> tuple[dict[str, CustomValue], tuple[str, ...]] | None:
+    """A request's CMCD as `cmcd_keys` gives it, and the problems met, without building a
+    `Cmcd` (the edge does this on every request); None if the request has no CMCD."""
+    texts = _request_fields(query_value, headers)
+    if not texts:
+        return None
+    values, custom, problems = _read_fields(texts)
+    keys = {k: v for k, v in values.items() if v is not None and v is not False}
+    keys.update(custom)
+    return keys, tuple(problems)  # type: ignore[return-value]
 
 
 def parse_cmcd(text: str) -> CmcdReading:
@@ -233,8 +261,7 @@ def parse_cmcd(text: str) -> CmcdReading:
 
 def read_cmcd(query_value: str | None, headers: Mapping[str, str]) -> CmcdReading | None:
     """A request's CMCD from its `CMCD` query argument and CMCD-* headers; None if it has none."""
-    texts = [] if query_value is None else [query_value]
-    texts.extend(headers[name] for name in HEADERS if name in headers)
+    texts = _request_fields(query_value, headers)
     if not texts:
         return None
     return read_cmcd_fields(texts)

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from cdn_edge.catalog_cache import PublishedObject, PublishedTrack
-from cdn_edge.cmcd import cmcd_keys, read_cmcd
+from cdn_edge.cmcd import read_cmcd_keys
 from cdn_edge.cmsd import (
     DYNAMIC_HEADER,
     STATIC_HEADER,
@@ -122,15 +122,15 @@ class TelemetryCapture:
         if kind is None:
             return
         try:
-            reading = read_cmcd(request.query.get("CMCD"), request.headers)
-            if reading is None:
+            read = read_cmcd_keys(request.query.get("CMCD"), request.headers)
+            if read is None:
                 return
-            self._metrics.cmcd_requests.labels(kind).inc()
-            for reason in reading.problems:
+            keys, problems = read
+            self._metrics.cmcd_requests_on(kind).inc()
+            for reason in problems:
                 self._metrics.cmcd_malformed.labels(reason).inc()
-            if reading.cmcd.bs:
+            if keys.get("bs") is True:
                 self._metrics.cmcd_buffer_starvation.labels(kind).inc()
-            keys = cmcd_keys(reading.cmcd)
             if session_id is None or not keys:
                 return  # a refused token: nobody to file it under
             self._writer.offer(

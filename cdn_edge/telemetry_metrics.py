@@ -8,6 +8,7 @@ are counted under "_other" instead of growing the scrape without bound.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -50,6 +51,7 @@ class TelemetryMetrics:
         self.cmcd_requests = Counter(
             "edge_cmcd_requests", "Requests that carried CMCD, by route", ["route"], registry=r
         )
+        self._cmcd_requests_by_route: dict[str, Any] = {}
         self.cmcd_malformed = Counter(
             "edge_cmcd_malformed",
             "CMCD fields or keys ignored, by reason (syntax, unknown_key, bad_value, ...)",
@@ -147,6 +149,13 @@ class TelemetryMetrics:
             ["pathway", "fatal"],
             registry=r,
         )
+
+    def cmcd_requests_on(self, route: str) -> Any:
+        """The CMCD request counter of a route, looked up once (labels() hashes and locks)."""
+        child = self._cmcd_requests_by_route.get(route)
+        if child is None:
+            child = self._cmcd_requests_by_route[route] = self.cmcd_requests.labels(route)
+        return child
 
     def observe_session(self, track_id: str, qoe: SessionQoe) -> None:
         """One ended session's QoE into the per-track and per-pathway series."""

@@ -21,6 +21,7 @@ from cdn_edge.cmcd import (
     cmcd_keys,
     parse_cmcd,
     read_cmcd,
+    read_cmcd_keys,
     render_cmcd,
 )
 from cdn_edge.structured_fields import StructuredFieldError
@@ -234,3 +235,32 @@ def test_the_fast_dictionary_path_agrees_with_the_parser(parts: list[str], glue:
     assert got == expected
     if isinstance(got, list) and isinstance(expected, list):  # Token and str compare equal
         assert [type(m.value) for m in got] == [type(m.value) for m in expected]
+
+
+@given(
+    st.text(_CMCD_ALPHABET, max_size=80) | st.none(),
+    st.dictionaries(
+        st.sampled_from(["CMCD-Object", "CMCD-Request", "CMCD-Session"]),
+        st.text(_CMCD_ALPHABET, max_size=40),
+    ),
+)
+def test_the_edge_s_keys_only_reading_agrees_with_read_cmcd(
+    query: str | None, headers: dict[str, str]
+) -> None:
+    full = read_cmcd(query, headers)
+    lean = read_cmcd_keys(query, headers)
+    if full is None:
+        assert lean is None
+    else:
+        assert lean == (cmcd_keys(full.cmcd), full.problems)
+
+
+def test_keys_only_reading_of_the_hlsjs_example() -> None:
+    lean = read_cmcd_keys(unquote(HLSJS_QUERY), {})
+    assert lean is not None
+    keys, problems = lean
+    assert (
+        problems == ()
+        and keys["bs"] is True
+        and keys["sid"] == "6e2fb550-c457-11e9-bb97-0800200c9a66"
+    )
