@@ -48,6 +48,7 @@ CMCD_ROUTES: dict[str, ObjectRoute] = {
 }
 MAX_OBJECT_CHARS = 256
 TIMELINES_KEPT = 1024  # track versions whose segment start times are kept
+STATIC_HEADERS_KEPT = 100_000  # CMSD-Static per object (about 10 MB), forgotten all at once
 
 # struct tcp_info (linux/tcp.h): offsets of tcpi_snd_mss, tcpi_rtt (us) and tcpi_snd_cwnd.
 _TCP_INFO_BYTES = 104
@@ -110,6 +111,7 @@ class TelemetryCapture:
         self.server_id = server_id
         self._congestion = congestion
         self._sample_ids = UniqueIds()
+        self._static_headers: dict[tuple[str, bool], str] = {}
         self._timelines: OrderedDict[tuple[str, str], dict[str, tuple[float, float]]] = (
             OrderedDict()
         )
@@ -200,15 +202,13 @@ class TelemetryCapture:
         timing: tuple[float, float] | None,
         started: float,
     ) -> dict[str, str]:
-        rendition = track.renditions.get(obj.rendition)
-        bitrate = None
-        if rendition is not None:
-            bitrate = rendition.bitrate_kbps or round(rendition.average_bandwidth / 1000)
-        static = CmsdStatic(
-            ot="a" if timing is not None else "i",
-            d=round(timing[1] * 1000) if timing is not None else None,
-            br=bitrate if timing is not None else None,
-        )
+        static_key = (obj.key, timing is not None)
+        static_header = self._static_headers.get(static_key)
+        if static_header is None:  # the same for every request of the object
+            static_header = render_cmsd_static(self._static(track, obj, timing))
+            if len(self._static_headers) >= STATIC_HEADERS_KEPT:
+                self._static_headers.clear()
+            self._static_headers[static_key] = static_header
         congestion = self._congestion()
         etp, rtt = tcp_estimate(request.transport)
         dynamic = CmsdDynamic(
@@ -219,10 +219,21 @@ class TelemetryCapture:
             rtt=rtt,
             du=congestion is not None,
         )
-        return {
-            STATIC_HEADER: render_cmsd_static(static),
-            DYNAMIC_HEADER: render_cmsd_dynamic((dynamic,)),
-        }
+        return {STATIC_HEADER: static_header, DYNAMIC_HEADER: render_cmsd_dynamic((dynamic,))}
+
+    @staticmethod
+    def _static(
+        track: PublishedTrack, obj: PublishedObject, timing: tuple[float, float] | None
+    ) -> CmsdStatic:
+        rendition = track.renditions.get(obj.rendition)
+        bitrate = None
+        if rendition is not None:
+            bitrate = rendition.bitrate_kbps or round(rendition.average_bandwidth / 1000)
+        return CmsdStatic(
+            ot="a" if timing is not None else "i",
+            d=round(timing[1] * 1000) if timing is not None else None,
+            br=bitrate if timing is not None else None,
+        )
 
 
 def _object_name(request: web.Request, route: str) -> str:
