@@ -154,7 +154,7 @@ def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dic
     script.write_text(rotation_script(phase.paths))
     before = _server_ticks(phase.server)
     output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
          phase.base_url],
         check=True, capture_output=True, text=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
