@@ -64,6 +64,11 @@ def item_kind(item: TelemetryItem) -> str:
     return "play"
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class TelemetryWriter:
     """Holds at most `capacity` items and writes them in batches through the sink."""
 
@@ -89,6 +94,7 @@ class TelemetryWriter:
         self._write_timeout_s = write_timeout_s
         self._queue: deque[TelemetryItem] = deque()
         self._batch: list[TelemetryItem] | None = None  # being written, or to be retried
+        self._in_flight: asyncio.Future[None] | None = None  # the thread's write of _batch
         self._failures = 0
         self._retry_at = 0.0
         self._lock = asyncio.Lock()
@@ -151,22 +157,30 @@ class TelemetryWriter:
                 return 0
             batch = self._batch
             loop = asyncio.get_running_loop()
+            write = loop.run_in_executor(self._executor, self._sink.write_batch, batch)
+            write.add_done_callback(_retrieve)  # an outcome nobody awaits is not an error
+            self._in_flight = write
             try:
                 # asyncio.timeout, not wait_for: in 3.11 wait_for swallows a cancellation
                 # that arrives as the write completes, and close() would wait forever.
+                # Shielded: a cancelled wait leaves the write's outcome for close() to see.
                 async with asyncio.timeout(
                     self._write_timeout_s if timeout_s is None else timeout_s
                 ):
-                    await loop.run_in_executor(self._executor, self._sink.write_batch, batch)
+                    await asyncio.shield(write)
             except Exception as exc:
                 self._failed(batch, exc)
                 return 0
-            self._batch = None
-            self._failures = 0
-            self._retry_at = 0.0
-            for item in batch:
-                self._metrics.written.labels(item_kind(item)).inc()
+            self._written(batch)
             return len(batch)
+
+    def _written(self, batch: list[TelemetryItem]) -> None:
+        self._batch = None
+        self._in_flight = None
+        self._failures = 0
+        self._retry_at = 0.0
+        for item in batch:
+            self._metrics.written.labels(item_kind(item)).inc()
 
     def _failed(self, batch: list[TelemetryItem], exc: Exception) -> None:
         self._failures += 1
@@ -241,6 +255,13 @@ class TelemetryWriter:
             if not task.done():
                 logger.error("the telemetry writer task did not stop within %s s", CLOSE_TIMEOUT_S)
         deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_S
+        write, batch = self._in_flight, self._batch
+        if write is not None and batch is not None:
+            # The task was stopped while its write was in the thread: let that write finish
+            # rather than write the batch a second time beside it (and count it twice).
+            await asyncio.wait({write}, timeout=CLOSE_TIMEOUT_S)
+            if write.done() and not write.cancelled() and write.exception() is None:
+                self._written(batch)
         while self.held:
             self._retry_at = 0.0
             left = deadline - asyncio.get_running_loop().time()

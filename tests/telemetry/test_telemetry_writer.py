@@ -26,8 +26,10 @@ class RecordingSink:
         self.failing: Exception | None = None
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # a write has reached the sink
 
     def write_batch(self, items: Sequence[TelemetryItem]) -> None:
+        self.entered.set()
         assert self.gate.wait(timeout=10)
         if self.failing is not None:
             raise self.failing
@@ -166,6 +168,26 @@ async def test_close_writes_what_it_holds(
     writer.submit([event("heartbeat", t, t) for t in range(5)])
     await writer.close()
     assert len(sink.items) == 5
+
+
+async def test_close_lets_a_write_in_flight_finish_instead_of_writing_it_twice(
+    sink: RecordingSink,
+    metrics: TelemetryMetrics,
+    clock: ManualClock,
+    registry: CollectorRegistry,
+) -> None:
+    writer = writer_of(sink, metrics, clock, max_batch=3)
+    sink.gate.clear()  # the first write blocks in the thread
+    writer.start()
+    writer.submit([event("heartbeat", t, t) for t in range(3)])
+    assert await asyncio.to_thread(sink.entered.wait, 5)
+    closing = asyncio.create_task(writer.close())
+    await asyncio.sleep(0.05)  # close() has stopped the task; the write is still in the thread
+    sink.gate.set()
+    await closing
+    assert len(sink.batches) == 1 and len(sink.items) == 3
+    assert value(registry, "edge_telemetry_written_total", kind="event") == 3
+    assert writer.held == 0
 
 
 async def test_close_counts_what_it_could_not_write(
