@@ -61,6 +61,7 @@ from cdn_edge.state import (
     CAPTURE,
     CATALOG,
     CLOCK,
+    EVENT_BUDGETS,
     KEYS,
     LISTENERS,
     METRICS,
@@ -161,6 +162,7 @@ def create_app(
         clock,
     )
     app[TELEMETRY] = telemetry
+    app[EVENT_BUDGETS] = events_api.event_budgets(clock)
     app[CAPTURE] = TelemetryCapture(telemetry, metrics.telemetry, clock, default_server_id())
     app[SESSION_STORE] = session_store
     app[ANALYTICS] = AnalyticsVerifier(secrets.platform_key, clock)

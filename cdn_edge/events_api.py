@@ -32,17 +32,26 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from cdn_edge.errors import InvalidField, PayloadTooLarge, TokenMismatch, Unauthorized
+from cdn_edge.errors import (
+    InvalidField,
+    PayloadTooLarge,
+    RateLimited,
+    TokenMismatch,
+    Unauthorized,
+)
 from cdn_edge.names import check_name
 from cdn_edge.playback_tokens import SessionClaims
+from cdn_edge.rate_limit import TokenBuckets, retry_after_header
 from cdn_edge.request_body import read_bounded
 from cdn_edge.state import (
     BLOCKING,
     CLOCK,
+    EVENT_BUDGETS,
     METRICS,
     SESSION_STORE,
     TELEMETRY,
@@ -55,6 +64,17 @@ from streamer.telemetry import EVENT_TYPES, MAX_BITRATE_KBPS, MAX_TEXT_CHARS, Pl
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_EVENTS = 500
+# Events a session may post: a full request at once (an offline upload), then 2 a second, far
+# above a player's few a minute. Bounds what one hostile player can add to its session's
+# partition (about 29,000 events over a 4-hour session, per edge process).
+EVENT_BURST = MAX_EVENTS
+EVENT_RATE_PER_S = 2.0
+
+
+def event_budgets(clock: Callable[[], float]) -> TokenBuckets:
+    return TokenBuckets(EVENT_BURST, EVENT_RATE_PER_S, clock)
+
+
 MAX_STARTUP_MS = 10 * 60 * 1000  # ten minutes: anything longer is not a startup
 MAX_TS_MS = 2**53 - 1  # what a JavaScript number holds exactly
 _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
@@ -198,6 +218,14 @@ async def post_events(request: web.Request) -> web.Response:
         raise InvalidField("body", f"not JSON: {exc}") from exc
     now_ms = int(app[CLOCK]() * 1000)
     events = parse_events(doc, claims, now_ms)
+    wait_s = app[EVENT_BUDGETS].take(claims.session_id, len(events)) if events else 0.0
+    if wait_s:
+        raise RateLimited(
+            f"session {claims.session_id} posts more events than a player sends (a burst of "
+            f"{EVENT_BURST}, then {EVENT_RATE_PER_S:g} a second); keep these and send them "
+            "again after Retry-After",
+            retry_after_header(wait_s),
+        )
     accepted: list[PlayerEvent] = []
     refused: list[dict[str, Any]] = []
     telemetry = app[METRICS].telemetry

@@ -41,8 +41,11 @@ class TokenBuckets:
         self._max_tracked = max_tracked
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def take(self, key: str) -> float:
-        """Take one token: 0.0 if granted, else the seconds until one will be available."""
+    def take(self, key: str, count: int = 1) -> float:
+        """Take `count` tokens, all or none: 0.0 if granted, else the seconds until they will
+        be available."""
+        if not 1 <= count <= self.capacity:
+            raise ValueError(f"cannot take {count} tokens from buckets of {self.capacity}")
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -55,10 +58,10 @@ class TokenBuckets:
             elapsed = max(0.0, now - bucket.updated)
             bucket.tokens = min(self.capacity, bucket.tokens + elapsed * self.rate_per_s)
             bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        if bucket.tokens >= count:
+            bucket.tokens -= count
             return 0.0
-        return (1 - bucket.tokens) / self.rate_per_s
+        return (count - bucket.tokens) / self.rate_per_s
 
 
 def retry_after_header(wait_s: float) -> int:

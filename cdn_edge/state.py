@@ -19,6 +19,7 @@ from cdn_edge.pathway_health import HealthBoard
 from cdn_edge.pathways import Pathway
 from cdn_edge.playback_tokens import PlaybackTokens
 from cdn_edge.playlists import PlaylistBuilder
+from cdn_edge.rate_limit import TokenBuckets
 from cdn_edge.segment_cache import SegmentCache
 from cdn_edge.session_recorder import SessionRecorder
 from cdn_edge.static_files import StaticFiles
@@ -55,6 +56,7 @@ ACCESS_LOG = web.AppKey("access_log", AccessLog)
 # Telemetry: the writer, what the playback path captures, the store it reads plays from.
 TELEMETRY = web.AppKey("telemetry_writer", TelemetryWriter)
 CAPTURE = web.AppKey("telemetry_capture", TelemetryCapture)
+EVENT_BUDGETS = web.AppKey("event_budgets", TokenBuckets)  # player events per session
 SESSION_STORE: web.AppKey[SessionStore] = web.AppKey("session_store")
 ANALYTICS = web.AppKey("analytics_verifier", AnalyticsVerifier)
 # Content steering: the pathways (the edge first), their health, listeners' throughput.

@@ -109,6 +109,16 @@ def test_token_bucket() -> None:
     assert [buckets.take("s") for _ in range(4)][-1] > 0
 
 
+def test_token_bucket_takes_many_all_or_none() -> None:
+    clock = ManualClock(0.0)
+    buckets = TokenBuckets(10, 2.0, clock)
+    assert buckets.take("s", 8) == 0.0
+    assert buckets.take("s", 5) == pytest.approx(1.5)  # 3 missing at 2 a second; none taken
+    assert buckets.take("s", 2) == 0.0
+    with pytest.raises(ValueError, match="cannot take 11"):
+        buckets.take("s", 11)  # more than a full bucket could ever grant
+
+
 def test_token_bucket_table_is_bounded() -> None:
     buckets = TokenBuckets(1, 1, ManualClock(0.0), max_tracked=2)
     for key in "abc":

@@ -398,3 +398,31 @@ async def test_a_body_that_arrives_in_pieces_is_read_whole(
         headers={"Authorization": f"Bearer {pb.token}"},
     )
     assert response.status == 413
+
+
+async def test_a_session_posting_more_than_a_player_would_gets_429_and_keeps_its_events(
+    client: Client,
+    open_playback: OpenPlayback,
+    post: Post,
+    session_store: FlakyStore,
+    edge_app: web.Application,
+    clock: ManualClock,
+) -> None:
+    from cdn_edge.events_api import EVENT_BURST, EVENT_RATE_PER_S
+
+    pb = await open_playback()
+    now = int(clock() * 1000)
+    burst = [doc("heartbeat", now + i, i / 1000) for i in range(EVENT_BURST)]
+    assert (await post(pb, burst)).status == 202  # an offline upload's worth at once
+    more = [doc("heartbeat", now + EVENT_BURST + i, 1.0) for i in range(4)]
+    refused = await post(pb, more)
+    assert refused.status == 429
+    assert refused.headers["Retry-After"] == str(int(4 / EVENT_RATE_PER_S))
+    assert "send them again" in (await refused.json())["message"]
+    other = await open_playback()  # budgets are per session
+    assert (await post(other, listening(clock, 10))).status == 202
+    clock.advance(4 / EVENT_RATE_PER_S)
+    assert (await post(pb, more)).status == 202  # the same events, later: all taken
+    await drain(edge_app, clock)
+    stored = session_store.inner.session_telemetry(pb.doc["session_id"]).events
+    assert len(stored) == EVENT_BURST + 4
