@@ -24,7 +24,9 @@ needs code and takes message and fatal.
 202 {"accepted": n, "refused": [{"index": i, "event_id": ..., "reason": ...}]}: offline events
 older than 30 days are refused one by one (the player should drop them). A malformed event
 fails the batch with 400 naming it ("events[3].position_s: must be a number >= 0"); a body
-over 64 KiB or 500 events is 413; a full telemetry queue is 429 with Retry-After.
+over 64 KiB or 500 events is 413; a full telemetry queue, or a session posting more than its
+budget (500 at once, then 2 a second), is 429 with Retry-After: the player keeps the events and
+sends them again.
 """
 
 from __future__ import annotations
