@@ -14,6 +14,7 @@ import re
 import socket
 import struct
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -83,6 +84,32 @@ def tcp_estimate(transport: Any) -> tuple[int | None, int | None]:
     return round(8000 * cwnd * mss / rtt_us), round(rtt_us / 1000)
 
 
+class TcpEstimates:
+    """`tcp_estimate` per connection, asked of the kernel at most every `max_age_s`: a player
+    fetches several segments a second over one connection while its estimate barely moves, and
+    each TCP_INFO read through uvloop's socket wrapper builds a socket object."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_age_s: float = 1.0):
+        self._clock = clock
+        self._max_age_s = max_age_s
+        self._known: weakref.WeakKeyDictionary[Any, tuple[float, tuple[int | None, int | None]]]
+        self._known = weakref.WeakKeyDictionary()
+
+    def of(self, transport: Any) -> tuple[int | None, int | None]:
+        if transport is None:
+            return None, None
+        now = self._clock()
+        try:
+            known = self._known.get(transport)
+        except TypeError:  # a transport that cannot be weakly referenced: ask every time
+            return tcp_estimate(transport)
+        if known is not None and now - known[0] < self._max_age_s:
+            return known[1]
+        estimate = tcp_estimate(transport)
+        self._known[transport] = (now, estimate)
+        return estimate
+
+
 def _timeline(track: PublishedTrack) -> dict[str, tuple[float, float]]:
     """Media segment name -> (start, duration) in seconds, per rendition."""
     out: dict[str, tuple[float, float]] = {}
@@ -112,6 +139,7 @@ class TelemetryCapture:
         self._congestion = congestion
         self._sample_ids = UniqueIds()
         self._static_headers: dict[tuple[str, bool], str] = {}
+        self._tcp = TcpEstimates()
         self._timelines: OrderedDict[tuple[str, str], dict[str, tuple[float, float]]] = (
             OrderedDict()
         )
@@ -210,7 +238,7 @@ class TelemetryCapture:
                 self._static_headers.clear()
             self._static_headers[static_key] = static_header
         congestion = self._congestion()
-        etp, rtt = tcp_estimate(request.transport)
+        etp, rtt = self._tcp.of(request.transport)
         dynamic = CmsdDynamic(
             server=self.server_id,
             etp=etp,
