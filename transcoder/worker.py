@@ -2,8 +2,10 @@
 
 Any number of workers (threads, processes, machines) can share one job store: a claim is a
 lease, renewed every third of its length while the job runs. A worker that dies stops renewing
-and the job passes to another worker once the lease lapses. Only the lease holder may finish a
-job, and publishing makes a version visible in one final write, so a job publishes once.
+and the job passes to another worker once the lease lapses; a worker whose job hit a retryable
+failure cuts its lease to a short pause, so the job is claimed again soon. Only the lease
+holder may finish a job, and publishing makes a version visible in one final write, so a job
+publishes once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from transcoder.pipeline import IngestResult, ingest_master
 log = logging.getLogger(__name__)
 
 DOWNLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+# A retryable failure (the object store or job store unreachable) hands the job back after
+# this pause rather than a whole lease: long enough for a store to fail over.
+RETRY_AFTER_S = 5.0
 
 JobProgress = Callable[[Job, str, float, float | None], None]
 
@@ -90,12 +95,11 @@ class IngestWorker:
         heartbeat.start()
         try:
             result = self._process(job, lease)
-        except IngestError as exc:
-            self._record_failure(job, lease, exc)
-        except StorageError as exc:
-            self._record_failure(job, lease, exc)
         except Exception as exc:
-            log.exception("job %s failed unexpectedly", job.job_id)
+            if not isinstance(exc, IngestError | StorageError):
+                log.exception("job %s failed unexpectedly", job.job_id)
+            lease.stop.set()
+            heartbeat.join()  # no renewal may land after the outcome is recorded
             self._record_failure(job, lease, exc)
         else:
             lease.stop.set()
@@ -159,14 +163,27 @@ class IngestWorker:
                 lease.lost = True
                 return
 
+    def _hand_back(self, job: Job, lease: _Lease, exc: Exception) -> None:
+        """Cut the lease to RETRY_AFTER_S: any worker (this one too) claims the job again after
+        that pause, instead of after the rest of a lease nobody renews. The claim counts the
+        attempt, and the store fails the job after its maximum. If the store cannot be reached
+        either, the lease simply lapses."""
+        pause_s = min(RETRY_AFTER_S, self.lease_s)
+        log.warning("job %s will be retried in %.0f s: %s", job.job_id, pause_s, exc)
+        try:
+            self.jobs.heartbeat(
+                job.job_id, self.worker_id, self.clock(), pause_s, lease.percent, lease.speed
+            )
+        except StorageError as store_exc:
+            log.warning("job %s: %s; it is retried when its lease lapses", job.job_id, store_exc)
+
     def _record_failure(self, job: Job, lease: _Lease, exc: Exception) -> None:
         lease.stop.set()
         if isinstance(exc, LeaseLost):
             return
         retryable = isinstance(exc, StorageError) or getattr(exc, "retryable", False)
         if retryable:
-            # Leave the lease to lapse: another attempt (here or elsewhere) picks the job up.
-            log.warning("job %s will be retried: %s", job.job_id, exc)
+            self._hand_back(job, lease, exc)
             return
         code = getattr(exc, "code", "internal_error")
         message = str(exc) if isinstance(exc, IngestError) else f"internal error: {exc!r}"
