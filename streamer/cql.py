@@ -39,7 +39,11 @@ from cassandra.cluster import (
 )
 from cassandra.cluster import Session as DriverSession
 from cassandra.connection import ConnectionException
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
 
 from streamer.errors import ConfigError, StorageError
@@ -48,6 +52,8 @@ from streamer.settings import ENV_PREFIX, Settings
 DEFAULT_CONNECT_TIMEOUT_S = 10.0  # a loopback or LAN node answers in milliseconds
 DEFAULT_REQUEST_TIMEOUT_S = 10.0  # above the server's own 5 s read/write timeouts, so theirs win
 SCHEMA_AGREEMENT_WAIT_S = 30.0  # DDL waits until every node has the new schema
+RECONNECT_BASE_DELAY_S = 0.5
+RECONNECT_MAX_DELAY_S = 10.0  # a node back up is in use again within this
 
 # Consistency levels a setting may name. SERIAL levels are for the Paxos round only, and ANY
 # would acknowledge a write nobody can read.
@@ -334,6 +340,11 @@ def open_cql_session(
             connect_timeout=connect_timeout_s,
             control_connection_timeout=connect_timeout_s,
             max_schema_agreement_wait=int(SCHEMA_AGREEMENT_WAIT_S),
+            # The driver's default backs off to 10 minutes: an edge would spool telemetry for
+            # that long after a node came back. Capped, it is back within seconds.
+            reconnection_policy=ExponentialReconnectionPolicy(
+                RECONNECT_BASE_DELAY_S, RECONNECT_MAX_DELAY_S
+            ),
         )
     except _DRIVER_ERRORS as exc:  # e.g. a host name that does not resolve
         raise StorageError(f"cannot use CQL hosts {where}: {describe_error(exc)}") from exc
