@@ -8,6 +8,7 @@ development secret, as the account service would issue them.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,9 @@ from benchmarks.servers import ServerProcess, free_port
 from cdn_edge.listener_auth import issue_listener_token
 from streamer.catalog import current_record_key, decode_track_record
 from streamer.local_object_store import LocalObjectStore
+from streamer.sessions import SESSION_STORE_FILE
 from streamer.settings import load_settings
+from streamer.telemetry_spool import SPOOL_DIR
 from streamer.token_secrets import load_token_secrets
 from transcoder.sample_master import write_sample_master
 
@@ -82,10 +85,21 @@ def edge_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+def empty_session_store(data_dir: Path) -> None:
+    """Remove the embedded session store and telemetry spool a previous run filled: every run
+    starts from an empty store, as the track is reused but its listeners are not. (Runs that
+    kept a gigabyte of earlier CMCD rows paid for it in every insert.)"""
+    for path in data_dir.glob(f"{SESSION_STORE_FILE}*"):  # the file, its -wal and -shm
+        path.unlink()
+    shutil.rmtree(data_dir / SPOOL_DIR, ignore_errors=True)
+
+
 def start_edge(
     data_dir: Path, workers: int, log_path: Path, port: int | None = None
 ) -> tuple[ServerProcess, str]:
-    """`streamer serve --workers N` on a free loopback port; the process and its base URL."""
+    """`streamer serve --workers N` on a free loopback port, over an empty session store; the
+    process and its base URL."""
+    empty_session_store(data_dir)
     port = port or free_port()
     argv = [
         sys.executable, "-m", "streamer.cli", "--data-dir", str(data_dir),
