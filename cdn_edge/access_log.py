@@ -20,6 +20,9 @@ from typing import Any, TextIO
 ACCESS_LOGGER = "cdn_edge.access"  # its level switches the access log on (INFO) or off
 FLUSH_BYTES = 64 * 1024
 FLUSH_INTERVAL_S = 0.5
+# Workers share stderr; on a pipe (journald, a container runtime) writes of at most PIPE_BUF
+# bytes are never interleaved with another process's, so lines go out in chunks this size.
+ATOMIC_WRITE_BYTES = 4096
 
 # Attributes every LogRecord has; whatever else a record carries came in through `extra`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -104,12 +107,11 @@ class AccessLog:
     def flush(self) -> None:
         if self._stream is None or not self._lines:
             return
-        text = "".join(self._lines)
-        self._lines.clear()
-        self._buffered = 0
+        lines, self._lines, self._buffered = self._lines, [], 0
         try:
-            self._stream.write(text)
-            self._stream.flush()
+            for chunk in _whole_line_chunks(lines, ATOMIC_WRITE_BYTES):
+                self._stream.write(chunk)
+                self._stream.flush()  # one write(2) per chunk
         except (OSError, ValueError):  # a closed or broken log stream never fails a request
             pass
 
@@ -120,3 +122,19 @@ class AccessLog:
             self._second = second
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._second_text}.{int(now % 1 * 1000):03d}Z"
+
+
+def _whole_line_chunks(lines: list[str], limit: int) -> list[str]:
+    """The lines joined into chunks of at most `limit` characters (a longer line alone)."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) > limit:
+            chunks.append("".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        chunks.append("".join(current))
+    return chunks

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cdn_edge.access_log import ACCESS_LOGGER, AccessLog
+from cdn_edge.access_log import ACCESS_LOGGER, ATOMIC_WRITE_BYTES, AccessLog
 from cdn_edge.state import READY
 from streamer.errors import StorageError
 from streamer.settings import Settings
@@ -166,3 +166,27 @@ async def test_hls_js_missing_then_installed(client: Client, hls_dir: Path) -> N
     assert response.status == 200
     assert await response.text() == "var Hls = {};"
     assert response.content_type == "text/javascript"
+
+
+def test_access_log_writes_whole_lines_in_pipe_atomic_chunks() -> None:
+    class CountingStream(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.writes.append(text)
+            return super().write(text)
+
+    stream = CountingStream()
+    log = AccessLog(stream, clock=lambda: 1_700_000_000.0)
+    for i in range(200):
+        log.write({"request_id": f"r{i:04d}", "route": "segment", "status": 200})
+    log.write({"request_id": "long", "pad": "x" * 5000})  # one line over the limit
+    log.flush()
+    assert len(stream.writes) > 1
+    for chunk in stream.writes:
+        assert chunk.endswith("\n")
+        assert len(chunk) <= ATOMIC_WRITE_BYTES or chunk.count("\n") == 1
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == [f"r{i:04d}" for i in range(200)] + ["long"]
