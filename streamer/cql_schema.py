@@ -58,6 +58,7 @@ from typing import Any
 
 from streamer.cql import Cql, CqlSession, keyspace_name, open_cql_session
 from streamer.errors import ConfigError, StorageError
+from streamer.sessions import CMCD_RETENTION_S, EVENT_RETENTION_S, SESSION_RETENTION_S
 from streamer.settings import Settings
 
 DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"  # one dev node
@@ -65,11 +66,9 @@ STALE_MIGRATION_S = 300.0  # one migration's DDL takes seconds; five minutes mea
 MIGRATION_POLL_S = 0.5
 QUEUE_SHARDS = 4  # job_queue partitions; changing it strands rows, so it needs a migration
 PLAY_SHARDS = 32  # partitions per (track, day) of the play index; changing it needs a migration
-# Retention (default_time_to_live) as migration 2 creates its tables: change one with a new
-# ALTER TABLE migration and constant, never here (the text of a shipped migration is fixed).
-SESSION_RETENTION_S = 400 * 86_400  # sessions and QoE: thirteen months, for year-on-year support
-EVENT_RETENTION_S = 90 * 86_400  # player events and segment deliveries
-CMCD_RETENTION_S = 30 * 86_400  # CMCD samples: the most numerous, the least looked at
+# Retention (default_time_to_live) as migration 2 creates its tables comes from
+# streamer.sessions (the embedded store prunes by the same values): changing one there needs a
+# new ALTER TABLE migration here too, since the text of a shipped migration is fixed.
 
 
 @dataclass(frozen=True)

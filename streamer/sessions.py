@@ -29,6 +29,12 @@ from streamer.telemetry import (
     TelemetryBatch,
 )
 
+# How long each kind of record is kept (the Scylla tables' TTLs, the SQLite store's pruning).
+# Plays and their counts are royalty records and are kept for good.
+SESSION_RETENTION_S = 400 * 86_400  # sessions and QoE: thirteen months, for year-on-year support
+EVENT_RETENTION_S = 90 * 86_400  # player events and segment deliveries
+CMCD_RETENTION_S = 30 * 86_400  # CMCD samples: the most numerous, the least looked at
+
 SESSION_STORE_FILE = "sessions.sqlite3"  # under settings.data_dir
 
 

@@ -10,16 +10,24 @@ track's day in `play_counts` in the same transaction, only when its `plays` row 
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 from streamer.errors import StorageError
-from streamer.sessions import SESSION_STORE_FILE, PlaybackSession
+from streamer.sessions import (
+    CMCD_RETENTION_S,
+    EVENT_RETENTION_S,
+    SESSION_RETENTION_S,
+    SESSION_STORE_FILE,
+    PlaybackSession,
+)
 from streamer.settings import Settings
 from streamer.telemetry import (
     CmcdSample,
@@ -33,6 +41,19 @@ from streamer.telemetry import (
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 5.0  # another process (a second edge worker) holding the write lock
+# Records past their retention (streamer.sessions; the Scylla tables' TTLs) are deleted at most
+# once per PRUNE_INTERVAL_S, in chunks of PRUNE_CHUNK_ROWS, each its own short transaction;
+# the first prune waits PRUNE_FIRST_AFTER_S so that a start is not slowed by it.
+PRUNE_INTERVAL_S = 3600.0
+PRUNE_FIRST_AFTER_S = 60.0
+PRUNE_CHUNK_ROWS = 5000
+# table, its primary key, the time it was written, that time's units per second, retention
+_EXPIRING = (
+    ("cmcd_samples", "session_id, sample_id", "received_ms", 1000, CMCD_RETENTION_S),
+    ("player_events", "session_id, event_id", "received_ms", 1000, EVENT_RETENTION_S),
+    ("segment_deliveries", "session_id, name", "delivered_ms", 1000, EVENT_RETENTION_S),
+    ("playback_sessions", "session_id", "created_at", 1, SESSION_RETENTION_S),
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS playback_sessions (
@@ -101,6 +122,12 @@ CREATE TABLE IF NOT EXISTS plays (
     played_ms   INTEGER NOT NULL,
     offline     INTEGER NOT NULL
 );
+
+-- Retention: rows are pruned by the time they were written (see _EXPIRING).
+CREATE INDEX IF NOT EXISTS playback_sessions_by_time ON playback_sessions (created_at);
+CREATE INDEX IF NOT EXISTS player_events_by_time ON player_events (received_ms);
+CREATE INDEX IF NOT EXISTS cmcd_samples_by_time ON cmcd_samples (received_ms);
+CREATE INDEX IF NOT EXISTS segment_deliveries_by_time ON segment_deliveries (delivered_ms);
 
 CREATE TABLE IF NOT EXISTS play_counts (
     track_id  TEXT NOT NULL,
@@ -199,6 +226,7 @@ class SqliteSessionStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._next_prune = time.monotonic() + PRUNE_FIRST_AFTER_S
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
@@ -297,7 +325,31 @@ class SqliteSessionStore:
                     counted.append(play)
             return tuple(counted)
 
-        return self._transaction(f"write {len(batch)} telemetry items to", write)
+        counted = self._transaction(f"write {len(batch)} telemetry items to", write)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
+            self.prune_expired(time.time())
+        return counted
+
+    def prune_expired(self, now_s: float) -> int:
+        """Delete sessions, events, deliveries and CMCD samples past their retention (plays and
+        play counts are kept); the number of rows deleted."""
+        deleted = 0
+        for table, key, written, per_s, retention_s in _EXPIRING:
+            cutoff = int((now_s - retention_s) * per_s)
+            statement = (
+                f"DELETE FROM {table} WHERE ({key}) IN "
+                f"(SELECT {key} FROM {table} WHERE {written} < ? LIMIT {PRUNE_CHUNK_ROWS})"
+            )
+            while True:  # chunk by chunk: other writers get the lock in between
+                rows = self._transaction(
+                    f"prune {table} in",
+                    functools.partial(_delete_rows, statement=statement, cutoff=cutoff),
+                )
+                deleted += rows
+                if rows < PRUNE_CHUNK_ROWS:
+                    break
+        return deleted
 
     def session_telemetry(self, session_id: str) -> SessionTelemetry:
         def read(db: sqlite3.Connection) -> SessionTelemetry:
@@ -388,6 +440,10 @@ class SqliteSessionStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _delete_rows(db: sqlite3.Connection, statement: str, cutoff: int) -> int:
+    return db.execute(statement, (cutoff,)).rowcount
 
 
 def _marks(count: int) -> str:
