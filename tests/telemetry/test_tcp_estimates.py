@@ -6,12 +6,8 @@ import socket
 import struct
 from typing import Any
 
-import pytest
-
 from cdn_edge.telemetry_capture import TcpEstimates, tcp_estimate
 from tests.edge.conftest import ManualClock
-
-pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="Linux TCP_INFO")
 
 
 class FakeSocket:
