@@ -354,31 +354,21 @@ class SqliteSessionStore:
     def session_telemetry(self, session_id: str) -> SessionTelemetry:
         def read(db: sqlite3.Connection) -> SessionTelemetry:
             key = (session_id,)
-            events = db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM player_events WHERE session_id = ? "
-                "ORDER BY client_ms, seq, event_id",
-                key,
-            ).fetchall()
             samples = db.execute(
                 f"SELECT {_CMCD_COLUMNS} FROM cmcd_samples WHERE session_id = ? "
                 "ORDER BY received_ms, sample_id",
-                key,
-            ).fetchall()
-            deliveries = db.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM segment_deliveries WHERE session_id = ? "
-                "ORDER BY delivered_ms, name",
                 key,
             ).fetchall()
             play = db.execute(
                 f"SELECT {_PLAY_COLUMNS} FROM plays WHERE session_id = ?", key
             ).fetchone()
             return SessionTelemetry(
-                events=tuple(map(_event, events)),
+                events=_events_of(db, session_id),
                 cmcd=tuple(
                     CmcdSample(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
                     for r in samples
                 ),
-                deliveries=tuple(SegmentDelivery(*r) for r in deliveries),
+                deliveries=_deliveries_of(db, session_id),
                 play=None if play is None else _play(play),
             )
 
@@ -386,35 +376,13 @@ class SqliteSessionStore:
 
     def events_of(self, session_ids: Sequence[str]) -> dict[str, tuple[PlayerEvent, ...]]:
         def read(db: sqlite3.Connection) -> dict[str, tuple[PlayerEvent, ...]]:
-            return {
-                session_id: tuple(
-                    map(
-                        _event,
-                        db.execute(
-                            f"SELECT {_EVENT_COLUMNS} FROM player_events WHERE session_id = ? "
-                            "ORDER BY client_ms, seq, event_id",
-                            (session_id,),
-                        ),
-                    )
-                )
-                for session_id in session_ids
-            }
+            return {session_id: _events_of(db, session_id) for session_id in session_ids}
 
         return self._transaction(f"read the events of {len(session_ids)} sessions from", read)
 
     def deliveries_of(self, session_ids: Sequence[str]) -> dict[str, tuple[SegmentDelivery, ...]]:
         def read(db: sqlite3.Connection) -> dict[str, tuple[SegmentDelivery, ...]]:
-            return {
-                session_id: tuple(
-                    SegmentDelivery(*row)
-                    for row in db.execute(
-                        f"SELECT {_DELIVERY_COLUMNS} FROM segment_deliveries "
-                        "WHERE session_id = ? ORDER BY delivered_ms, name",
-                        (session_id,),
-                    )
-                )
-                for session_id in session_ids
-            }
+            return {session_id: _deliveries_of(db, session_id) for session_id in session_ids}
 
         what = f"read the deliveries of {len(session_ids)} sessions from"
         return self._transaction(what, read)
@@ -440,6 +408,24 @@ class SqliteSessionStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _events_of(db: sqlite3.Connection, session_id: str) -> tuple[PlayerEvent, ...]:
+    rows = db.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM player_events WHERE session_id = ? "
+        "ORDER BY client_ms, seq, event_id",
+        (session_id,),
+    )
+    return tuple(map(_event, rows))
+
+
+def _deliveries_of(db: sqlite3.Connection, session_id: str) -> tuple[SegmentDelivery, ...]:
+    rows = db.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM segment_deliveries WHERE session_id = ? "
+        "ORDER BY delivered_ms, name",
+        (session_id,),
+    )
+    return tuple(SegmentDelivery(*row) for row in rows)
 
 
 def _delete_rows(db: sqlite3.Connection, statement: str, cutoff: int) -> int:
