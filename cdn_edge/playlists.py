@@ -11,8 +11,10 @@ HMAC.
                    configured, EXT-X-CONTENT-STEERING (rfc8216bis 4.4.6.6) and every variant
                    once per pathway, PATHWAY-ID and STABLE-VARIANT-ID set, its URI absolute
                    on that pathway's base URL, the session's first pathway listed first
-    media          EXT-X-MAP, then EXT-X-KEY (AES-128, per-segment IV) wherever the key or IV
-                   changes, and segment URIs carrying the session's segment token
+    media          EXT-X-MEDIA-SEQUENCE, EXT-X-MAP, then EXT-X-KEY (AES-128) wherever the key
+                   changes, its IV implied by each segment's Media Sequence Number (or, for
+                   tracks published with random IVs, on every segment), and segment URIs
+                   carrying the session's segment token
 
 URL scheme. Media playlists name segments relatively ("../../seg/{track}/{version}/{name}?s="),
 so they resolve to whichever host served the playlist: a CDN pathway's segments come from that
@@ -32,6 +34,7 @@ from cdn_edge.errors import NotEntitled, NotFound
 from cdn_edge.negotiation import Offer, is_entitled
 from cdn_edge.pathways import Pathway
 from cdn_edge.playback_tokens import PlaybackTokens, SessionClaims
+from drm import sequence_iv
 from manifests import (
     ContentSteering,
     Key,
@@ -199,13 +202,18 @@ class PlaylistBuilder:
         seg_base = f"{SEGMENTS_FROM_MEDIA_PLAYLIST}/{record.track_id}/{record.version}"
         key_ids: dict[str, int] = {}
         segments = []
-        previous: tuple[str, str] | None = None
+        previous: tuple[str, bytes | None] | None = None
         for index, s in enumerate(rendition.segments):
             key = None
-            if (s.key_id, s.iv_hex) != previous:
+            # An IV equal to the segment's Media Sequence Number goes unsaid (RFC 8216 5.2):
+            # one EXT-X-KEY per key period instead of one per segment, half the playlist.
+            iv: bytes | None = bytes.fromhex(s.iv_hex)
+            if iv == sequence_iv(rendition.media_sequence + index):
+                iv = None
+            if (s.key_id, iv) != previous:
                 slot = key_ids.setdefault(s.key_id, len(key_ids))
-                key = Key(KEY_METHOD, self._key_uri(s.key_id, slot), bytes.fromhex(s.iv_hex))
-                previous = (s.key_id, s.iv_hex)
+                key = Key(KEY_METHOD, self._key_uri(s.key_id, slot), iv)
+                previous = (s.key_id, iv)
             # EXT-X-MAP is written before EXT-X-KEY, so the (clear) init section is not
             # read as encrypted (RFC 8216 4.3.2.5).
             init = Map(f"{seg_base}/{rendition.init_key}?s={_SEGMENT_SLOT}") if index == 0 else None
@@ -213,7 +221,9 @@ class PlaylistBuilder:
                 Segment(f"{seg_base}/{s.key}?s={_SEGMENT_SLOT}", s.duration_s, key=key, map=init)
             )
         playlist = MediaPlaylist(
-            target_duration=rendition.target_duration_s, segments=tuple(segments)
+            target_duration=rendition.target_duration_s,
+            media_sequence=rendition.media_sequence,
+            segments=tuple(segments),
         )
         return Template.split(render_media(playlist), tuple(key_ids))
 

@@ -29,7 +29,13 @@ from drm.keywrap import (
     unwrap_key,
     wrap_key,
 )
-from drm.segment_crypto import decrypt_segment, encrypt_segment, new_content_key, new_iv
+from drm.segment_crypto import (
+    decrypt_segment,
+    encrypt_segment,
+    new_content_key,
+    new_iv,
+    sequence_iv,
+)
 from drm.tokens import authenticate_token, check_claims, sign_token, verify_token
 
 __all__ = [
@@ -60,6 +66,7 @@ __all__ = [
     "new_kek",
     "parse_content_key_id",
     "rewrap_key",
+    "sequence_iv",
     "sign_token",
     "unwrap_key",
     "verify_token",

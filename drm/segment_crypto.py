@@ -58,3 +58,16 @@ def new_content_key() -> bytes:
 def new_iv() -> bytes:
     """A fresh random IV."""
     return secrets.token_bytes(IV_SIZE)
+
+
+def sequence_iv(media_sequence_number: int) -> bytes:
+    """The IV a player uses for a segment whose EXT-X-KEY has no IV attribute: its Media
+    Sequence Number as a 128-bit big-endian integer (RFC 8216 section 5.2).
+
+    Unique per segment only within one sequence of numbers: segments under one key must not
+    share a number (transcoder.publish gives each rendition its own range).
+    """
+    number = media_sequence_number
+    if type(number) is not int or not 0 <= number < 2**63:
+        raise ValueError(f"a media sequence number is an integer from 0 to 2**63-1, got {number!r}")
+    return number.to_bytes(IV_SIZE, "big")

@@ -265,6 +265,24 @@ class MediaPlaylist:
                 )
             previous = segment
 
+    def segment_keys(self) -> tuple[tuple[Key | None, bytes | None], ...]:
+        """Per segment, the EXT-X-KEY in effect and the IV to decrypt it with: the tag's IV,
+        else the segment's Media Sequence Number as a 128-bit big-endian integer (RFC 8216
+        5.2). (None, None) for a clear segment, and the IV is None under a method other than
+        AES-128 (SAMPLE-AES keeps its IVs in the media)."""
+        out: list[tuple[Key | None, bytes | None]] = []
+        key: Key | None = None
+        for index, segment in enumerate(self.segments):
+            if segment.key is not None:
+                key = segment.key if segment.key.method != "NONE" else None
+            if key is None:
+                out.append((None, None))
+            elif key.iv is not None or key.method != "AES-128":
+                out.append((key, key.iv))
+            else:
+                out.append((key, (self.media_sequence + index).to_bytes(IV_BYTES, "big")))
+        return tuple(out)
+
 
 # EXT-X-SESSION-KEY, RFC 8216 4.3.4.5
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,11 @@ class RenditionRecord:
     # Samples of encoder priming before the first real sample, also signalled in the init
     # segment's edit list; gapless players trim them (AAC: 1024; Opus: 0, its pre-skip is in dOps).
     encoder_delay_samples: int = 0
+    # The Media Sequence Number of the first segment (EXT-X-MEDIA-SEQUENCE). Each rendition of
+    # a version has its own range, so that a segment's number is unique under its key and can
+    # be its IV (drm.sequence_iv): then its EXT-X-KEY needs no IV attribute. Records from
+    # before this was kept say 0 and carry random IVs, written out per segment.
+    media_sequence: int = 0
 
 
 @dataclass(frozen=True)

@@ -82,11 +82,11 @@ from typing import Any, TypeVar
 
 from streamer.cql import Cql, CqlSession, keyspace_name, open_cql_session
 from streamer.cql_fanout import Send, gather, raise_first, sender
-from streamer.cql_schema import SESSION_RETENTION_S, require_current_schema
+from streamer.cql_schema import require_current_schema
 from streamer.errors import StorageError
 from streamer.qoe import SessionQoe, session_qoe
 from streamer.scylla_plays import ScyllaPlays, play_from_row
-from streamer.sessions import PlaybackSession
+from streamer.sessions import SESSION_RETENTION_S, PlaybackSession
 from streamer.settings import Settings
 from streamer.telemetry import (
     CmcdSample,

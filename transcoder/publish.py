@@ -21,7 +21,7 @@ from drm import (
     encrypt_segment,
     key_period,
     new_content_key,
-    new_iv,
+    sequence_iv,
     wrap_key,
 )
 from manifests import Key, Map, MediaPlaylist, Segment, render_media
@@ -52,6 +52,11 @@ INIT_CONTENT_TYPE = "audio/mp4"
 PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"
 RECORD_CONTENT_TYPE = "application/json"
 CURRENT_CACHE_CONTROL = "no-cache"  # re-ingest moves it; everything else is immutable
+# Rendition n of a version numbers its segments from n * MEDIA_SEQUENCE_STRIDE, and each
+# segment's number is its IV: renditions of one tier share content keys, so their numbers
+# must not meet. A million 6-second segments is 69 days of audio; hls.js derives IVs from
+# numbers below 2**31 only, which leaves room for 2,147 renditions.
+MEDIA_SEQUENCE_STRIDE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,14 @@ def _encrypt_rendition(
     rotation: int,
     sample_rate: int,
     channels: int,
+    media_sequence: int,
 ) -> tuple[RenditionRecord, list[_Upload], MediaPlaylist]:
     name = rendition.spec.name
+    if len(rendition.segments) > MEDIA_SEQUENCE_STRIDE:
+        raise PublishFailed(
+            f"{name} has {len(rendition.segments)} segments, more than the "
+            f"{MEDIA_SEQUENCE_STRIDE} a rendition may number; ingest it with longer segments"
+        )
     init = rendition.init_path.read_bytes()
     delay = AAC_PRIMING_SAMPLES if rendition.spec.codec == "aac" else 0
     if delay:
@@ -127,7 +138,7 @@ def _encrypt_rendition(
     for index, packaged in enumerate(rendition.segments):
         clear = b"".join(part.read_bytes() for part in packaged.parts)
         key_id = content_key_id(version, rendition.spec.tier, key_period(index, rotation))
-        iv = new_iv()
+        iv = sequence_iv(media_sequence + index)
         body = encrypt_segment(clear, keys[key_id], iv)
         key = f"{name}/seg_{index:05d}.m4s"
         uploads.append(_Upload(key, body, SEGMENT_CONTENT_TYPE, IMMUTABLE))
@@ -136,16 +147,20 @@ def _encrypt_rendition(
                 key, round(packaged.duration_s, 6), len(body), _sha256(body), key_id, iv.hex()
             )
         )
+        new_key = index == 0 or segments[-2].key_id != key_id
         playlist_segments.append(
             Segment(
                 uri=f"seg_{index:05d}.m4s",
                 duration=round(packaged.duration_s, 6),
                 map=Map("init.mp4") if index == 0 else None,
-                key=Key("AES-128", uri=KEY_URI_TEMPLATE.format(key_id=key_id), iv=iv),
+                # No IV attribute: the player derives each segment's from its number.
+                key=Key("AES-128", uri=KEY_URI_TEMPLATE.format(key_id=key_id)) if new_key else None,
             )
         )
     target = max(1, max(round(s.duration_s) for s in segments))
-    playlist = MediaPlaylist(target_duration=target, segments=tuple(playlist_segments))
+    playlist = MediaPlaylist(
+        target_duration=target, media_sequence=media_sequence, segments=tuple(playlist_segments)
+    )
     total_bytes = sum(s.size for s in segments)
     total_s = sum(s.duration_s for s in segments)
     record = RenditionRecord(
@@ -165,6 +180,7 @@ def _encrypt_rendition(
         target_duration_s=target,
         segments=tuple(segments),
         encoder_delay_samples=delay,
+        media_sequence=media_sequence,
     )
     return record, uploads, playlist
 
@@ -188,10 +204,16 @@ def publish_track(
     prefix = version_prefix(facts.track_id, facts.version)
     clear_keys, wrapped = _generate_keys(renditions, facts.version, rotation_segments, ring)
     records, media_uploads, playlists = [], [], []
-    for rendition in renditions:
+    for ordinal, rendition in enumerate(renditions):
         rate, channels = formats[rendition.spec.name]
         record, uploads, playlist = _encrypt_rendition(
-            rendition, facts.version, clear_keys, rotation_segments, rate, channels
+            rendition,
+            facts.version,
+            clear_keys,
+            rotation_segments,
+            rate,
+            channels,
+            media_sequence=ordinal * MEDIA_SEQUENCE_STRIDE,
         )
         records.append(record)
         media_uploads += uploads

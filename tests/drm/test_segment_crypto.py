@@ -11,6 +11,7 @@ from drm import (
     encrypt_segment,
     new_content_key,
     new_iv,
+    sequence_iv,
 )
 
 KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
@@ -124,3 +125,17 @@ def test_fresh_material() -> None:
     assert len(new_iv()) == 16
     assert new_content_key() != new_content_key()
     assert new_iv() != new_iv()
+
+
+def test_sequence_iv_is_the_number_as_128_bit_big_endian() -> None:
+    # RFC 8216 5.2: "the Media Sequence Number is to be used as the IV ... big-endian binary
+    # representation into a 16-octet (128-bit) buffer and padding (on the left) with zeros".
+    assert sequence_iv(0) == bytes(16)
+    assert sequence_iv(6_000_035) == bytes(12) + bytes.fromhex("005b8da3")
+    assert sequence_iv(2**63 - 1) == bytes(8) + b"\x7f" + b"\xff" * 7
+
+
+@pytest.mark.parametrize("number", [-1, 2**63, 1.0, True, "1"])
+def test_sequence_iv_refuses_what_no_playlist_can_number(number: object) -> None:
+    with pytest.raises(ValueError, match="media sequence number"):
+        sequence_iv(number)  # type: ignore[arg-type]

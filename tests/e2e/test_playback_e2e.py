@@ -160,11 +160,14 @@ class Player:
         """The rendition as a clear fMP4 file: init section, then every segment decrypted."""
         assert len(media.segment_map) == 1
         out = [await self.get(urljoin(media_url, media.segment_map[0].uri))]
-        for segment in media.segments:
+        for index, segment in enumerate(media.segments):
             key = segment.key  # the EXT-X-KEY in effect for this segment (RFC 8216 4.3.2.4)
-            assert key is not None and key.method == "AES-128" and key.iv, segment.uri
+            assert key is not None and key.method == "AES-128", segment.uri
             content_key = await self.key(urljoin(media_url, key.uri))
-            iv = bytes.fromhex(key.iv.removeprefix("0x").removeprefix("0X"))
+            if key.iv:
+                iv = bytes.fromhex(key.iv.removeprefix("0x").removeprefix("0X"))
+            else:  # the segment's Media Sequence Number, 128-bit big-endian (RFC 8216 5.2)
+                iv = (media.media_sequence + index).to_bytes(16, "big")
             body = await self.get(urljoin(media_url, segment.uri))
             out.append(decrypt_segment(body, content_key, iv))
         return b"".join(out)

@@ -15,7 +15,15 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from drm import KeyRing, content_key_id, encrypt_segment, new_content_key, new_iv, wrap_key
+from drm import (
+    KeyRing,
+    content_key_id,
+    encrypt_segment,
+    new_content_key,
+    new_iv,
+    sequence_iv,
+    wrap_key,
+)
 from streamer.catalog import (
     Loudness,
     RenditionRecord,
@@ -30,6 +38,7 @@ from streamer.catalog import (
 )
 from streamer.object_store import IMMUTABLE, ObjectInfo, ObjectStore
 from transcoder.ladder import CODECS_STRING, DEFAULT_LADDER, RenditionSpec
+from transcoder.publish import MEDIA_SEQUENCE_STRIDE
 
 LOUDNESS = Loudness(integrated_lufs=-9.5, range_lu=6.0, true_peak_dbtp=-0.4, playback_gain_db=-4.5)
 
@@ -52,15 +61,20 @@ def build_track(
     segment_s: float = 6.0,
     rotation: int = 2,
     segment_bytes: int = 3000,
+    random_ivs: bool = False,
 ) -> BuiltTrack:
-    """A track record of `ladder`, `segments` segments per rendition, and its objects."""
+    """A track record of `ladder`, `segments` segments per rendition, and its objects.
+
+    Segment IVs are their Media Sequence Numbers, each rendition numbered from its own
+    range, as ingest publishes them; `random_ivs` builds a track as published before that."""
     kek = ring.active
     clear_keys: dict[str, bytes] = {}
     wrapped: dict[str, WrappedKey] = {}
     clear: dict[str, bytes] = {}
     stored: dict[str, bytes] = {}
     renditions = []
-    for spec in ladder:
+    for ordinal, spec in enumerate(ladder):
+        media_sequence = 0 if random_ivs else ordinal * MEDIA_SEQUENCE_STRIDE
         init = os.urandom(600)
         init_key = f"{spec.name}/init.mp4"
         clear[init_key] = stored[init_key] = init
@@ -74,7 +88,7 @@ def build_track(
                 wrapped[key_id] = WrappedKey(
                     key_id, spec.tier, period, kek.kek_id, base64.b64encode(blob).decode()
                 )
-            iv = new_iv()
+            iv = new_iv() if random_ivs else sequence_iv(media_sequence + index)
             plain = os.urandom(segment_bytes + index)
             body = encrypt_segment(plain, clear_keys[key_id], iv)
             key = f"{spec.name}/seg_{index:05d}.m4s"
@@ -100,6 +114,7 @@ def build_track(
                 average_bandwidth=math.ceil(sum(sizes) * 8 / (segment_s * segments)),
                 target_duration_s=math.ceil(segment_s),
                 segments=tuple(records),
+                media_sequence=media_sequence,
             )
         )
     record = TrackRecord(

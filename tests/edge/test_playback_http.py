@@ -61,8 +61,9 @@ async def test_free_session_plays_end_to_end(
     assert first.uri.startswith("../../seg/trk1/v1/")
     segment = await client.get(path_of(settings, first.uri, relative_to=media_playlist_url))
     assert segment.status == 200
-    assert first.key.iv is not None
-    clear = decrypt_segment(await segment.read(), key_bytes, first.key.iv)
+    iv = media.segment_keys()[0][1]
+    assert iv is not None
+    clear = decrypt_segment(await segment.read(), key_bytes, iv)
     assert clear == track.clear["opus_160/seg_00000.m4s"]
     init = await client.get(path_of(settings, first.map.uri, relative_to=media_playlist_url))
     assert await init.read() == track.clear["opus_160/init.mp4"]

@@ -84,16 +84,32 @@ def test_media_playlist(published: PublishedTrack) -> None:
         assert urljoin(playlist_url, segment.uri) == (
             f"{BASE}/v1/seg/trk1/v1/{record.key}?s={segment_token}"
         )
-        assert segment.key is not None  # a fresh IV per segment: EXT-X-KEY before each
-        assert segment.key.iv == bytes.fromhex(record.iv_hex)
-        assert segment.key.method == "AES-128"
+    # One EXT-X-KEY per key period (2 segments), without IV: each segment's IV is its
+    # Media Sequence Number (RFC 8216 5.2), numbered from the rendition's own range.
+    assert parsed.media_sequence == rendition.media_sequence > 0
+    assert [s.key is not None for s in parsed.segments] == [True, False, True, False, True]
+    for (key, iv), record in zip(parsed.segment_keys(), rendition.segments, strict=True):
+        assert key is not None and key.method == "AES-128" and key.iv is None
+        assert iv == bytes.fromhex(record.iv_hex)
         kid = record.key_id
-        assert segment.key.uri == f"{BASE}/v1/keys/{kid}?t={TOKENS.sign_key(FREE, kid, NOW)}"
-    assert [s.key.uri.split("?")[0][-1] for s in parsed.segments if s.key] == list("00112")
+        assert key.uri == f"{BASE}/v1/keys/{kid}?t={TOKENS.sign_key(FREE, kid, NOW)}"
+    assert [s.key.uri.split("?")[0][-1] for s in parsed.segments if s.key] == list("012")
     loaded = m3u8.loads(text)
     assert loaded.is_endlist and loaded.playlist_type == "vod"
     assert len(loaded.segments) == 5 and loaded.target_duration == 6
     assert loaded.segments[0].init_section.uri.endswith(segment_token)
+
+
+def test_tracks_published_with_random_ivs_name_every_iv(ring: KeyRing) -> None:
+    legacy = PublishedTrack(build_track(ring, segments=5, rotation=2, random_ivs=True).record)
+    parsed = parse_media(PlaylistBuilder(BASE, TOKENS).media(legacy, FREE, "aac_160", NOW))
+    assert lint_media(parsed) == []
+    records = legacy.renditions["aac_160"].segments
+    assert parsed.media_sequence == 0
+    for segment, record in zip(parsed.segments, records, strict=True):
+        assert segment.key is not None  # its own IV: an EXT-X-KEY before every segment
+        assert segment.key.iv == bytes.fromhex(record.iv_hex)
+        assert segment.key.uri is not None and record.key_id in segment.key.uri
 
 
 def test_key_uris_match_between_multivariant_and_media(published: PublishedTrack) -> None:

@@ -305,3 +305,24 @@ def test_models_are_frozen() -> None:
     segment = Segment("a.m4s", 6)
     with pytest.raises(AttributeError):
         segment.duration = 7  # type: ignore[misc]
+
+
+def test_segment_keys_give_the_key_in_effect_and_its_iv() -> None:
+    iv = bytes(15) + b"\x07"
+    playlist = MediaPlaylist(
+        target_duration=6,
+        media_sequence=40,
+        segments=(
+            Segment("a.m4s", 6, key=Key("AES-128", "k1")),
+            Segment("b.m4s", 6),
+            Segment("c.m4s", 6, key=Key("AES-128", "k2", iv=iv)),
+            Segment("d.m4s", 6),
+            Segment("e.m4s", 6, key=Key("NONE")),
+            Segment("f.m4s", 6, key=Key("SAMPLE-AES", "k3")),
+        ),
+    )
+    keys = playlist.segment_keys()
+    assert [k.uri if k else None for k, _ in keys] == ["k1", "k1", "k2", "k2", None, "k3"]
+    # Without an IV attribute, the segment's Media Sequence Number (RFC 8216 5.2).
+    assert [v for _, v in keys] == [(40).to_bytes(16, "big"), (41).to_bytes(16, "big"), iv, iv,
+                                    None, None]  # fmt: skip

@@ -101,7 +101,8 @@ async def play_through(
         assert response.status == 200, await response.text()
         media = parse_media(await response.text())
     first = media.segments[0]
-    assert first.key is not None and first.key.uri is not None and first.key.iv is not None
+    iv = media.segment_keys()[0][1]
+    assert first.key is not None and first.key.uri is not None and iv is not None
     async with http.get(first.key.uri) as response:
         assert response.status == 200, await response.text()
         key = await response.read()
@@ -111,7 +112,7 @@ async def play_through(
         assert response.status == 200, await response.text()
         body = await response.read()
     rendition = variant.stable_variant_id
-    assert decrypt_segment(body, key, first.key.iv) == track.clear[f"{rendition}/seg_00000.m4s"]
+    assert decrypt_segment(body, key, iv) == track.clear[f"{rendition}/seg_00000.m4s"]
 
 
 @pytest.fixture

@@ -87,14 +87,21 @@ def test_premium_renditions_never_share_a_key_with_free_ones(published: Publishe
     assert {r.name for r in record.renditions if r.tier == "premium"} == {"aac_256", "flac"}
 
 
-def test_keys_rotate_every_n_segments_with_explicit_ivs(published: Published) -> None:
+def test_keys_rotate_every_n_segments_and_no_key_meets_an_iv_twice(published: Published) -> None:
     rotation = published.settings.key_rotation_segments
+    pairs = []
     for rendition in published.result.record.renditions:
         ids = [s.key_id for s in rendition.segments]
         for index, key_id in enumerate(ids):
             assert key_id == ids[(index // rotation) * rotation]
-        ivs = [s.iv_hex for s in rendition.segments]
-        assert len(set(ivs)) == len(ivs)
+        # Each segment's IV is its Media Sequence Number (RFC 8216 5.2), so players derive it.
+        for index, segment in enumerate(rendition.segments):
+            number = rendition.media_sequence + index
+            assert segment.iv_hex == number.to_bytes(16, "big").hex()
+            pairs.append((segment.key_id, segment.iv_hex))
+    # Renditions of a tier share keys: their numbers (so IVs) must not meet under one key.
+    assert len(set(pairs)) == len(pairs)
+    assert len({r.media_sequence for r in published.result.record.renditions}) > 1
 
 
 def test_no_clear_key_is_stored(published: Published) -> None:
@@ -121,7 +128,11 @@ def test_published_playlists_parse_lint_and_agree_with_the_record(published: Pub
         assert all(round(d) <= theirs.target_duration for d in durations)
         assert sum(durations) == pytest.approx(record.duration_s, abs=FRAME_S[rendition.codec] * 2)
         assert theirs.segment_map[0].uri == "init.mp4"
-        assert all(s.key.method == "AES-128" and s.key.iv for s in theirs.segments)
+        assert theirs.media_sequence == rendition.media_sequence
+        # One EXT-X-KEY per key period, without IV: segments use their sequence numbers.
+        assert all(s.key.method == "AES-128" and s.key.iv is None for s in theirs.segments)
+        periods = {s.key_id for s in rendition.segments}
+        assert text.count("#EXT-X-KEY:") == len(periods)
         # BANDWIDTH is the measured peak of the stored (encrypted) segments.
         sizes = [published.store.stat(f"{prefix}/{s.key}").size for s in rendition.segments]
         peak = max(
