@@ -1,4 +1,4 @@
-"""The load generator: aiohttp on uvloop, one shared connection pool per client process.
+"""The load generator: a lean HTTP/1.1 client on uvloop, one connection pool per client process.
 
 A phase is described by a picklable spec and run by `run_phase` in `processes` spawned client
 processes, each with its share of connections, rate and URLs; their recordings come back over
@@ -26,10 +26,9 @@ from dataclasses import dataclass, replace
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
-import aiohttp
 import uvloop
-from yarl import URL
 
+from benchmarks.http_client import HttpClient, HttpFailure
 from benchmarks.recording import Recording
 from cdn_edge.server import quiet_gc
 
@@ -68,17 +67,11 @@ class EndpointSpec:
 
 def classify(exc: BaseException) -> str:
     """An error kind for the report from a client exception."""
+    if isinstance(exc, HttpFailure):
+        return exc.kind
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "disconnected"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "payload"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"response_{exc.status}"
-    if isinstance(exc, aiohttp.ClientOSError):
+    if isinstance(exc, OSError):
         return f"os_{exc.errno}"
     return type(exc).__name__
 
@@ -95,8 +88,8 @@ def check_body(check: str | None, data: bytes) -> str | None:
 class Client:
     """Sends requests and records them; one per client process."""
 
-    def __init__(self, session: aiohttp.ClientSession, recording: Recording) -> None:
-        self.session = session
+    def __init__(self, http: HttpClient, recording: Recording) -> None:
+        self.http = http
         self.recording = recording
         self.measure_from = float("-inf")
         self.measure_until = float("inf")
@@ -123,19 +116,13 @@ class Client:
         kind: str | None = None
         status, data, size = 0, b"", 0
         try:
-            async with self.session.request(
-                method,
-                URL(url, encoded=True),
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                data = await response.read()
-                status = response.status
-                # Bytes on the wire: a gzipped playlist counts compressed.
-                size = response.content_length if response.content_length is not None else len(data)
+            response = await self.http.request(
+                method, url, body=body, headers=headers, timeout_s=timeout_s
+            )
+            status, data = response.status, response.body
+            size = response.wire_bytes  # a gzipped playlist counts compressed
             kind = f"http_{status}" if status not in _OK_STATUSES else check_body(check, data)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (HttpFailure, TimeoutError, OSError) as exc:
             kind = classify(exc)
         finally:
             self.in_flight -= 1
@@ -247,15 +234,9 @@ async def _open_loop(client: Client, spec: EndpointSpec, pool: UrlPool, end: flo
         await asyncio.wait(tasks, timeout=spec.timeout_s)
 
 
-def new_session(connections: int) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=connections, limit_per_host=connections, keepalive_timeout=60.0
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
-    )
+def new_session(connections: int) -> HttpClient:
+    """The client process's HTTP client: at most `connections` connections per server."""
+    return HttpClient(limit=connections)
 
 
 async def ticker(
@@ -416,7 +397,7 @@ def run_endpoint(
 ) -> PhaseResult:
     """Drive one endpoint from `processes` client processes; blocks for the phase."""
     clients = ClientProcesses(processes)
-    # Spawned interpreters take a moment to import aiohttp: everyone starts together later.
+    # Spawned interpreters take a moment to import: everyone starts together later.
     started = time.monotonic() + start_delay_s
     end = started + spec.warmup_s + spec.duration_s
     specs = [split_spec(spec, processes, i) for i in range(processes)]

@@ -20,6 +20,9 @@ FINISH_TIMEOUT_S = 30.0
 _LINE_NUMBER = re.compile(r":\d+\)$")
 
 
+EXTRA: list[str] = []
+
+
 def py_spy() -> str | None:
     found = shutil.which("py-spy")
     beside = Path(sys.executable).with_name("py-spy")
@@ -34,7 +37,7 @@ def start(pid: int, out: Path, duration_s: float) -> subprocess.Popen[bytes] | N
     argv = [
         spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
         "--rate", str(SAMPLE_RATE_HZ), "--duration", str(max(1, round(duration_s))),
-        "--format", "raw", "-o", str(out),
+        "--format", "raw", "-o", str(out), *EXTRA,
     ]  # fmt: skip
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

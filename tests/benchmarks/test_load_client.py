@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
+from benchmarks.http_client import HttpFailure
 from benchmarks.load_client import (
     BUDGET_MARGIN_S,
     CHECK_KEY,
@@ -75,8 +75,9 @@ def test_process_shares_split_connections_rate_and_budgeted_urls():
 
 def test_error_kinds():
     assert classify(TimeoutError()) == "timeout"
-    assert classify(aiohttp.ServerDisconnectedError()) == "disconnected"
-    assert classify(aiohttp.ClientPayloadError("x")) == "payload"
+    assert classify(HttpFailure("disconnected", "closed")) == "disconnected"
+    assert classify(HttpFailure("payload", "bad chunk size")) == "payload"
+    assert classify(ConnectionResetError(104, "reset")) == "os_104"
     assert classify(ValueError("x")) == "ValueError"
     assert check_body(CHECK_KEY, b"x" * 16) is None
     assert check_body(CHECK_KEY, b"x" * 15) == "bad_key_length"
