@@ -20,24 +20,27 @@ FINISH_TIMEOUT_S = 30.0
 _LINE_NUMBER = re.compile(r":\d+\)$")
 
 
-EXTRA: list[str] = []
-
-
 def py_spy() -> str | None:
     found = shutil.which("py-spy")
     beside = Path(sys.executable).with_name("py-spy")
     return found or (str(beside) if beside.exists() else None)
 
 
-def start(pid: int, out: Path, duration_s: float) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling `pid` and its children for `duration_s`; None without py-spy."""
+def start(
+    pid: int, out: Path, duration_s: float, *, gil_only: bool = False
+) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling `pid` and its children for `duration_s`; None without py-spy.
+
+    `gil_only` keeps only samples of threads holding the interpreter lock: without it, a
+    thread waiting for the lock inside a C call (the telemetry writer's SQLite) counts as
+    busy, which made its share look six times what /proc shows it uses."""
     spy = py_spy()
     if spy is None:
         return None
     argv = [
         spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
         "--rate", str(SAMPLE_RATE_HZ), "--duration", str(max(1, round(duration_s))),
-        "--format", "raw", "-o", str(out), *EXTRA,
+        "--format", "raw", "-o", str(out), *(["--gil"] if gil_only else []),
     ]  # fmt: skip
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
