@@ -44,7 +44,7 @@ from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import CatalogCache
 from cdn_edge.key_service import KeyService, key_buckets
 from cdn_edge.listener_auth import ListenerVerifier
-from cdn_edge.metrics import EdgeMetrics
+from cdn_edge.metrics import EdgeMetrics, shared_by_workers
 from cdn_edge.middleware import edge_middleware
 from cdn_edge.pathway_health import HealthBoard
 from cdn_edge.pathway_probes import PathwayProber, probe_interval_s
@@ -91,10 +91,11 @@ from drm import KeyRing
 from streamer.object_store import ObjectReader
 from streamer.sessions import SessionStore
 from streamer.settings import Settings
-from streamer.telemetry_spool import SPOOL_DIR, TelemetrySpool
+from streamer.telemetry_spool import SPOOL_DIR, TelemetrySpool, worker_spool_dir
 from streamer.token_secrets import TokenSecrets, load_token_secrets
 
 MAX_REQUEST_BYTES = 64 * 1024  # the largest body the edge takes is a session request
+GAUGE_REFRESH_S = 1.0  # with workers: how stale another worker's gauges may be at a scrape
 
 
 def create_app(
@@ -170,14 +171,16 @@ def create_app(
     _add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_access_log_flushes)
+    app.cleanup_ctx.append(_gauge_refreshes)
     app.cleanup_ctx.append(_pathway_probes)
     app.cleanup_ctx.append(_telemetry)  # after _lifecycle: stops before the store closes
     app.on_shutdown.append(_drain)
     return app
 
 
-def build_app(settings: Settings) -> web.Application:
-    """The edge over the backends `settings` name (the embedded defaults unless configured)."""
+def build_app(settings: Settings, worker: int = 0) -> web.Application:
+    """The edge over the backends `settings` name (the embedded defaults unless configured);
+    `worker` is this process's index among the edge's workers (its telemetry spool's)."""
     from streamer.backends import open_object_store
     from streamer.keyring_file import load_or_create_keyring
     from streamer.sessions import open_session_store
@@ -187,7 +190,7 @@ def build_app(settings: Settings) -> web.Application:
         open_object_store(settings),
         open_session_store(settings),
         load_or_create_keyring(settings.kek_path),
-        spool=TelemetrySpool(settings.data_dir / SPOOL_DIR),
+        spool=TelemetrySpool(worker_spool_dir(settings.data_dir / SPOOL_DIR, worker)),
     )
 
 
@@ -251,6 +254,26 @@ async def _access_log_flushes(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     access_log.flush()
+
+
+async def _gauge_refreshes(app: web.Application) -> AsyncIterator[None]:
+    """With workers, a scrape exports every worker's gauges from their files: this worker's
+    are set from its state every GAUGE_REFRESH_S (a single process sets them at the scrape)."""
+    if not shared_by_workers():
+        yield
+        return
+    gauges = app[METRICS].gauges
+
+    async def refresh_periodically() -> None:
+        while True:
+            await asyncio.sleep(GAUGE_REFRESH_S)
+            gauges.refresh()
+
+    task = asyncio.create_task(refresh_periodically(), name="gauge-refresh")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _pathway_probes(app: web.Application) -> AsyncIterator[None]:

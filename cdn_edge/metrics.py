@@ -1,21 +1,32 @@
-"""Prometheus metrics of one edge process, in a registry of its own (no global state).
+"""Prometheus metrics of the edge, in a registry of its own (no global state).
 
-With `--workers N` each process exports its own series; scrape each worker or sum in queries.
+With `--workers N` the workers share one port, so a scrape reaches whichever worker the kernel
+picks. Each worker therefore keeps its series in files of one directory the supervisor makes
+(`metrics_shared_by_workers`, prometheus_client's multiprocess mode), and the scraped worker
+exports all of them: counters and histograms summed over workers, gauges combined as each
+one's `multiprocess_mode` says (livesum, livemax, livemin).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
+from cdn_edge.gauge_readers import MULTIPROCESS_DIR_ENV, GaugeReaders, shared_by_workers
 from cdn_edge.segment_cache import SegmentCache
 from cdn_edge.telemetry_metrics import TelemetryMetrics
 from cdn_edge.telemetry_spooling import SpoolMetrics
 
-__all__ = ["CONTENT_TYPE", "EdgeMetrics"]
+__all__ = ["CONTENT_TYPE", "EdgeMetrics", "metrics_shared_by_workers", "shared_by_workers"]
 
 # Playlists render in about 100 us, cached segments in well under a millisecond; store misses
 # and session creation take milliseconds.
@@ -24,14 +35,37 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 THROUGHPUT_BUCKETS_KBPS = (64, 128, 256, 512, 1000, 2000, 5000, 10_000, 25_000, 100_000)
 
 
+@contextlib.contextmanager
+def metrics_shared_by_workers() -> Iterator[Path]:
+    """Around starting worker processes: a fresh directory for their series (or the one
+    PROMETHEUS_MULTIPROC_DIR names, emptied of the last run's), named in the environment they
+    inherit, and removed after."""
+    configured = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):  # a previous run's counts must not add up
+            stale.unlink()
+        yield directory
+        return
+    directory = Path(tempfile.mkdtemp(prefix="streamer-metrics-"))
+    os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROCESS_DIR_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 class EdgeMetrics:
     """The edge's series; handlers call these attributes directly."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.telemetry = TelemetryMetrics(r)  # CMCD, player events, QoE, plays
-        self.spool = SpoolMetrics(r)  # the telemetry spool: bytes, fill alarm, replays
+        self.gauges = GaugeReaders()  # gauges read from the process's state at export
+        self.telemetry = TelemetryMetrics(r, self.gauges)  # CMCD, player events, QoE, plays
+        self.spool = SpoolMetrics(r, self.gauges)  # the telemetry spool: bytes, alarm, replays
         self.requests = Counter(
             "edge_requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )
@@ -66,13 +100,22 @@ class EdgeMetrics:
             "edge_segment_cache_misses", "Segment loads from the object store", registry=r
         )
         self._cache_hit_ratio = Gauge(
-            "edge_segment_cache_hit_ratio", "Hits over hits plus misses since start", registry=r
+            "edge_segment_cache_hit_ratio",
+            "Hits over hits plus misses since start (with workers: per worker, by pid)",
+            registry=r,
+            multiprocess_mode="liveall",
         )
         self._cache_bytes = Gauge(
-            "edge_segment_cache_bytes", "Bytes held by the segment cache", registry=r
+            "edge_segment_cache_bytes",
+            "Bytes held by the segment caches",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self._active_sessions = Gauge(
-            "edge_active_sessions", "Sessions opened here that have not expired", registry=r
+            "edge_active_sessions",
+            "Sessions opened here that have not expired",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.steering_requests = Counter(
             "edge_steering_requests",
@@ -90,9 +133,10 @@ class EdgeMetrics:
         self._request_series: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
         self._pathway_healthy = Gauge(
             "edge_pathway_healthy",
-            "1 while a steering pathway is healthy, else 0",
+            "1 while a steering pathway is healthy (with workers: to every worker), else 0",
             ["pathway"],
             registry=r,
+            multiprocess_mode="livemin",
         )
 
     def observe_request(self, route: str, status: int, elapsed_s: float, sent: int) -> None:
@@ -112,18 +156,24 @@ class EdgeMetrics:
             sent_bytes.inc(sent)
 
     def watch_cache(self, cache: SegmentCache) -> None:
-        self._cache_hit_ratio.set_function(lambda: cache.stats.hit_ratio)
-        self._cache_bytes.set_function(lambda: cache.size)
+        self.gauges.watch(self._cache_hit_ratio, lambda: cache.stats.hit_ratio)
+        self.gauges.watch(self._cache_bytes, lambda: cache.size)
 
     def watch_active_sessions(self, count: Callable[[], int]) -> None:
-        self._active_sessions.set_function(count)
+        self.gauges.watch(self._active_sessions, count)
 
     def watch_pathways(self, pathway_ids: tuple[str, ...], healthy: Callable[[str], bool]) -> None:
         def reader(pathway_id: str) -> Callable[[], float]:
             return lambda: float(healthy(pathway_id))
 
         for pathway_id in pathway_ids:
-            self._pathway_healthy.labels(pathway_id).set_function(reader(pathway_id))
+            self.gauges.watch(self._pathway_healthy.labels(pathway_id), reader(pathway_id))
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition: this process's series, or with workers all of theirs."""
+        self.gauges.refresh()
+        if not shared_by_workers():
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)
+        return generate_latest(merged)

@@ -9,6 +9,7 @@ core; see BASELINES.md). SIGTERM or SIGINT drains: readiness fails, open request
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -26,9 +27,11 @@ from aiohttp import web
 
 from cdn_edge.access_log import configure_logging
 from cdn_edge.app import build_app
+from cdn_edge.metrics import metrics_shared_by_workers
 from streamer.errors import ConfigError
 from streamer.keyring_file import load_or_create_keyring
 from streamer.settings import Settings
+from streamer.telemetry_spool import SPOOL_DIR, adopt_orphan_spools
 from streamer.token_secrets import load_token_secrets
 
 logger = logging.getLogger(__name__)
@@ -140,6 +143,7 @@ def quiet_gc() -> None:
 
 def _worker(
     settings: Settings,
+    index: int,
     host: str,
     port: int,
     reuse_port: bool,
@@ -151,7 +155,7 @@ def _worker(
     configure_logging(log_level)
     context = tls_context(certfile, keyfile) if certfile and keyfile else None
     # Built before the loop starts: opening stores and reading secrets blocks.
-    app = build_app(settings)
+    app = build_app(settings, worker=index)
     for hook in hooks:
         hook(app, settings)
     sock = listening_socket(host, port, reuse_port)
@@ -182,8 +186,11 @@ def run(
     # Create development secrets once, before workers race to create them.
     load_token_secrets(settings)
     load_or_create_keyring(settings.kek_path)
+    # Each worker replays only its own telemetry spool: give spools of workers that will not
+    # run (a run with more workers before) to ones that will, before any opens its own.
+    adopt_orphan_spools(settings.data_dir / SPOOL_DIR, workers)
     if workers == 1:
-        _worker(settings, host, port, False, certfile, keyfile, log_level, hooks)
+        _worker(settings, 0, host, port, False, certfile, keyfile, log_level, hooks)
         return 0
     return _supervise(settings, host, port, workers, certfile, keyfile, log_level, hooks)
 
@@ -206,7 +213,7 @@ def _supervise(
     processes = [
         spawn.Process(
             target=_worker,
-            args=(settings, host, port, True, certfile, keyfile, log_level, tuple(hooks)),
+            args=(settings, i, host, port, True, certfile, keyfile, log_level, tuple(hooks)),
             name=f"edge-worker-{i}",
         )
         for i in range(workers)
@@ -221,7 +228,10 @@ def _supervise(
                 os.kill(process.pid, signal.SIGTERM)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    # A scrape reaches one worker: each keeps its series where that one exports them all.
+    shared_metrics = contextlib.ExitStack()
     try:
+        shared_metrics.enter_context(metrics_shared_by_workers())
         for process in processes:
             process.start()
         logger.info(
@@ -247,6 +257,7 @@ def _supervise(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         reservation.close()
+        shared_metrics.close()
     # A worker stopped by SIGTERM before it installed its handler exits by the signal: clean too.
     clean = (0, -signal.SIGTERM) if stopping else (0,)
     return 0 if all(p.exitcode in clean for p in processes) else 1

@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from cdn_edge.gauge_readers import GaugeReaders
 from streamer.qoe import SessionQoe
 
 MAX_TRACK_LABELS = 1000
@@ -44,8 +45,9 @@ class LabelGuard:
 class TelemetryMetrics:
     """Registered on the edge's own registry; the writer, capture and handlers use these."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, gauges: GaugeReaders | None = None) -> None:
         r = registry
+        self.gauges = gauges if gauges is not None else GaugeReaders()
         self.track = LabelGuard(MAX_TRACK_LABELS)
         self.pathway = LabelGuard(MAX_PATHWAY_LABELS)
         self.cmcd_requests = Counter(
@@ -97,6 +99,7 @@ class TelemetryMetrics:
             "edge_telemetry_queued",
             "Telemetry items held in memory: waiting, being written or to be retried",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.plays = Counter(
             "edge_track_plays", "Royalty plays counted, by track", ["track_id"], registry=r

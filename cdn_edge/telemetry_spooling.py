@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from cdn_edge.gauge_readers import GaugeReaders
 from cdn_edge.telemetry_writer import (
     BACKOFF_INITIAL_S,
     BACKOFF_MAX_S,
@@ -59,23 +60,34 @@ Sleep = Callable[[float], Awaitable[None]]
 class SpoolMetrics:
     """The spool's series, on the edge's registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, gauges: GaugeReaders | None = None) -> None:
         r = registry
+        self.gauges = gauges if gauges is not None else GaugeReaders()
+        # With workers, each has its own spool: bytes, batches and lost bytes add up; the
+        # alarm is on while any worker's is, and each worker has the whole capacity.
         self.bytes = Gauge(
-            "edge_telemetry_spool_bytes", "Bytes of telemetry spooled on disk", registry=r
+            "edge_telemetry_spool_bytes",
+            "Bytes of telemetry spooled on disk",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.capacity = Gauge(
             "edge_telemetry_spool_capacity_bytes",
-            "The most the spool holds; when full, the events API answers 429",
+            "The most one worker's spool holds; when full, the events API answers 429",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.batches = Gauge(
-            "edge_telemetry_spool_batches", "Batches spooled and not yet replayed", registry=r
+            "edge_telemetry_spool_batches",
+            "Batches spooled and not yet replayed",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.alarm = Gauge(
             "edge_telemetry_spool_alarm",
-            "1 while the spool is over 80 % full (cleared below 70 %)",
+            "1 while a spool is over 80 % full (cleared below 70 %)",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.spooled = Counter(
             "edge_telemetry_spooled",
@@ -99,14 +111,15 @@ class SpoolMetrics:
             "edge_telemetry_spool_lost_bytes",
             "Spool bytes cut as torn or corrupt since start (each also logged)",
             registry=r,
+            multiprocess_mode="livesum",
         )
 
     def watch(self, spool: TelemetrySpool) -> None:
-        self.bytes.set_function(lambda: spool.bytes_on_disk)
+        self.gauges.watch(self.bytes, lambda: spool.bytes_on_disk)
         self.capacity.set(spool.max_bytes)
-        self.batches.set_function(lambda: spool.pending)
-        self.alarm.set_function(lambda: float(spool.alarm))
-        self.lost_bytes.set_function(lambda: spool.lost_bytes)
+        self.gauges.watch(self.batches, lambda: spool.pending)
+        self.gauges.watch(self.alarm, lambda: float(spool.alarm))
+        self.gauges.watch(self.lost_bytes, lambda: spool.lost_bytes)
 
 
 class SpoolingSink:

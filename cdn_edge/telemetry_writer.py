@@ -104,7 +104,7 @@ class TelemetryWriter:
         self._closing = False
         # One thread: batches reach the store in order, and a hung store holds one thread.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-telemetry")
-        metrics.queued.set_function(lambda: self.held)
+        metrics.gauges.watch(metrics.queued, lambda: self.held)
 
     @property
     def held(self) -> int:

@@ -20,6 +20,9 @@ Guarantees:
   `ALARM_RATIO` (80 %) with a warning in the log, and off below `CLEAR_RATIO`.
 - `peek` returns the oldest record not yet acknowledged; `ack` moves past it. Segments are
   deleted once replayed, and every file once the spool is empty.
+- One process per directory: each edge worker spools into its own (`worker_spool_dir`).
+  Before workers start, `adopt_orphan_spools` hands every spool no worker will open (left by
+  a run with more workers, or from before per-worker directories) to one that will.
 - Opening recovers what a previous process left: records after the cursor are replayed first.
   A torn tail (a crash mid-append) fails its length or CRC check and is truncated away, with
   a warning. A bad record anywhere else is corruption: the segment is cut there, with an
@@ -29,6 +32,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -44,7 +48,7 @@ from streamer.telemetry_codec import TelemetryDecodeError, decode_items, encode_
 
 logger = logging.getLogger(__name__)
 
-SPOOL_DIR = "spool"  # under settings.data_dir
+SPOOL_DIR = "spool"  # under settings.data_dir; one subdirectory per edge worker
 MAX_SPOOL_BYTES = 256 * 1024**2  # ~5 M events compressed: hours of a busy edge's telemetry
 SEGMENT_BYTES = 16 * 1024**2  # replayed segments are deleted whole: at most this much lingers
 MAX_RECORD_BYTES = 8 * 1024**2  # a 500-item batch compresses to ~30 KB; more is a bad length
@@ -517,6 +521,72 @@ class TelemetrySpool:
         temporary = self.directory / "cursor.tmp"
         temporary.write_text(f"{self._read_at[0]} {self._read_at[1]}\n")
         os.replace(temporary, self.directory / "cursor")
+
+
+def worker_spool_dir(spool_root: Path, worker: int) -> Path:
+    """The spool directory of edge worker `worker` (0 for a single-process edge)."""
+    return spool_root / f"worker-{worker}"
+
+
+def adopt_orphan_spools(spool_root: Path, workers: int) -> int:
+    """Move the segments of spools no worker of `workers` opens into one that does; call it
+    before any worker opens its spool. Returns the number of segments moved.
+
+    Orphans are `worker-N` directories with N >= `workers` (handed to worker N % workers) and
+    segments directly in `spool_root` (the layout before per-worker directories; to worker 0).
+    Moved segments are numbered after the adopter's own, whole: records an orphan's cursor had
+    already passed in its current segment are replayed again, which the store's idempotent
+    writes make harmless; segments wholly before its cursor were replayed and are deleted.
+    """
+    if not spool_root.is_dir():
+        return 0
+    orphans: list[tuple[Path, int]] = [(spool_root, 0)]
+    for path in spool_root.glob("worker-*"):
+        index = path.name.removeprefix("worker-")
+        if path.is_dir() and index.isdigit() and int(index) >= workers:
+            orphans.append((path, int(index) % workers))
+    moved = 0
+    for orphan, adopter in orphans:
+        moved += _adopt(orphan, worker_spool_dir(spool_root, adopter))
+    return moved
+
+
+def _adopt(orphan: Path, into: Path) -> int:
+    segments = sorted(
+        (int(path.stem), path) for path in orphan.glob("*.spool") if path.stem.isdigit()
+    )
+    if not segments:
+        return 0
+    try:
+        number, _ = (orphan / "cursor").read_text().split()
+        replayed_before = int(number)
+    except (OSError, ValueError):
+        replayed_before = 0
+    into.mkdir(parents=True, exist_ok=True)
+    taken = [int(path.stem) for path in into.glob("*.spool") if path.stem.isdigit()]
+    next_number = max(taken, default=0) + 1
+    cursor_found = any(number == replayed_before for number, _ in segments)
+    moved = 0
+    for number, path in segments:
+        if cursor_found and number < replayed_before:
+            path.unlink()  # replayed whole before that process stopped
+            continue
+        path.rename(into / f"{next_number:016d}.spool")
+        next_number += 1
+        moved += 1
+    (orphan / "cursor").unlink(missing_ok=True)
+    if moved:
+        _fsync_directory(into)
+        logger.warning(
+            "telemetry spool %s had %d segment(s) no worker would replay; moved them to %s",
+            orphan,
+            moved,
+            into,
+        )
+    if orphan != into.parent:
+        with contextlib.suppress(OSError):  # not empty: something (a .corrupt file) stays
+            orphan.rmdir()
+    return moved
 
 
 def _write_all(fd: int, data: bytes) -> None:

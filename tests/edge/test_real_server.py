@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client.parser import text_string_to_metric_families
 
 from cdn_edge.app import create_app
 from cdn_edge.listener_auth import issue_dev_token, issue_listener_token
@@ -155,6 +156,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def scraped(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples of a Prometheus text exposition by (name, sorted labels)."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 @pytest.mark.slow
 async def test_run_two_workers_share_the_port(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
@@ -196,6 +206,19 @@ async def test_run_two_workers_share_the_port(settings: Settings, tmp_path: Path
         for _ in range(4):  # a new connection each time, spread over workers by the kernel
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
                 await play_once(http, settings.base_url, token, track)
+        # Whichever worker a scrape reaches exports both workers' series, summed.
+        await asyncio.sleep(1.5)  # the other worker's gauges are set every second
+        for _ in range(6):
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+                http.get(f"{settings.base_url}/metrics") as response,
+            ):
+                assert response.status == 200
+                exported = scraped(await response.text())
+            assert exported[("edge_requests_total", (("route", "session_create"),
+                                                     ("status", "201")))] == 4  # fmt: skip
+            assert exported[("edge_requests_total", (("route", "key"), ("status", "200")))] == 4
+            assert exported[("edge_active_sessions", ())] == 4  # livesum over the workers
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)

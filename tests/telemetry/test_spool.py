@@ -26,7 +26,15 @@ from streamer.errors import StorageError
 from streamer.settings import Settings
 from streamer.telemetry import CmcdSample, PlayClaim, PlayerEvent, TelemetryItem
 from streamer.telemetry_codec import decode_items, encode_items
-from streamer.telemetry_spool import MAGIC, SpooledBatch, SpoolFull, TelemetrySpool, frame
+from streamer.telemetry_spool import (
+    MAGIC,
+    SpooledBatch,
+    SpoolFull,
+    TelemetrySpool,
+    adopt_orphan_spools,
+    frame,
+    worker_spool_dir,
+)
 from streamer.token_secrets import TokenSecrets
 from tests.edge.builders import CountingReader
 from tests.edge.conftest import Client, ManualClock
@@ -516,3 +524,40 @@ def test_a_segment_replayed_to_its_end_before_a_restart_is_deleted(tmp_path: Pat
     assert len(segments(after.directory)) == 1
     assert after.bytes_on_disk == segments(after.directory)[0].stat().st_size
     assert drain(after) == [batch(2), batch(3)]
+
+
+def _left_behind(directory: Path, numbers: range, replayed: int = 0) -> None:
+    """A spool a stopped process left: batches `numbers`, the first `replayed` acknowledged."""
+    spool = TelemetrySpool(directory, segment_bytes=two_records_a_segment())
+    for n in numbers:
+        spool.append(batch(n))
+    for _ in range(replayed):
+        got = spool.peek()
+        assert got is not None
+        spool.ack(got)
+    spool.close()
+
+
+def test_spools_of_workers_that_no_longer_run_are_adopted(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    # A run with three workers stopped with the store down; the next has two.
+    _left_behind(worker_spool_dir(root, 0), range(0, 2))
+    _left_behind(worker_spool_dir(root, 1), range(10, 12))
+    _left_behind(worker_spool_dir(root, 2), range(20, 25), replayed=3)
+    assert adopt_orphan_spools(root, workers=2) > 0
+    assert not worker_spool_dir(root, 2).exists()
+    assert drain(TelemetrySpool(worker_spool_dir(root, 1))) == [batch(n) for n in range(10, 12)]
+    # Worker 2's went to worker 0 (2 % 2), after its own. Its first segment (batches 20 and
+    # 21) was replayed whole and is gone; its cursor's segment comes again from the start.
+    adopted = drain(TelemetrySpool(worker_spool_dir(root, 0)))
+    assert adopted == [batch(n) for n in (0, 1, 22, 23, 24)]
+
+
+def test_a_spool_from_before_per_worker_directories_goes_to_worker_0(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    _left_behind(root, range(3))
+    assert adopt_orphan_spools(root, workers=1) >= 1
+    assert list(root.glob("*.spool")) == [] and not (root / "cursor").exists()
+    assert drain(TelemetrySpool(worker_spool_dir(root, 0))) == [batch(n) for n in range(3)]
+    assert adopt_orphan_spools(root, workers=1) == 0  # nothing left to adopt
+    assert adopt_orphan_spools(tmp_path / "never-made", workers=4) == 0
