@@ -47,6 +47,7 @@ from benchmarks.targets import evaluate_targets
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # ignored by git
 EDGE_LOG_TAIL_BYTES = 256 * 1024  # of the edge's log, kept with the report
+EDGE_WARNINGS_MAX = 10_000  # warning and error lines of the whole log, kept with the report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if edge is not None:
                 status = edge.stop()
                 (out_dir / "edge.log").write_text(edge.log_tail(EDGE_LOG_TAIL_BYTES))
+                warnings = edge.log_lines(("warning", "error", "critical"), EDGE_WARNINGS_MAX)
+                (out_dir / "edge-warnings.log").write_text("".join(warnings))
+                if warnings:
+                    print(f"note: the edge logged {len(warnings)} warning(s) or error(s); see "
+                          f"{out_dir / 'edge-warnings.log'}")  # fmt: skip
                 if status not in (0, None, -15):
                     print(f"note: the edge exited with status {status}; see {out_dir / 'edge.log'}")
     doc["targets"] = evaluate_targets(doc, args)

@@ -101,6 +101,21 @@ class ServerProcess:
             return ""
         return data.decode("utf-8", "replace")
 
+    def log_lines(self, levels: Sequence[str], limit: int) -> list[str]:
+        """The first `limit` JSON log lines of the whole log at one of `levels`."""
+        marks = tuple(f'"level":"{level}"'.encode() for level in levels)
+        found: list[str] = []
+        try:
+            with self.log_path.open("rb") as f:
+                for line in f:
+                    if any(mark in line for mark in marks):
+                        found.append(line.decode("utf-8", "replace"))
+                        if len(found) >= limit:
+                            break
+        except OSError:
+            pass
+        return found
+
     def wait_ready(self, url: str, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Poll `url` until it answers with any HTTP status, or raise ServerError."""
         deadline = time.monotonic() + timeout_s

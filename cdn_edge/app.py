@@ -44,6 +44,7 @@ from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import CatalogCache
 from cdn_edge.key_service import KeyService, key_buckets
 from cdn_edge.listener_auth import ListenerVerifier
+from cdn_edge.loop_lag import watch_loop_lag
 from cdn_edge.metrics import EdgeMetrics, shared_by_workers
 from cdn_edge.middleware import edge_middleware
 from cdn_edge.pathway_health import HealthBoard
@@ -172,6 +173,7 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_access_log_flushes)
     app.cleanup_ctx.append(_gauge_refreshes)
+    app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(_pathway_probes)
     app.cleanup_ctx.append(_telemetry)  # after _lifecycle: stops before the store closes
     app.on_shutdown.append(_drain)
@@ -254,6 +256,15 @@ async def _access_log_flushes(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     access_log.flush()
+
+
+async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
+    """Samples the event loop's lag while the app runs (cdn_edge.loop_lag)."""
+    task = asyncio.create_task(watch_loop_lag(app[METRICS].loop_lag), name="loop-lag")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _gauge_refreshes(app: web.Application) -> AsyncIterator[None]:

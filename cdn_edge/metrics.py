@@ -33,6 +33,7 @@ __all__ = ["CONTENT_TYPE", "EdgeMetrics", "metrics_shared_by_workers", "shared_b
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Listener throughput in kbit/s: from a cellular edge (below the 32 kbit/s rung) to fibre.
 THROUGHPUT_BUCKETS_KBPS = (64, 128, 256, 512, 1000, 2000, 5000, 10_000, 25_000, 100_000)
+LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 @contextlib.contextmanager
@@ -128,6 +129,12 @@ class EdgeMetrics:
             "Throughput players reported on steering reloads, by pathway, in kbit/s",
             ["pathway"],
             buckets=THROUGHPUT_BUCKETS_KBPS,
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "edge_event_loop_lag_seconds",
+            "How late the event loop woke a task sampling it every 0.1 s",
+            buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
         self._request_series: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
