@@ -124,7 +124,8 @@ class _Connection(asyncio.Protocol):
         elif len(self._buffer) < length:
             return None
         else:
-            body = bytes(self._buffer[:length])
+            with memoryview(self._buffer) as view:
+                body = bytes(view[:length])  # one copy (a bytearray slice would make two)
             del self._buffer[:length]
         if not keep_alive:
             self.close()
