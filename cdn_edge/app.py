@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -241,30 +242,36 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         blocking.close()
 
 
+@contextlib.asynccontextmanager
+async def _running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """`work` as a task for the duration of the block, cancelled at its end."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _every(interval_s: float, action: Callable[[], object]) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        action()
+
+
 async def _access_log_flushes(app: web.Application) -> AsyncIterator[None]:
     """Writes the buffered access log every FLUSH_INTERVAL_S, and once more at shutdown."""
     access_log = app[ACCESS_LOG]
-
-    async def flush_periodically() -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
-            access_log.flush()
-
-    task = asyncio.create_task(flush_periodically(), name="access-log-flush")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _running(_every(FLUSH_INTERVAL_S, access_log.flush), "access-log-flush"):
+        yield
     access_log.flush()
 
 
 async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
     """Samples the event loop's lag while the app runs (cdn_edge.loop_lag)."""
-    task = asyncio.create_task(watch_loop_lag(app[METRICS].loop_lag), name="loop-lag")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _running(watch_loop_lag(app[METRICS].loop_lag), "loop-lag"):
+        yield
 
 
 async def _gauge_refreshes(app: web.Application) -> AsyncIterator[None]:
@@ -273,18 +280,8 @@ async def _gauge_refreshes(app: web.Application) -> AsyncIterator[None]:
     if not shared_by_workers():
         yield
         return
-    gauges = app[METRICS].gauges
-
-    async def refresh_periodically() -> None:
-        while True:
-            await asyncio.sleep(GAUGE_REFRESH_S)
-            gauges.refresh()
-
-    task = asyncio.create_task(refresh_periodically(), name="gauge-refresh")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _running(_every(GAUGE_REFRESH_S, app[METRICS].gauges.refresh), "gauge-refresh"):
+        yield
 
 
 async def _pathway_probes(app: web.Application) -> AsyncIterator[None]:
