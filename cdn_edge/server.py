@@ -27,7 +27,7 @@ from aiohttp import web
 
 from cdn_edge.access_log import configure_logging
 from cdn_edge.app import build_app
-from cdn_edge.metrics import metrics_shared_by_workers
+from cdn_edge.metrics import metrics_shared_by_workers, shared_by_workers
 from streamer.errors import ConfigError
 from streamer.keyring_file import load_or_create_keyring
 from streamer.settings import Settings
@@ -190,7 +190,10 @@ def run(
     # run (a run with more workers before) to ones that will, before any opens its own.
     adopt_orphan_spools(settings.data_dir / SPOOL_DIR, workers)
     if workers == 1:
-        _worker(settings, 0, host, port, False, certfile, keyfile, log_level, hooks)
+        # One process keeps its series in memory, unless PROMETHEUS_MULTIPROC_DIR asks for
+        # files: then the last run's are cleared first, so they do not add up.
+        with metrics_shared_by_workers() if shared_by_workers() else contextlib.nullcontext():
+            _worker(settings, 0, host, port, False, certfile, keyfile, log_level, hooks)
         return 0
     return _supervise(settings, host, port, workers, certfile, keyfile, log_level, hooks)
 
