@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -55,10 +56,15 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # the head, and chunked bodies, while they arrive
         self._waiter: asyncio.Future[HttpResponse] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._head: tuple[int, int, bool, bool, bool] | None = None  # see _parse_head
         self._chunks: list[bytes] = []
+        # A Content-Length body is kept as the pieces the socket gave, joined once at its end:
+        # a 120 KB segment is copied once rather than grown and sliced out of a buffer.
+        self._parts: list[bytes] = []
+        self._received = 0
 
     # asyncio.Protocol
 
@@ -71,9 +77,13 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:
-            self._buffer += data  # unsolicited bytes: the next response will not parse
-            return
-        self._buffer += data
+            return  # bytes nobody asked for: the connection is dropped at the next send
+        head = self._head
+        if head is not None and not head[2]:  # a Content-Length body
+            self._parts.append(data)
+            self._received += len(data)
+        else:
+            self._buffer += data
         try:
             response = self._parse()
         except HttpFailure as failure:
@@ -81,17 +91,22 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         if response is not None:
+            self._settle()
             waiter, self._waiter = self._waiter, None
-            if not waiter.done():
+            if waiter is not None and not waiter.done():
                 waiter.set_result(response)
 
     # Requests
 
-    def send(self, request: bytes) -> asyncio.Future[HttpResponse]:
+    def send(self, request: bytes, timeout_s: float) -> asyncio.Future[HttpResponse]:
+        """The response to `request`; it fails with HttpFailure("timeout") after `timeout_s`
+        (and the connection is closed: a late response must not answer the next request)."""
         assert self.transport is not None and self._waiter is None
         self._buffer.clear()
-        self._head, self._chunks = None, []
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._head, self._chunks, self._parts, self._received = None, [], [], 0
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        self._timer = loop.call_later(timeout_s, self._time_out, timeout_s)
         self.transport.write(request)
         return self._waiter
 
@@ -100,7 +115,18 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def _time_out(self, timeout_s: float) -> None:
+        self._timer = None
+        self._fail(HttpFailure("timeout", f"no response within {timeout_s:g} s"))
+        self.close()
+
+    def _settle(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _fail(self, failure: HttpFailure) -> None:
+        self._settle()
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(failure)
@@ -115,18 +141,24 @@ class _Connection(asyncio.Protocol):
                     raise HttpFailure("payload", "response headers too long")
                 return None
             self._head = _parse_head(bytes(self._buffer[:end]))
-            del self._buffer[: end + 4]
+            if not self._head[2]:  # what came with the head starts the body
+                rest = bytes(self._buffer[end + 4 :])
+                self._parts, self._received = [rest], len(rest)
+                self._buffer.clear()
+            else:
+                del self._buffer[: end + 4]
         status, length, chunked, gzipped, keep_alive = self._head
         if chunked:
             body = self._read_chunks()
             if body is None:
                 return None
-        elif len(self._buffer) < length:
+        elif self._received < length:
             return None
         else:
-            with memoryview(self._buffer) as view:
-                body = bytes(view[:length])  # one copy (a bytearray slice would make two)
-            del self._buffer[:length]
+            parts = self._parts
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            if self._received > length:
+                raise HttpFailure("payload", f"{self._received - length} bytes past the body")
         if not keep_alive:
             self.close()
         wire = len(body)
@@ -194,12 +226,19 @@ class _Pool:
         self.open = 0
         self.waiting: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
 
-    async def acquire(self) -> _Connection:
+    def take_idle(self) -> _Connection | None:
+        """An idle open connection, the most recently used (warm, least likely closed)."""
         while self.idle:
-            connection = self.idle.pop()  # the most recently used: warm, least likely closed
+            connection = self.idle.pop()
             if not connection.closed:
                 return connection
             self.open -= 1
+        return None
+
+    async def acquire(self) -> _Connection:
+        idle = self.take_idle()
+        if idle is not None:
+            return idle
         if self.open >= self.limit:
             waiter = asyncio.get_running_loop().create_future()
             self.waiting.append(waiter)
@@ -281,18 +320,21 @@ class HttpClient:
         if body is not None or method == "POST":
             head += f"Content-Length: {len(body or b'')}\r\n"
         request = (head + "\r\n").encode("latin-1") + (body or b"")
+        started = time.monotonic()
+        connection = pool.take_idle()
+        if connection is None:  # wait for a free or new connection, within the same timeout
+            try:
+                async with asyncio.timeout(timeout_s):
+                    connection = await pool.acquire()
+            except TimeoutError as exc:
+                raise HttpFailure("timeout", f"no connection within {timeout_s:g} s") from exc
         try:
-            async with asyncio.timeout(timeout_s):
-                connection = await pool.acquire()
-                try:
-                    return await connection.send(request)
-                except BaseException:
-                    connection.close()  # a half-read response: the connection is unusable
-                    raise
-                finally:
-                    pool.release(connection)
-        except TimeoutError as exc:
-            raise HttpFailure("timeout", f"no response within {timeout_s:g} s") from exc
+            return await connection.send(request, timeout_s - (time.monotonic() - started))
+        except BaseException:
+            connection.close()  # a half-read response: the connection is unusable
+            raise
+        finally:
+            pool.release(connection)
 
     async def close(self) -> None:
         for pool in self._pools.values():

@@ -64,11 +64,22 @@ def resolve(base_url: str, uri: str) -> str:
 
 def relative_to(target: str, current: str) -> str:
     """`target` relative to `current`, query kept: hls.js's `nor` (next object request)."""
+    # Consecutive segments sit in one directory: the name and query, without parsing URLs
+    # (this runs for every segment a paced listener fetches).
+    directory = current[: current.rfind("/", 0, _path_end(current)) + 1]
+    rest = target[len(directory) :]
+    if directory and target.startswith(directory) and "/" not in rest[: _path_end(rest)]:
+        return rest
     t, c = urlsplit(target), urlsplit(current)
     if (t.scheme, t.netloc) != (c.scheme, c.netloc):
         return target
     path = posixpath.relpath(t.path, posixpath.dirname(c.path) or "/")
     return f"{path}?{t.query}" if t.query else path
+
+
+def _path_end(url: str) -> int:
+    end = url.find("?")
+    return len(url) if end < 0 else end
 
 
 @dataclass(frozen=True)

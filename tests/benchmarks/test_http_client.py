@@ -121,6 +121,17 @@ async def test_failures_are_classified(server: TestServer) -> None:
         assert refused.value.kind == "connect"
 
 
+async def test_waiting_for_a_connection_counts_against_the_timeout(server: TestServer) -> None:
+    async with HttpClient(limit=1) as http:
+        slow = asyncio.create_task(http.request("GET", _url(server, "/slow?s=1"), timeout_s=5))
+        await asyncio.sleep(0.1)  # the one connection is busy
+        with pytest.raises(HttpFailure, match="no connection within") as waited:
+            await http.request("GET", _url(server, "/plain"), timeout_s=0.2)
+        assert waited.value.kind == "timeout"
+        assert (await slow).body == b"late"
+        assert (await http.request("GET", _url(server, "/plain"), timeout_s=5)).status == 200
+
+
 def test_split_url() -> None:
     assert split_url("http://127.0.0.1:8080/v1/keys/k?t=a&CMCD=x") == (
         "127.0.0.1",

@@ -97,6 +97,12 @@ def test_next_object_is_relative_to_the_current_request_with_its_query():
         "seg_00001.m4s?s=SEG"
     )
     assert relative_to("https://other/x.m4s", current) == "https://other/x.m4s"
+    # Another directory (a level switch), and a query holding a slash: the general path.
+    assert relative_to(f"{BASE}/v1/seg/t/v/aac_96/seg_00001.m4s?s=A", current) == (
+        "../aac_96/seg_00001.m4s?s=A"
+    )
+    assert relative_to(f"{BASE}/v1/seg/t/v/aac_160/sub/x.m4s", current) == "sub/x.m4s"
+    assert relative_to(f"{BASE}/v1/seg/t/v/aac_160/x.m4s?a=b/c", current) == "x.m4s?a=b/c"
 
 
 def test_media_playlist_gives_init_segments_durations_and_current_key():
