@@ -101,6 +101,13 @@ class TelemetryMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.sessions_checked = Counter(
+            "edge_telemetry_sessions_checked",
+            "Sessions whose play or QoE was decided after a batch, by where their events came "
+            "from (held: this process wrote them all; read: read back from the session store)",
+            ["source"],
+            registry=r,
+        )
         self.plays = Counter(
             "edge_track_plays", "Royalty plays counted, by track", ["track_id"], registry=r
         )

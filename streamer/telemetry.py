@@ -87,7 +87,7 @@ class PlayerEvent:
     client_ms: int  # when it happened, by the player's clock (the original time if offline)
     received_ms: int  # when the edge took it, by the edge's clock
     position_s: float  # media position at the event
-    seq: int = 0  # the player's event counter: orders events within one millisecond
+    seq: int = 0  # the player's event counter in the session (0, 1, ...): orders events
     offline: bool = False  # played without a connection, reported later
     pathway: str = ""  # the content steering pathway in use; "" when the player did not say
     bitrate_kbps: int | None = None  # play, bitrate_switch: the bitrate now playing
@@ -226,6 +226,23 @@ class SessionTelemetry:
 
 
 TelemetryItem = PlayerEvent | CmcdSample | SegmentDelivery | PlayClaim
+
+
+def without_gaps(events: Iterable[PlayerEvent]) -> bool:
+    """Whether `events` are provably every event of their session up to the latest one.
+
+    True when their player counters (`seq`, repeats of one event id counted once) are exactly
+    0, 1, ..., n-1: a player that numbers its events lets whoever holds them all decide from
+    them without reading the session back. Players that do not number them (every `seq` 0),
+    or events missing (sent to another edge, still in flight), make this False.
+    """
+    seqs: set[int] = set()
+    ids: set[str] = set()
+    for event in events:
+        if event.event_id not in ids:
+            ids.add(event.event_id)
+            seqs.add(event.seq)
+    return bool(ids) and len(seqs) == len(ids) and max(seqs) == len(ids) - 1
 
 
 def batch_of(items: Iterable[TelemetryItem]) -> TelemetryBatch:
