@@ -17,7 +17,9 @@ from streamer.errors import StorageError
 T = TypeVar("T")
 Send = Callable[[], CqlFuture]
 
-MAX_IN_FLIGHT = 64  # statements outstanding per call: enough to keep a few connections busy
+# Statements outstanding per call. The telemetry benchmark's driver-alone inserts into one
+# local node: 2,300 events/s with 64 in flight, 3,500 with 128, 3,600 with 256 (2026-11-27).
+MAX_IN_FLIGHT = 256
 
 
 def sender(

@@ -52,7 +52,7 @@ Within one batch the first copy wins outright. Between edges, "first" is by thei
 
 Writes. Rows of one session in the three telemetry tables share a partition key, so they
 travel as unlogged batches of up to `ROWS_PER_BATCH` rows, one mutation per replica set;
-sessions are written concurrently, at most `cql_fanout.MAX_IN_FLIGHT` (64) requests
+sessions are written concurrently, at most `cql_fanout.MAX_IN_FLIGHT` (256) requests
 outstanding, with the play claims beside them. An `end` event makes the call read the
 session's events back and upsert its QoE summary. All reads and writes run at the session's
 consistency (`cql_consistency`: LOCAL_QUORUM in production); the play claim runs its Paxos
