@@ -16,8 +16,10 @@ so plays made offline can be reported when the device is back online.
     ]}
 
 Every event: event_id (unique in the session; a retry repeats it), type, ts_ms (the player's
-clock; for offline events the original time), position_s, and optionally seq (orders events
-within one millisecond), offline, pathway. Per type: play takes bitrate_kbps, rendition,
+clock; for offline events the original time), position_s, and optionally seq, offline,
+pathway. seq numbers the session's events 0, 1, 2, ... in the order they happened: it orders
+events within one millisecond, and an edge holding every number up to the latest decides the
+session's play and QoE without reading its events back (cdn_edge.telemetry_sink). Per type: play takes bitrate_kbps, rendition,
 startup_ms; bitrate_switch needs bitrate_kbps and takes rendition; seek needs from_s; error
 needs code and takes message and fatal.
 
