@@ -34,7 +34,6 @@ from cdn_edge.telemetry_metrics import TelemetryMetrics
 from cdn_edge.telemetry_sink import SessionStoreSink
 from cdn_edge.telemetry_writer import (
     DEFAULT_FLUSH_INTERVAL_S,
-    DEFAULT_MAX_BATCH,
     TelemetrySink,
     TelemetryWriter,
 )
@@ -75,6 +74,7 @@ class TimedStore:
     def __init__(self, inner: SessionStore) -> None:
         self.inner = inner
         self.times = StoreTimes()
+        self.telemetry_batch_items = inner.telemetry_batch_items
 
     def record_session(self, session: PlaybackSession) -> None:
         self.inner.record_session(session)
@@ -233,7 +233,7 @@ async def run_writer(
     seconds: float,
     *,
     capacity: int,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    max_batch: int | None = None,
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
 ) -> tuple[dict[str, Any], Counter[str]]:
     """Submit the workload for at most `seconds`, then drain; the result and what was
@@ -241,6 +241,8 @@ async def run_writer(
     registry = CollectorRegistry()
     metrics = TelemetryMetrics(registry)
     timed = TimedStore(store)
+    if max_batch is None:  # the edge's: the store's own
+        max_batch = store.telemetry_batch_items
     sink = AckingSink(SessionStoreSink(timed, metrics), asyncio.get_running_loop())
     writer = TelemetryWriter(
         sink, capacity, metrics, time.time, max_batch=max_batch, flush_interval_s=flush_interval_s

@@ -163,6 +163,7 @@ def create_app(
         settings.telemetry_queue_events,
         metrics.telemetry,
         clock,
+        max_batch=session_store.telemetry_batch_items,
     )
     app[TELEMETRY] = telemetry
     app[EVENT_BUDGETS] = events_api.event_budgets(clock)

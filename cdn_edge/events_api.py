@@ -19,9 +19,10 @@ Every event: event_id (unique in the session; a retry repeats it), type, ts_ms (
 clock; for offline events the original time), position_s, and optionally seq, offline,
 pathway. seq numbers the session's events 0, 1, 2, ... in the order they happened: it orders
 events within one millisecond, and an edge holding every number up to the latest decides the
-session's play and QoE without reading its events back (cdn_edge.telemetry_sink). Per type: play takes bitrate_kbps, rendition,
-startup_ms; bitrate_switch needs bitrate_kbps and takes rendition; seek needs from_s; error
-needs code and takes message and fatal.
+session's play and QoE without reading its events back (cdn_edge.telemetry_sink).
+
+Per type: play takes bitrate_kbps, rendition, startup_ms; bitrate_switch needs bitrate_kbps
+and takes rendition; seek needs from_s; error needs code and takes message and fatal.
 
 202 {"accepted": n, "refused": [{"index": i, "event_id": ..., "reason": ...}]}: offline events
 older than 30 days are refused one by one (the player should drop them). A malformed event

@@ -70,6 +70,10 @@ class PlaybackSession:
 class SessionStore(Protocol):
     """Where playback sessions, their telemetry and their plays are recorded."""
 
+    # Telemetry items per `write_telemetry` call that suit this store (the edge's writer
+    # batches up to this many).
+    telemetry_batch_items: int
+
     def record_session(self, session: PlaybackSession) -> None:
         """Store `session`, replacing any session with the same id. Raises StorageError."""
         ...

@@ -227,6 +227,10 @@ def _play(row: tuple[Any, ...]) -> PlayClaim:
 class SqliteSessionStore:
     """SessionStore in one SQLite file."""
 
+    # A transaction holds the file's lock: every worker's writer waits behind a long one, and
+    # larger ones save nothing on a local file.
+    telemetry_batch_items = 500
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()

@@ -57,6 +57,8 @@ SEGMENT_S = 6.0
 class FlakyStore:
     """A SQLite session store that fails (`down`) or waits for `gate` when told to."""
 
+    telemetry_batch_items = SqliteSessionStore.telemetry_batch_items
+
     def __init__(self, path: Path) -> None:
         self.inner = SqliteSessionStore(path)
         self.down = False
