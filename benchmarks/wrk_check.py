@@ -2,6 +2,7 @@
 less than the Python one: each endpoint's req/s, latency and server CPU per request.
 
     python -m benchmarks.wrk_check [--workers 1] [--runs 3] [--seconds 8] [--connections 16]
+                                   [--breakdown]
 
 Needs Debian's wrk (`apt-get install -y wrk`) and, for the nginx baseline, nginx-light. Starts
 `streamer serve --workers N` on the data directory (as `benchmarks.listeners` does), the HMAC
@@ -10,6 +11,10 @@ and drives each endpoint in turn for `--seconds` with wrk cycling through its UR
 script), CMCD in the query as hls.js sends it. Server CPU per request is the servers'
 utime + stime over the phase (all their processes) divided by the responses; it is the steadier
 number on a shared machine. Phases alternate order between runs; medians with min and max.
+
+`--breakdown` adds phases that leave out what the client controls, to show what each costs
+the edge per request: playlists without gzip (no Accept-Encoding), playlists and segments
+without CMCD (no sample row, no buffer-starvation and throughput parsing).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -80,17 +85,27 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def rotation_script(paths: Sequence[str]) -> str:
-    """wrk Lua that requests `paths` in turn (each thread from its own start)."""
+GZIP = {"Accept-Encoding": "gzip"}  # as every player sends
+
+
+def rotation_script(paths: Sequence[str], headers: dict[str, str] = GZIP) -> str:
+    """wrk Lua that requests `paths` in turn (each thread from its own start) with `headers`."""
     items = ",\n".join(json.dumps(p) for p in paths)
+    fields = ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
     return (
         f"local paths = {{\n{items}\n}}\n"
+        f"local headers = {{{fields}}}\n"
         "local i = 0\n"
         "request = function()\n"
         "  i = i % #paths + 1\n"
-        "  return wrk.format('GET', paths[i], {['Accept-Encoding'] = 'gzip'})\n"
+        "  return wrk.format('GET', paths[i], headers)\n"
         "end\n"
     )
+
+
+def without_cmcd(path: str) -> str:
+    """`path` without its CMCD query parameter (the pools put it last)."""
+    return path.partition("CMCD=")[0].rstrip("?&")
 
 
 def _cmcd(session_id: str, object_type: str, extra: str = "") -> str:
@@ -147,11 +162,12 @@ class Phase:
     server: ServerProcess
     base_url: str
     paths: list[str]
+    headers: dict[str, str] = field(default_factory=lambda: dict(GZIP))
 
 
 def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dict[str, float]:
     script = work / f"{phase.name.replace(' ', '_')}.lua"
-    script.write_text(rotation_script(phase.paths))
+    script.write_text(rotation_script(phase.paths, phase.headers))
     before = _server_ticks(phase.server)
     output = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
@@ -188,6 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--key-sessions", type=int, default=2500, help="key pool (20 keys each per 40 s)"
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also playlists without gzip, playlists and segments without CMCD",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
@@ -213,6 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Phase("nginx segment", nginx.server, nginx.base_url,
                       [f"/seg/{f.name}" for f in files if f.suffix == ".m4s"]),
             ]  # fmt: skip
+            if args.breakdown:
+                phases += [
+                    Phase("edge playlist, no gzip", edge, edge_url, pools["playlist"], {}),
+                    Phase("edge playlist, no CMCD", edge, edge_url,
+                          [without_cmcd(p) for p in pools["playlist"]]),
+                    Phase("edge segment, no CMCD", edge, edge_url,
+                          [without_cmcd(p) for p in pools["segment"]]),
+                ]  # fmt: skip
             results: dict[str, list[dict[str, float]]] = {p.name: [] for p in phases}
             for run in range(args.runs):
                 for phase in phases if run % 2 == 0 else reversed(phases):
@@ -220,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         run_phase(phase, work, args.seconds, args.connections)
                     )
                     rps = results[phase.name][-1]["rps"]
-                    print(f"run {run + 1}: {phase.name:14s} {rps:9,.0f} req/s", file=sys.stderr)
+                    print(f"run {run + 1}: {phase.name:22s} {rps:9,.0f} req/s", file=sys.stderr)
         finally:
             for server in servers:
                 server.stop()

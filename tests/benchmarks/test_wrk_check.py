@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.wrk_check import parse_wrk, rotation_script
+from benchmarks.wrk_check import parse_wrk, rotation_script, without_cmcd
 
 WRK_OUTPUT = """Running 8s test @ http://127.0.0.1:40321
   1 threads and 16 connections
@@ -48,3 +48,14 @@ def test_rotation_script_lists_every_path_quoted() -> None:
     script = rotation_script(["/a?x=1", "/b?CMCD=sid%3D%22s%22"])
     assert '"/a?x=1"' in script and '"/b?CMCD=sid%3D%22s%22"' in script
     assert "i % #paths + 1" in script and "wrk.format('GET', paths[i]" in script
+    assert 'local headers = {["Accept-Encoding"] = "gzip"}' in script
+
+
+def test_rotation_script_sends_the_phase_headers() -> None:
+    assert "local headers = {}" in rotation_script(["/a"], {})
+
+
+def test_without_cmcd_keeps_the_rest_of_the_query() -> None:
+    assert without_cmcd("/v1/seg/t/v/a.m4s?s=tok&CMCD=br%3D160") == "/v1/seg/t/v/a.m4s?s=tok"
+    assert without_cmcd("/v1/p/x/aac_160.m3u8?CMCD=br%3D160") == "/v1/p/x/aac_160.m3u8"
+    assert without_cmcd("/a?s=1") == "/a?s=1"
