@@ -236,6 +236,21 @@ def test_telemetry_reads_back_equal(store: SessionStore) -> None:
     assert got.play == play()
 
 
+def test_numbers_read_back_bit_for_bit(store: SessionStore) -> None:
+    awkward = (1 / 3, 0.1 + 0.2, 1e-7, 123456.789012345, 2.0**52 + 0.5, 5.999999999999999)
+    events = tuple(
+        ev(f"n{i}", seq=i, client_ms=MS + i, position_s=value, from_s=value, type="seek")
+        for i, value in enumerate(awkward)
+    )
+    deliveries = tuple(
+        delivery(i, start_s=value, duration_s=value / 7) for i, value in enumerate(awkward)
+    )
+    store.write_telemetry(TelemetryBatch(events, (), deliveries))
+    got = store.session_telemetry("s1")
+    assert [(e.position_s, e.from_s) for e in got.events] == [(v, v) for v in awkward]
+    assert [(d.start_s, d.duration_s) for d in got.deliveries] == [(v, v / 7) for v in awkward]
+
+
 def test_events_and_deliveries_of_many_sessions_read_together(store: SessionStore) -> None:
     for session_id in ("s1", "s2"):
         store.write_telemetry(
