@@ -12,6 +12,10 @@ script), CMCD in the query as hls.js sends it. Server CPU per request is the ser
 utime + stime over the phase (all their processes) divided by the responses; it is the steadier
 number on a shared machine. Phases alternate order between runs; medians with min and max.
 
+For the edge's phases the telemetry items it dropped (`edge_telemetry_dropped_total`, from
+/metrics: CMCD samples and segment deliveries its writer had no room for) are counted too: an
+edge that keeps up by dropping play evidence has not kept up.
+
 `--breakdown` adds phases that leave out what the client controls, to show what each costs
 the edge per request: playlists without gzip (no Accept-Encoding), playlists and segments
 without CMCD (no sample row, no buffer-starvation and throughput parsing).
@@ -156,6 +160,19 @@ def _server_ticks(server: ServerProcess) -> int:
     return sum(cpu_ticks(pid) or 0 for pid in server.pids())
 
 
+_DROPPED = re.compile(r"^edge_telemetry_dropped_total\{[^}]*\} (\S+)$", re.MULTILINE)
+
+
+def telemetry_dropped(metrics_text: str) -> float:
+    """Telemetry items an edge dropped, from its /metrics (all kinds and reasons)."""
+    return sum(float(value) for value in _DROPPED.findall(metrics_text))
+
+
+def _dropped_at(base_url: str) -> float:
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=REQUEST_TIMEOUT_S) as response:
+        return telemetry_dropped(response.read().decode())
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -164,17 +181,23 @@ class Phase:
     paths: list[str]
     headers: dict[str, str] = field(default_factory=lambda: dict(GZIP))
 
+    @property
+    def is_edge(self) -> bool:
+        return self.name.startswith("edge")
+
 
 def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dict[str, float]:
     script = work / f"{phase.name.replace(' ', '_')}.lua"
     script.write_text(rotation_script(phase.paths, phase.headers))
     before = _server_ticks(phase.server)
+    dropped_before = _dropped_at(phase.base_url) if phase.is_edge else 0.0
     output = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
          phase.base_url],
         check=True, capture_output=True, text=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
     ticks = _server_ticks(phase.server) - before
+    dropped = _dropped_at(phase.base_url) - dropped_before if phase.is_edge else 0.0
     result = parse_wrk(output)
     ok = max(1, result.requests - result.non_2xx)
     return {
@@ -184,6 +207,7 @@ def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dic
         "p99_ms": result.p99_ms,
         "errors": result.socket_errors,
         "server_us_per_request": ticks / TICKS_PER_S / ok * 1e6,
+        "telemetry_dropped": dropped,
     }
 
 
@@ -266,15 +290,19 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         f"\nwrk -t1 -c{args.connections}, {args.seconds:g} s per phase, {args.runs} runs, "
         f"{args.workers} process(es) per server, {when}\n"
     )
-    print("| phase | req/s (2xx) | p50 ms | p99 ms | server µs/req | refused | socket errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| phase | req/s (2xx) | p50 ms | p99 ms | server µs/req | refused | socket errors "
+        "| telemetry dropped |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in results:
         print(
             f"| {name} | {_summary(column(name, 'rps'))} "
             f"| {statistics.median(column(name, 'p50_ms')):.2f} "
             f"| {statistics.median(column(name, 'p99_ms')):.2f} "
             f"| {_summary(column(name, 'server_us_per_request'))} "
-            f"| {sum(column(name, 'refused')):.0f} | {sum(column(name, 'errors')):.0f} |"
+            f"| {sum(column(name, 'refused')):.0f} | {sum(column(name, 'errors')):.0f} "
+            f"| {sum(column(name, 'telemetry_dropped')):.0f} |"
         )
 
     def ratio(ours: str, baseline: str) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.wrk_check import parse_wrk, rotation_script, without_cmcd
+from benchmarks.wrk_check import parse_wrk, rotation_script, telemetry_dropped, without_cmcd
 
 WRK_OUTPUT = """Running 8s test @ http://127.0.0.1:40321
   1 threads and 16 connections
@@ -59,3 +59,15 @@ def test_without_cmcd_keeps_the_rest_of_the_query() -> None:
     assert without_cmcd("/v1/seg/t/v/a.m4s?s=tok&CMCD=br%3D160") == "/v1/seg/t/v/a.m4s?s=tok"
     assert without_cmcd("/v1/p/x/aac_160.m3u8?CMCD=br%3D160") == "/v1/p/x/aac_160.m3u8"
     assert without_cmcd("/a?s=1") == "/a?s=1"
+
+
+def test_telemetry_dropped_sums_every_kind_and_reason() -> None:
+    metrics = (
+        "# HELP edge_telemetry_dropped_total Telemetry items given up\n"
+        'edge_telemetry_dropped_total{kind="cmcd",reason="queue_full"} 12.0\n'
+        'edge_telemetry_dropped_total{kind="delivery",reason="queue_full"} 3.0\n'
+        'edge_telemetry_dropped_created{kind="cmcd",reason="queue_full"} 1.7e+09\n'
+        'edge_telemetry_written_total{kind="cmcd"} 100.0\n'
+    )
+    assert telemetry_dropped(metrics) == 15.0
+    assert telemetry_dropped("") == 0.0
