@@ -10,7 +10,8 @@ track's day in `play_counts` in the same transaction, only when its `plays` row 
 Each kind of telemetry goes in as one statement over a JSON array of its rows (json_each), not
 one statement per row: the sqlite3 module lets go of the interpreter lock on every statement
 step, and with the edge's event loop busy each step waited up to the 5 ms switch interval to
-get it back. A writer thread then managed about 200 rows a second (benchmarks/README.md).
+get it back. A writer thread then managed about 200 rows a second (benchmarks/README.md). The
+writer's reads (`events_of`, `deliveries_of`) come back the same way, as one JSON row.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def _event_row(e: PlayerEvent) -> tuple[Any, ...]:
     )
 
 
-def _event(row: tuple[Any, ...]) -> PlayerEvent:
+def _event(row: Sequence[Any]) -> PlayerEvent:
     return PlayerEvent(
         session_id=row[0],
         event_id=row[1],
@@ -235,6 +236,23 @@ def _delivery_row(d: SegmentDelivery) -> tuple[Any, ...]:
     )
 
 
+def _select_json_rows(table: str, columns: str, reals: frozenset[str]) -> str:
+    """One row: a JSON array of the rows (arrays in `columns` order) of the sessions named by
+    a JSON array. `reals` are written as 17-digit text: SQLite's JSON keeps 15 digits."""
+    values = ", ".join(
+        f"CASE WHEN {c} IS NULL THEN NULL ELSE printf('%!.17g', {c}) END" if c in reals else c
+        for c in columns.split(", ")
+    )
+    return (
+        f"SELECT json_group_array(json_array({values})) FROM {table} "
+        "WHERE session_id IN (SELECT value FROM json_each(?))"
+    )
+
+
+_EVENT_REALS = frozenset({"position_s", "from_s"})
+_DELIVERY_REALS = frozenset({"start_s", "duration_s"})
+_SELECT_EVENTS = _select_json_rows("player_events", _EVENT_COLUMNS, _EVENT_REALS)
+_SELECT_DELIVERIES = _select_json_rows("segment_deliveries", _DELIVERY_COLUMNS, _DELIVERY_REALS)
 _INSERT_EVENTS = _insert_json_rows("player_events", _EVENT_COLUMNS)
 _INSERT_CMCD = _insert_json_rows("cmcd_samples", _CMCD_COLUMNS)
 _INSERT_DELIVERIES = _insert_json_rows("segment_deliveries", _DELIVERY_COLUMNS)
@@ -319,13 +337,13 @@ class SqliteSessionStore:
 
     def write_telemetry(self, batch: TelemetryBatch) -> tuple[PlayClaim, ...]:
         def write(db: sqlite3.Connection) -> tuple[PlayClaim, ...]:
-            for statement, row, items in (
-                (_INSERT_EVENTS, _event_row, batch.events),
-                (_INSERT_CMCD, _cmcd_row, batch.cmcd),
-                (_INSERT_DELIVERIES, _delivery_row, batch.deliveries),
-            ):
-                if items:
-                    db.execute(statement, (_rows_json(list(map(row, items))),))
+            if batch.events:
+                db.execute(_INSERT_EVENTS, (_rows_json(list(map(_event_row, batch.events))),))
+            if batch.cmcd:
+                db.execute(_INSERT_CMCD, (_rows_json(list(map(_cmcd_row, batch.cmcd))),))
+            if batch.deliveries:
+                rows = list(map(_delivery_row, batch.deliveries))
+                db.execute(_INSERT_DELIVERIES, (_rows_json(rows),))
             counted = []
             for play in batch.plays:
                 inserted = db.execute(
@@ -385,12 +403,12 @@ class SqliteSessionStore:
                 f"SELECT {_PLAY_COLUMNS} FROM plays WHERE session_id = ?", key
             ).fetchone()
             return SessionTelemetry(
-                events=_events_of(db, session_id),
+                events=_events_of(db, key)[session_id],
                 cmcd=tuple(
                     CmcdSample(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
                     for r in samples
                 ),
-                deliveries=_deliveries_of(db, session_id),
+                deliveries=_deliveries_of(db, key)[session_id],
                 play=None if play is None else _play(play),
             )
 
@@ -398,13 +416,13 @@ class SqliteSessionStore:
 
     def events_of(self, session_ids: Sequence[str]) -> dict[str, tuple[PlayerEvent, ...]]:
         def read(db: sqlite3.Connection) -> dict[str, tuple[PlayerEvent, ...]]:
-            return {session_id: _events_of(db, session_id) for session_id in session_ids}
+            return _events_of(db, session_ids)
 
         return self._transaction(f"read the events of {len(session_ids)} sessions from", read)
 
     def deliveries_of(self, session_ids: Sequence[str]) -> dict[str, tuple[SegmentDelivery, ...]]:
         def read(db: sqlite3.Connection) -> dict[str, tuple[SegmentDelivery, ...]]:
-            return {session_id: _deliveries_of(db, session_id) for session_id in session_ids}
+            return _deliveries_of(db, session_ids)
 
         what = f"read the deliveries of {len(session_ids)} sessions from"
         return self._transaction(what, read)
@@ -432,22 +450,43 @@ class SqliteSessionStore:
             self._db.close()
 
 
-def _events_of(db: sqlite3.Connection, session_id: str) -> tuple[PlayerEvent, ...]:
-    rows = db.execute(
-        f"SELECT {_EVENT_COLUMNS} FROM player_events WHERE session_id = ? "
-        "ORDER BY client_ms, seq, event_id",
-        (session_id,),
-    )
-    return tuple(map(_event, rows))
+def _rows_of(
+    db: sqlite3.Connection, statement: str, columns: str, reals: frozenset[str], ids: Sequence[str]
+) -> dict[str, list[list[Any]]]:
+    """The rows of each session in `ids` (one statement step), REAL columns as floats."""
+    (text,) = db.execute(statement, (_rows_json(list(ids)),)).fetchone()
+    at = [i for i, name in enumerate(columns.split(", ")) if name in reals]
+    rows: dict[str, list[list[Any]]] = {session_id: [] for session_id in ids}
+    for row in json.loads(text):
+        for i in at:
+            if row[i] is not None:
+                row[i] = float(row[i])
+        rows[row[0]].append(row)
+    return rows
 
 
-def _deliveries_of(db: sqlite3.Connection, session_id: str) -> tuple[SegmentDelivery, ...]:
-    rows = db.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM segment_deliveries WHERE session_id = ? "
-        "ORDER BY delivered_ms, name",
-        (session_id,),
-    )
-    return tuple(SegmentDelivery(*row) for row in rows)
+def _events_of(
+    db: sqlite3.Connection, session_ids: Sequence[str]
+) -> dict[str, tuple[PlayerEvent, ...]]:
+    rows = _rows_of(db, _SELECT_EVENTS, _EVENT_COLUMNS, _EVENT_REALS, session_ids)
+    return {
+        session_id: tuple(
+            sorted(map(_event, found), key=lambda e: (e.client_ms, e.seq, e.event_id))
+        )
+        for session_id, found in rows.items()
+    }
+
+
+def _deliveries_of(
+    db: sqlite3.Connection, session_ids: Sequence[str]
+) -> dict[str, tuple[SegmentDelivery, ...]]:
+    rows = _rows_of(db, _SELECT_DELIVERIES, _DELIVERY_COLUMNS, _DELIVERY_REALS, session_ids)
+    return {
+        session_id: tuple(
+            sorted((SegmentDelivery(*row) for row in found), key=lambda d: (d.delivered_ms, d.name))
+        )
+        for session_id, found in rows.items()
+    }
 
 
 def _delete_rows(db: sqlite3.Connection, statement: str, cutoff: int) -> int:
