@@ -8,10 +8,12 @@ development secret, as the account service would issue them.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +137,21 @@ def segment_files(track: Track, rendition: str) -> list[Path]:
     if not files:
         raise RuntimeError(f"no segments in {folder}: is {rendition} a rendition of the track?")
     return files
+
+
+_TELEMETRY_TOTAL = re.compile(
+    r"^edge_telemetry_(written|dropped)_total\{[^}]*\} (\S+)$", re.MULTILINE
+)
+
+
+def telemetry_totals(metrics_text: str) -> dict[str, float]:
+    """Telemetry items an edge's writer wrote and dropped (all kinds), from its /metrics."""
+    totals = {"written": 0.0, "dropped": 0.0}
+    for which, value in _TELEMETRY_TOTAL.findall(metrics_text):
+        totals[which] += float(value)
+    return totals
+
+
+def scrape_telemetry(base_url: str, timeout_s: float = 10.0) -> dict[str, float]:
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=timeout_s) as response:
+        return telemetry_totals(response.read().decode())

@@ -23,6 +23,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from benchmarks.edge_setup import (
     DEFAULT_TRACK_S,
     listener_tokens,
     prepare_track,
+    scrape_telemetry,
     start_edge,
 )
 from benchmarks.paced import HEARTBEAT_S, HLSJS_BUFFER_S
@@ -48,6 +50,7 @@ from benchmarks.targets import evaluate_targets
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # ignored by git
 EDGE_LOG_TAIL_BYTES = 256 * 1024  # of the edge's log, kept with the report
 EDGE_WARNINGS_MAX = 10_000  # warning and error lines of the whole log, kept with the report
+TELEMETRY_SETTLE_S = 2.0  # the writers' last batches (every 0.25 s) land before the count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     doc["rate"] = run_rate(bench, target)
                 if args.mode in ("paced", "both"):
                     doc["paced"] = run_paced(bench, target)
+                if edge is not None:  # what its writer kept up with: nothing dropped is the aim
+                    time.sleep(TELEMETRY_SETTLE_S)
+                    doc["edge"]["telemetry"] = scrape_telemetry(target.url)
         finally:
             if edge is not None:
                 status = edge.stop()

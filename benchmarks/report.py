@@ -183,6 +183,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += [*_rate_section(doc["rate"]), ""]
     if doc.get("paced"):
         lines += [*_paced_section(doc["paced"]), ""]
+    telemetry = doc.get("edge", {}).get("telemetry")
+    if telemetry:
+        lines += [
+            f"Edge telemetry over the whole run (CMCD samples, segment deliveries, player "
+            f"events): {telemetry['written']:,.0f} items written, {telemetry['dropped']:,.0f} "
+            f"dropped.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -39,7 +39,13 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from benchmarks.baselines import start_hmac, start_nginx
-from benchmarks.edge_setup import listener_tokens, prepare_track, segment_files, start_edge
+from benchmarks.edge_setup import (
+    listener_tokens,
+    prepare_track,
+    scrape_telemetry,
+    segment_files,
+    start_edge,
+)
 from benchmarks.procstat import cpu_ticks
 from benchmarks.servers import ServerProcess
 
@@ -160,19 +166,6 @@ def _server_ticks(server: ServerProcess) -> int:
     return sum(cpu_ticks(pid) or 0 for pid in server.pids())
 
 
-_DROPPED = re.compile(r"^edge_telemetry_dropped_total\{[^}]*\} (\S+)$", re.MULTILINE)
-
-
-def telemetry_dropped(metrics_text: str) -> float:
-    """Telemetry items an edge dropped, from its /metrics (all kinds and reasons)."""
-    return sum(float(value) for value in _DROPPED.findall(metrics_text))
-
-
-def _dropped_at(base_url: str) -> float:
-    with urllib.request.urlopen(f"{base_url}/metrics", timeout=REQUEST_TIMEOUT_S) as response:
-        return telemetry_dropped(response.read().decode())
-
-
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -190,14 +183,14 @@ def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dic
     script = work / f"{phase.name.replace(' ', '_')}.lua"
     script.write_text(rotation_script(phase.paths, phase.headers))
     before = _server_ticks(phase.server)
-    dropped_before = _dropped_at(phase.base_url) if phase.is_edge else 0.0
+    dropped_before = scrape_telemetry(phase.base_url)["dropped"] if phase.is_edge else 0.0
     output = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
          phase.base_url],
         check=True, capture_output=True, text=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
     ticks = _server_ticks(phase.server) - before
-    dropped = _dropped_at(phase.base_url) - dropped_before if phase.is_edge else 0.0
+    dropped = scrape_telemetry(phase.base_url)["dropped"] - dropped_before if phase.is_edge else 0.0
     result = parse_wrk(output)
     ok = max(1, result.requests - result.non_2xx)
     return {

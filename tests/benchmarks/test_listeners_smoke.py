@@ -53,7 +53,12 @@ def test_paced_listeners_play_through_without_errors(data_dir: Path, tmp_path: P
         ]
     )  # fmt: skip
     assert status == 0
-    paced = json.loads((tmp_path / "listeners.json").read_text())["paced"]
+    doc = json.loads((tmp_path / "listeners.json").read_text())
+    paced = doc["paced"]
+    # The edge kept every CMCD sample, delivery and event of the run.
+    assert doc["edge"]["telemetry"]["written"] > 0
+    assert doc["edge"]["telemetry"]["dropped"] == 0
+    assert "dropped" in (tmp_path / "listeners.md").read_text()
     for name in ("session", "multivariant", "playlist", "key", "init", "segment", "events"):
         assert paced["endpoints"][name]["ok"] > 0, name
         assert paced["endpoints"][name]["errors"] == 0, (name, paced["endpoints"][name])

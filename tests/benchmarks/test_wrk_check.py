@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.wrk_check import parse_wrk, rotation_script, telemetry_dropped, without_cmcd
+from benchmarks.edge_setup import telemetry_totals
+from benchmarks.wrk_check import parse_wrk, rotation_script, without_cmcd
 
 WRK_OUTPUT = """Running 8s test @ http://127.0.0.1:40321
   1 threads and 16 connections
@@ -61,7 +62,7 @@ def test_without_cmcd_keeps_the_rest_of_the_query() -> None:
     assert without_cmcd("/a?s=1") == "/a?s=1"
 
 
-def test_telemetry_dropped_sums_every_kind_and_reason() -> None:
+def test_telemetry_totals_sum_every_kind_and_reason() -> None:
     metrics = (
         "# HELP edge_telemetry_dropped_total Telemetry items given up\n"
         'edge_telemetry_dropped_total{kind="cmcd",reason="queue_full"} 12.0\n'
@@ -69,5 +70,5 @@ def test_telemetry_dropped_sums_every_kind_and_reason() -> None:
         'edge_telemetry_dropped_created{kind="cmcd",reason="queue_full"} 1.7e+09\n'
         'edge_telemetry_written_total{kind="cmcd"} 100.0\n'
     )
-    assert telemetry_dropped(metrics) == 15.0
-    assert telemetry_dropped("") == 0.0
+    assert telemetry_totals(metrics) == {"written": 100.0, "dropped": 15.0}
+    assert telemetry_totals("") == {"written": 0.0, "dropped": 0.0}
