@@ -65,7 +65,13 @@ from cdn_edge.state import (
 )
 from streamer.plays import OFFLINE_WINDOW_S, offline_refusal
 from streamer.qoe import session_qoe
-from streamer.telemetry import EVENT_TYPES, MAX_BITRATE_KBPS, MAX_TEXT_CHARS, PlayerEvent
+from streamer.telemetry import (
+    EVENT_TYPES,
+    MAX_BITRATE_KBPS,
+    MAX_TEXT_CHARS,
+    PlayerEvent,
+    is_text,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_EVENTS = 500
@@ -148,8 +154,10 @@ def parse_event(doc: object, index: int, claims: SessionClaims, received_ms: int
         return read(f"{where}.{name}", doc[name], *args) if name in doc else None
 
     message = doc.get("message", "")
-    if not isinstance(message, str) or len(message) > MAX_TEXT_CHARS:
-        raise InvalidField(f"{where}.message", f"must be a string of at most {MAX_TEXT_CHARS}")
+    if not isinstance(message, str) or len(message) > MAX_TEXT_CHARS or not is_text(message):
+        raise InvalidField(
+            f"{where}.message", f"must be text (no lone surrogates) of at most {MAX_TEXT_CHARS}"
+        )
     fields = dict(
         session_id=claims.session_id,
         event_id=_identifier(f"{where}.event_id", doc["event_id"]),

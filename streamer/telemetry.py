@@ -57,6 +57,15 @@ MAX_BITRATE_KBPS = 100_000
 _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 
+def is_text(value: str) -> bool:
+    """Whether `value` is Unicode text a store can keep: JSON lets lone surrogates through."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_id(what: str, value: str) -> None:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValueError(
@@ -133,6 +142,8 @@ class PlayerEvent:
             _check_id(f"{where}: error_code", self.error_code)
         if len(self.error_message) > MAX_TEXT_CHARS:
             raise ValueError(f"{where}: error_message is over {MAX_TEXT_CHARS} characters")
+        if not is_text(self.error_message):
+            raise ValueError(f"{where}: error_message has a lone surrogate; send text")
 
 
 @dataclass(frozen=True)

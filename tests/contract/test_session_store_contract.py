@@ -369,5 +369,7 @@ def test_telemetry_models_validate() -> None:
         ev("has space")
     with pytest.raises(ValueError, match="bitrate_kbps"):
         ev("a", type="bitrate_switch")
+    with pytest.raises(ValueError, match="lone surrogate"):
+        ev("a", type="error", error_code="x", error_message="bad \ud800")
     with pytest.raises(ValueError, match="route"):
         sample("x", route="steering")

@@ -148,6 +148,9 @@ async def test_an_expired_token_reports_for_thirty_more_days(
         ({"type": "seek"}, "events[3].from_s"),
         ({"type": "error"}, "events[3].code"),
         ({"type": "error", "code": "x", "message": "m" * 600}, "events[3].message"),
+        # A lone surrogate (valid JSON, not text): no store can keep it, and the batch it
+        # sat in would fail again on every retry.
+        ({"type": "error", "code": "x", "message": "bad \ud800"}, "events[3].message"),
         ({"type": "play", "startup_ms": -5}, "events[3].startup_ms"),
     ],
 )
