@@ -450,43 +450,43 @@ class SqliteSessionStore:
             self._db.close()
 
 
-def _rows_of(
-    db: sqlite3.Connection, statement: str, columns: str, reals: frozenset[str], ids: Sequence[str]
-) -> dict[str, list[list[Any]]]:
-    """The rows of each session in `ids` (one statement step), REAL columns as floats."""
+def _items_of(
+    db: sqlite3.Connection,
+    statement: str,
+    columns: str,
+    reals: frozenset[str],
+    ids: Sequence[str],
+    build: Callable[[list[Any]], T],
+    order: Callable[[T], Any],
+) -> dict[str, tuple[T, ...]]:
+    """The items of each session in `ids` in `order`, read in one statement step."""
     (text,) = db.execute(statement, (_rows_json(list(ids)),)).fetchone()
     at = [i for i, name in enumerate(columns.split(", ")) if name in reals]
-    rows: dict[str, list[list[Any]]] = {session_id: [] for session_id in ids}
+    found: dict[str, list[T]] = {session_id: [] for session_id in ids}
     for row in json.loads(text):
         for i in at:
             if row[i] is not None:
                 row[i] = float(row[i])
-        rows[row[0]].append(row)
-    return rows
+        found[row[0]].append(build(row))
+    return {session_id: tuple(sorted(items, key=order)) for session_id, items in found.items()}
 
 
 def _events_of(
     db: sqlite3.Connection, session_ids: Sequence[str]
 ) -> dict[str, tuple[PlayerEvent, ...]]:
-    rows = _rows_of(db, _SELECT_EVENTS, _EVENT_COLUMNS, _EVENT_REALS, session_ids)
-    return {
-        session_id: tuple(
-            sorted(map(_event, found), key=lambda e: (e.client_ms, e.seq, e.event_id))
-        )
-        for session_id, found in rows.items()
-    }
+    return _items_of(
+        db, _SELECT_EVENTS, _EVENT_COLUMNS, _EVENT_REALS, session_ids, _event,
+        lambda e: (e.client_ms, e.seq, e.event_id),
+    )  # fmt: skip
 
 
 def _deliveries_of(
     db: sqlite3.Connection, session_ids: Sequence[str]
 ) -> dict[str, tuple[SegmentDelivery, ...]]:
-    rows = _rows_of(db, _SELECT_DELIVERIES, _DELIVERY_COLUMNS, _DELIVERY_REALS, session_ids)
-    return {
-        session_id: tuple(
-            sorted((SegmentDelivery(*row) for row in found), key=lambda d: (d.delivered_ms, d.name))
-        )
-        for session_id, found in rows.items()
-    }
+    return _items_of(
+        db, _SELECT_DELIVERIES, _DELIVERY_COLUMNS, _DELIVERY_REALS, session_ids,
+        lambda row: SegmentDelivery(*row), lambda d: (d.delivered_ms, d.name),
+    )  # fmt: skip
 
 
 def _delete_rows(db: sqlite3.Connection, statement: str, cutoff: int) -> int:
