@@ -81,9 +81,6 @@ class _HeldEvents:
     def forget(self, session_id: str) -> None:
         self._count -= len(self._sessions.pop(session_id, {}))
 
-    def __len__(self) -> int:
-        return self._count
-
 
 class SessionStoreSink:
     """TelemetrySink writing to a SessionStore and deciding plays from what it holds."""

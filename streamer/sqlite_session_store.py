@@ -337,13 +337,13 @@ class SqliteSessionStore:
 
     def write_telemetry(self, batch: TelemetryBatch) -> tuple[PlayClaim, ...]:
         def write(db: sqlite3.Connection) -> tuple[PlayClaim, ...]:
-            if batch.events:
-                db.execute(_INSERT_EVENTS, (_rows_json(list(map(_event_row, batch.events))),))
-            if batch.cmcd:
-                db.execute(_INSERT_CMCD, (_rows_json(list(map(_cmcd_row, batch.cmcd))),))
-            if batch.deliveries:
-                rows = list(map(_delivery_row, batch.deliveries))
-                db.execute(_INSERT_DELIVERIES, (_rows_json(rows),))
+            for statement, rows in (
+                (_INSERT_EVENTS, [_event_row(e) for e in batch.events]),
+                (_INSERT_CMCD, [_cmcd_row(c) for c in batch.cmcd]),
+                (_INSERT_DELIVERIES, [_delivery_row(d) for d in batch.deliveries]),
+            ):
+                if rows:
+                    db.execute(statement, (_rows_json(rows),))
             counted = []
             for play in batch.plays:
                 inserted = db.execute(
