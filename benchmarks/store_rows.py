@@ -9,8 +9,9 @@ alternating order:
     store        `--rows` samples of `--sessions` sessions, taking turns as many players at
                  once do, through SqliteSessionStore.write_telemetry in batches of `--batch`,
                  into a fresh store;
-    append-only  the same rows, as the same JSON, into a table of the same columns with no
-                 index: what SQLite charges to append them, the floor.
+    append-only  the same rows, as the same JSON (encoded before the clock starts), into a
+                 table of the same columns with no index: what SQLite alone charges to append
+                 them, the floor.
 
 CPU is this process's (SQLite runs in it). Reported per row over the second half of the rows,
 when the table holds `--rows`/2 or more, as the median (min, max) of the runs, with the ratio
@@ -20,6 +21,7 @@ store / append-only. Every row is counted back after each run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sqlite3
@@ -102,8 +104,11 @@ def through_store(work: Path, items: list[CmcdSample], batch: int) -> tuple[floa
     batches = [
         TelemetryBatch(cmcd=tuple(items[i : i + batch])) for i in range(0, len(items), batch)
     ]
-    seconds = _timed_halves(batches, store.write_telemetry)
-    with sqlite3.connect(work / "sessions.sqlite3") as db:
+    try:
+        seconds = _timed_halves(batches, store.write_telemetry)
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(work / "sessions.sqlite3")) as db:
         (stored,) = db.execute("SELECT count(*) FROM cmcd_samples").fetchone()
     return seconds, stored
 
