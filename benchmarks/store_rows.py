@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import random
 import sqlite3
 import statistics
@@ -35,7 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamer.sqlite_session_store import SqliteSessionStore
+# The store's own row encoding and statement, so the append-only table differs from the store
+# by its indexes alone.
+from streamer.sqlite_session_store import (
+    _CMCD_COLUMNS,
+    SqliteSessionStore,
+    _cmcd_row,
+    _insert_json_rows,
+    _rows_json,
+)
 from streamer.telemetry import CmcdSample, TelemetryBatch
 
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -45,10 +52,7 @@ _APPEND_ONLY_SCHEMA = (
     "received_ms INTEGER NOT NULL, route TEXT NOT NULL, object TEXT NOT NULL, "
     "status INTEGER NOT NULL, keys TEXT NOT NULL)"
 )
-_APPEND_ONLY_INSERT = (
-    "INSERT INTO samples SELECT value->>0, value->>1, value->>2, value->>3, value->>4, "
-    "value->>5, value->>6 FROM json_each(?)"
-)
+_APPEND_ONLY_INSERT = _insert_json_rows("samples", _CMCD_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -119,15 +123,9 @@ def append_only(work: Path, items: list[CmcdSample], batch: int) -> tuple[float,
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(_APPEND_ONLY_SCHEMA)
     payloads = [
-        json.dumps(
-            [
-                (s.session_id, s.sample_id, s.received_ms, s.route, s.object, s.status,
-                 json.dumps(s.keys, separators=(",", ":")))
-                for s in items[i : i + batch]
-            ]
-        )
+        _rows_json([_cmcd_row(s) for s in items[i : i + batch]])
         for i in range(0, len(items), batch)
-    ]  # fmt: skip
+    ]
 
     def write(payload: str) -> None:
         with db:
