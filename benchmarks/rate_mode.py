@@ -33,20 +33,30 @@ from benchmarks.procstat import MACHINE
 from benchmarks.recording import summarize_endpoint, time_line
 from benchmarks.session_pool import SessionUrls, open_sessions
 from benchmarks.stats import summarize
+from cdn_edge.key_budget import LISTENER_BUDGET, MIN_REFILL_S, SESSION_MARGIN
 
 RATE_ENDPOINTS = ("playlist", "key", "segment")
-# The edge's key rate limit per session (cdn_edge.key_service), mirrored by the client so
-# that no key request is refused for asking too fast.
-KEY_BURST = 20
-KEY_RATE_PER_S = 0.5
 KEY_RATE_GUESS = 6000.0  # req/s the key pool is sized for; --key-sessions overrides
 SETUP_TIMEOUT_S = 300.0
+LONGEST_TRACK_S = 4 * 3600.0  # with --url the track is not known: assume the slowest refill
 START_DELAY_S = 1.5  # client processes import aiohttp before they start together
 
 
-def key_pool_size(seconds: float) -> int:
-    """Sessions enough for KEY_RATE_GUESS key requests/s over `seconds` within the limit."""
-    return math.ceil(KEY_RATE_GUESS * seconds / (KEY_BURST + KEY_RATE_PER_S * seconds))
+def key_budget(track_s: float) -> Budget:
+    """What each key URL may be asked within the edge's key budgets (cdn_edge.key_budget),
+    mirrored by the client so that no key request is refused for asking too often.
+
+    Every pool session has a listener of its own; the bucket mirrored is the smaller of the
+    listener's and the least any session of a `track_s` track gets (its margin)."""
+    return Budget(
+        min(SESSION_MARGIN, LISTENER_BUDGET.capacity),
+        min(LISTENER_BUDGET.refill_per_s, SESSION_MARGIN / max(track_s, MIN_REFILL_S)),
+    )
+
+
+def key_pool_size(seconds: float, budget: Budget) -> int:
+    """Sessions enough for KEY_RATE_GUESS key requests/s over `seconds` within `budget`."""
+    return math.ceil(KEY_RATE_GUESS * seconds / (budget.burst + budget.rate_per_s * seconds))
 
 
 def in_step(sessions: Sequence[SessionUrls]) -> list[str]:
@@ -267,9 +277,10 @@ class RateRun:
         self.phases: list[dict[str, Any]] = []
         self.nginx: Baseline | None = None
         self.hmac: HmacBaseline | None = None
-        self.budget = Budget(KEY_BURST, KEY_RATE_PER_S)
+        track_s = target.track.duration_s if target.track is not None else LONGEST_TRACK_S
+        self.budget = key_budget(track_s)
         self.key_sessions = self.args.key_sessions or key_pool_size(
-            self.args.warmup + self.args.seconds
+            self.args.warmup + self.args.seconds, self.budget
         )
         self.key_urls: list[str] = []
 

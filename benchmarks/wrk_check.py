@@ -151,7 +151,8 @@ def edge_pools(base_url: str, tokens: Sequence[str], sessions: int) -> dict[str,
         session_id, media_url, text = _open_session(base_url, token)
         keys = dict.fromkeys(re.findall(r'URI="([^"]*/v1/keys/[^"]*)"', text))
         for key_url in keys:
-            pools["key"].append(f"{_path(key_url)}&{_cmcd(session_id, 'k')}")
+            joiner = "&" if "?" in key_url else "?"
+            pools["key"].append(f"{_path(key_url)}{joiner}{_cmcd(session_id, 'k')}")
         if index >= sessions:
             continue
         pools["playlist"].append(f"{_path(media_url)}?{_cmcd(session_id, 'm')}")
@@ -219,7 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--sessions", type=int, default=300, help="playlist and segment pool")
     parser.add_argument(
-        "--key-sessions", type=int, default=2500, help="key pool (20 keys each per 40 s)"
+        "--key-sessions",
+        type=int,
+        default=2500,
+        help="key pool (each within its session's key budget)",
     )
     parser.add_argument(
         "--breakdown",

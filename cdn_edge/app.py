@@ -3,7 +3,7 @@
 POST    /v1/sessions                                 open a session (listener token)
 GET     /v1/play/{session_token}/main.m3u8           multivariant playlist
 GET     /v1/play/{session_token}/{rendition}.m3u8    media playlist
-GET     /v1/keys/{key_id}?t={key_token}              content key, 16 bytes
+GET     /v1/keys/{session_token}/{key_id}            content key, 16 bytes
 GET     /v1/seg/{track}/{version}/{name}?s={token}   init section or media segment
 GET     /v1/steer/{session_token}                    HLS content steering manifest (JSON)
 GET     /v1/tracks                                   published tracks (listener token)
@@ -43,7 +43,7 @@ from cdn_edge.access_log import FLUSH_INTERVAL_S, AccessLog
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import CatalogCache
-from cdn_edge.key_service import KeyService, key_buckets
+from cdn_edge.key_service import KeyService, key_buckets, listener_key_buckets
 from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.loop_lag import watch_loop_lag
 from cdn_edge.metrics import EdgeMetrics, shared_by_workers
@@ -140,7 +140,7 @@ def create_app(
     app[BLOCKING] = blocking
     app[CATALOG] = CatalogCache(lambda key: blocking(object_reader.get, key), clock)
     app[SEGMENTS] = segments
-    app[KEYS] = KeyService(keyring, clock, key_buckets(clock))
+    app[KEYS] = KeyService(keyring, clock, key_buckets(clock), listener_key_buckets(clock))
     app[TOKENS] = tokens
     app[LISTENERS] = ListenerVerifier(secrets.platform_key, clock)
     app[PLAYLISTS] = PlaylistBuilder(settings.base_url, tokens, pathways)
@@ -206,7 +206,7 @@ def _add_routes(app: web.Application) -> None:
     app.router.add_get(
         "/v1/play/{token}/{rendition}.m3u8", playback_api.media_playlist, name="playlist_media"
     )
-    app.router.add_get("/v1/keys/{key_id}", keys_api.content_key, name="key")
+    app.router.add_get("/v1/keys/{token}/{key_id}", keys_api.content_key, name="key")
     app.router.add_get(
         "/v1/seg/{track_id}/{version}/{name:.+}", segments_api.segment, name="segment"
     )

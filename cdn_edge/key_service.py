@@ -1,4 +1,5 @@
-"""Content key delivery: entitlement, rate limit, unwrap, and a short-lived memory cache.
+"""Content key delivery: entitlement, key budgets (`cdn_edge.key_budget`), unwrap, and a
+short-lived memory cache.
 
 Content keys exist in the clear only here, in memory, for `KEY_CACHE_TTL_S` at most; they are
 never logged, never written, never put in an error message.
@@ -13,53 +14,90 @@ from collections.abc import Callable
 
 from cdn_edge.catalog_cache import PublishedTrack
 from cdn_edge.errors import NotEntitled, NotFound, RateLimited
+from cdn_edge.key_budget import LISTENER_BUDGET, SESSION_MARGIN, KeyBudget, session_key_budget
 from cdn_edge.negotiation import TIER_RANK
+from cdn_edge.playback_tokens import SessionClaims
 from cdn_edge.rate_limit import TokenBuckets, retry_after_header
 from drm import KeyRing, unwrap_key
-from streamer.catalog import Tier, WrappedKey
+from streamer.catalog import WrappedKey
 from streamer.errors import CatalogError
 
 KEY_CACHE_TTL_S = 60.0
 KEY_CACHE_ENTRIES = 10_000
-# A player needs one key per rotation period (about a minute of audio) plus a few on seeks
-# and variant switches; a burst of 20 then one every 2 s is generous for that and stingy for
-# anyone harvesting keys with a leaked session.
-KEY_BURST = 20
-KEY_RATE_PER_S = 0.5
+BUDGETS_KEPT = 4096  # (track version, offered variants) whose session budget is kept
 
 
 def key_buckets(clock: Callable[[], float]) -> TokenBuckets:
-    return TokenBuckets(KEY_BURST, KEY_RATE_PER_S, clock)
+    """Per-session buckets; each session's is sized by `session_key_budget`."""
+    return TokenBuckets(SESSION_MARGIN, 1.0, clock)
+
+
+def listener_key_buckets(clock: Callable[[], float]) -> TokenBuckets:
+    return TokenBuckets(LISTENER_BUDGET.capacity, LISTENER_BUDGET.refill_per_s, clock)
 
 
 class KeyService:
-    """Hands out content keys to sessions entitled to them."""
+    """Hands out content keys to sessions entitled to them, within their key budgets."""
 
-    def __init__(self, keyring: KeyRing, clock: Callable[[], float], limiter: TokenBuckets):
+    def __init__(
+        self,
+        keyring: KeyRing,
+        clock: Callable[[], float],
+        sessions: TokenBuckets,
+        listeners: TokenBuckets,
+    ) -> None:
         self._keyring = keyring
         self._clock = clock
-        self._limiter = limiter
+        self._sessions = sessions
+        self._listeners = listeners
+        self._budgets: OrderedDict[tuple[str, tuple[str, ...]], KeyBudget] = OrderedDict()
         self._cache: OrderedDict[tuple[str, str, str], tuple[float, bytes]] = OrderedDict()
 
     def content_key(
-        self, track: PublishedTrack, key_id: str, tier: Tier, session_id: str
+        self, track: PublishedTrack, key_id: str, session: SessionClaims
     ) -> tuple[WrappedKey, bytes]:
-        """The key record and its 16 bytes. Raises RateLimited, NotFound, NotEntitled."""
-        wait_s = self._limiter.take(session_id)
-        if wait_s > 0:
-            raise RateLimited(
-                f"session {session_id} asked for keys faster than {KEY_RATE_PER_S}/s "
-                f"after a burst of {KEY_BURST}",
-                retry_after_header(wait_s),
-            )
+        """The key record and its 16 bytes. Raises NotFound, NotEntitled, RateLimited."""
         wrapped = track.keys.get(key_id)
         if wrapped is None:
             raise NotFound(f"track {track.record.track_id} has no key {key_id!r}")
-        if TIER_RANK[wrapped.tier] > TIER_RANK[tier]:
+        if TIER_RANK[wrapped.tier] > TIER_RANK[session.tier]:
             raise NotEntitled(
-                f"key {key_id} opens {wrapped.tier} renditions; the session is {tier}"
+                f"key {key_id} opens {wrapped.tier} renditions; the session is {session.tier}"
             )
+        self._spend(track, session)
         return wrapped, self._unwrap(track, wrapped)
+
+    def session_budget(self, track: PublishedTrack, session: SessionClaims) -> KeyBudget:
+        cache_key = (track.prefix, session.variants)
+        budget = self._budgets.get(cache_key)
+        if budget is None:
+            offered = (track.renditions[n] for n in session.variants if n in track.renditions)
+            budget = session_key_budget(offered, track.record.duration_s)
+            self._budgets[cache_key] = budget
+            if len(self._budgets) > BUDGETS_KEPT:
+                self._budgets.popitem(last=False)
+        return budget
+
+    def _spend(self, track: PublishedTrack, session: SessionClaims) -> None:
+        budget = self.session_budget(track, session)
+        wait_s = self._sessions.take(
+            session.session_id, capacity=budget.capacity, rate_per_s=budget.refill_per_s
+        )
+        if wait_s > 0:
+            raise RateLimited(
+                f"session {session.session_id} has fetched its {budget.capacity} keys "
+                f"(every key of every rendition it was offered, with a margin); "
+                f"open a new session to play the track again",
+                retry_after_header(wait_s),
+            )
+        wait_s = self._listeners.take(session.user_id)
+        if wait_s > 0:
+            raise RateLimited(
+                f"listener {session.user_id} fetched more than {LISTENER_BUDGET.capacity} keys "
+                f"across sessions, more than playback needs; the budget refills at "
+                f"{LISTENER_BUDGET.refill_per_s * 3600:.0f} keys an hour",
+                retry_after_header(wait_s),
+            )
 
     def _unwrap(self, track: PublishedTrack, wrapped: WrappedKey) -> bytes:
         now = self._clock()

@@ -1,16 +1,17 @@
-"""GET /v1/keys/{key_id}?t=<key token>: the 16 bytes of a content key (RFC 8216 4.3.2.4).
+"""GET /v1/keys/{session_token}/{key_id}: the 16 bytes of a content key (RFC 8216 4.3.2.4).
 
-Refused with 401 for a missing, forged or expired token, 403 when the token was issued for
-another key (an edited URL) or the key opens renditions above the session's tier, 429 when
-the session asks too fast. Issuance is counted, and the request's access log line says which
-key went to which session (never the key bytes).
+The session token is the one in the session's playlist paths, so a key has one URI in every
+playlist of a session and players that cache keys by URI fetch it once (see
+`cdn_edge.key_budget`). Refused with 401 for a missing, forged or expired token, 404 for a key
+not in the session's track version, 403 when the key opens renditions above the session's tier
+(an edited URL), 429 past the session's or the listener's key budget. Issuance is counted, and
+the request's access log line says which key went to which session (never the key bytes).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from cdn_edge.errors import Unauthorized
 from cdn_edge.names import check_name
 from cdn_edge.state import CATALOG, CLOCK, KEYS, METRICS, TOKENS, log_fields
 
@@ -24,21 +25,17 @@ KEY_HEADERS = {
 async def content_key(request: web.Request) -> web.Response:
     app = request.app
     key_id = check_name("key id", request.match_info["key_id"])
-    token = request.query.get("t")
-    if not token:
-        raise Unauthorized("the key URL needs its token (?t=...) from the media playlist")
-    now = int(app[CLOCK]())
-    claims = app[TOKENS].verify_key(token, key_id, now)
+    session = app[TOKENS].verify_session(request.match_info["token"], int(app[CLOCK]()))
     fields = log_fields(request)
     fields.update(
-        session_id=claims.session_id,
-        track_id=claims.track_id,
-        version=claims.version,
+        session_id=session.session_id,
+        track_id=session.track_id,
+        version=session.version,
         key_id=key_id,
-        session_tier=claims.tier,
+        session_tier=session.tier,
     )
-    track = await app[CATALOG].version(claims.track_id, claims.version)
-    wrapped, key = app[KEYS].content_key(track, key_id, claims.tier, claims.session_id)
+    track = await app[CATALOG].version(session.track_id, session.version)
+    wrapped, key = app[KEYS].content_key(track, key_id, session)
     fields["key_tier"] = wrapped.tier
     app[METRICS].keys_issued.labels(wrapped.tier).inc()
     return web.Response(body=key, content_type="application/octet-stream", headers=KEY_HEADERS)

@@ -4,8 +4,12 @@
   256 kbit/s AAC and FLAC included.
 - Network: on cellular or with save-data the offer is capped at 96 kbit/s, unless the device
   names its own `max_bitrate_kbps`, which then is the cap, up or down.
-- Codecs: Opus and FLAC are offered where the device lists them; AAC is always present, as the
-  fallback every HLS player decodes (at least the lowest AAC, even below a tight cap).
+- Codecs: only what the device lists. A device that lists Opus alone gets no AAC: a player
+  offered a variant it cannot decode may still pick it (hls.js picks among codecs itself). Only
+  a device that lists no codec we know gets AAC-LC, the codec every HLS player decodes (Apple's
+  HLS authoring specification requires it of clients). Below a tight cap, the lowest lossy
+  variant of the preferred codec stays (FLAC, for a device that decodes nothing else), so
+  there is always something to play.
 - Order: the start variant first (RFC 8216 section 6.3.1 lets clients start on the first
   variant listed), then the rest of the preferred codec, the other lossy codecs, and lossless
   last, each by falling bitrate.
@@ -29,6 +33,7 @@ FREE_TIER_MAX_KBPS = 160  # the free tier's quality ceiling (transcoder.ladder.F
 CONSTRAINED_MAX_KBPS = 96  # cellular or save-data: about 43 MB an hour
 LOSSLESS_NOMINAL_KBPS = 1411  # CD audio; what a cap is compared with for FLAC
 CODEC_PREFERENCE: tuple[Codec, ...] = ("opus", "aac", "flac")  # Opus: better quality per bit
+BASELINE_CODECS: frozenset[Codec] = frozenset({"aac"})  # for devices that list no known codec
 # Start no higher than 70 % of the measured throughput: the same margin hls.js keeps before
 # switching up (abrBandWidthUpFactor 0.7). It absorbs the estimate's spread and the playlist
 # and key fetches of the first seconds, so the first segment arrives before the buffer runs dry.
@@ -126,6 +131,11 @@ def start_offer(candidates: Sequence[Offer], measured_kbps: int | None) -> Offer
     return fitting[0] if fitting else candidates[-1]
 
 
+def decodable_codecs(device: DeviceCapabilities) -> frozenset[Codec]:
+    """The codecs to offer the device: those it lists, or AAC when it lists none we know."""
+    return device.codecs or BASELINE_CODECS
+
+
 def choose_variants(
     tier: Tier,
     device: DeviceCapabilities,
@@ -136,14 +146,19 @@ def choose_variants(
 
     `measured_kbps` is the listener's recent throughput, when known (see the module docstring).
     """
-    entitled = [o for o in offers if is_entitled(o, tier)]
-    playable = [o for o in entitled if o.codec == "aac" or o.codec in device.codecs]
+    codecs = decodable_codecs(device)
+    playable = sorted(
+        (o for o in offers if is_entitled(o, tier) and o.codec in codecs), key=_order_key
+    )
     cap = bitrate_cap_kbps(device)
     chosen = [o for o in playable if cap is None or o.nominal_kbps <= cap]
-    if not any(o.codec == "aac" for o in chosen):
-        # The fallback is never capped away: the lowest entitled AAC stays.
-        aac = sorted((o for o in entitled if o.codec == "aac"), key=lambda o: o.nominal_kbps)
-        chosen.extend(aac[:1])
+    playable_lossy = [o for o in playable if o.bitrate_kbps is not None]
+    if playable_lossy and not any(o.bitrate_kbps is not None for o in chosen):
+        # Never capped to nothing lossy: the lowest of the preferred codec stays.
+        preferred = [o for o in playable_lossy if o.codec == playable_lossy[0].codec]
+        chosen.append(preferred[-1])
+    elif playable and not chosen:
+        chosen.append(playable[-1])  # a device that decodes FLAC alone, under a cap
     if not chosen:
         return ()
     chosen.sort(key=_order_key)

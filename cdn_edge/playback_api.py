@@ -16,8 +16,7 @@ from cdn_edge.state import CATALOG, CLOCK, PLAYLISTS, TOKENS, log_fields
 from cdn_edge.steering_api import session_priority
 
 PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"  # RFC 8216 section 4
-# Personal (tokens inside), so never in a shared cache; a player may reuse it for a minute,
-# the step at which its key tokens change.
+# Personal (tokens inside), so never in a shared cache; a player may reuse it for a minute.
 PLAYLIST_CACHE_CONTROL = "private, max-age=60"
 
 
@@ -42,15 +41,11 @@ async def multivariant_playlist(request: web.Request) -> web.Response:
     session = _session(request, now)
     track = await app[CATALOG].version(session.track_id, session.version)
     playlists = app[PLAYLISTS]
+    token = request.match_info["token"]
     if not playlists.steered:
-        return playlist_response(request, playlists.multivariant(track, session, now))
-    text = playlists.multivariant(
-        track,
-        session,
-        now,
-        session_token=request.match_info["token"],
-        first_pathway=session_priority(app, session)[0],
-    )
+        return playlist_response(request, playlists.multivariant(track, session, token))
+    first_pathway = session_priority(app, session)[0]
+    text = playlists.multivariant(track, session, token, first_pathway=first_pathway)
     return playlist_response(request, text)
 
 
@@ -61,4 +56,5 @@ async def media_playlist(request: web.Request) -> web.Response:
     track = await app[CATALOG].version(session.track_id, session.version)
     rendition = request.match_info["rendition"]
     log_fields(request)["rendition"] = rendition[:64]
-    return playlist_response(request, app[PLAYLISTS].media(track, session, rendition, now))
+    text = app[PLAYLISTS].media(track, session, request.match_info["token"], rendition, now)
+    return playlist_response(request, text)

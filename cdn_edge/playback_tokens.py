@@ -2,15 +2,15 @@
 
     session token  "p"  in the playlist path   session, track, version, user, tier, variants,
                                                region (for content steering)
-    key token      "k"  ?t= on key URIs        session, track, version, key id, tier; ~5 min
     segment token  "g"  ?s= on segment URIs    session, track, version, tier; one time window
 
-Playback never reads a database: everything an endpoint needs is in its token. Every token
-names its kind in "t", so one kind never passes for another.
+Key URIs carry the session token (see `cdn_edge.keys_api`), so that one key has one URI in
+all of a session's playlists. Playback never reads a database: everything an endpoint needs is
+in its token. Every token names its kind in "t", so one kind never passes for another.
 
-Expiry times are rounded up to a step, so tokens (and the URLs that carry them) stay the same
-within the step: a re-fetched playlist is byte-identical within a minute, and segment URLs are
-identical within an hour, as Apple's HLS authoring spec asks of signed segment URLs.
+Segment token expiry is rounded up to a window, so segment URLs, and so a re-fetched media
+playlist, stay identical within an hour, as Apple's HLS authoring spec asks of signed segment
+URLs.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from drm import authenticate_token, check_claims, sign_token
 from streamer.catalog import Tier
 
 SESSION_TTL_S = 4 * 3600  # plus the track's duration: a long pause, then the rest of the track
-KEY_TOKEN_TTL_S = 5 * 60  # short: the player fetches a key right after its playlist
-KEY_TOKEN_STEP_S = 60
 SEGMENT_WINDOW_S = 3600  # signed segment URLs are stable within this window
 
 SIGNED_TOKEN_CACHE = 16_384  # about 3 MB; a minute's worth of playlist fetches on a busy edge
@@ -34,7 +32,6 @@ SIGNED_TOKEN_CACHE = 16_384  # about 3 MB; a minute's worth of playlist fetches 
 AUTHENTICATED_TOKEN_CACHE = 16_384  # about 16 MB
 
 KIND_SESSION = "p"
-KIND_KEY = "k"
 KIND_SEGMENT = "g"
 
 
@@ -57,16 +54,6 @@ class SessionClaims:
 
 
 @dataclass(frozen=True)
-class KeyClaims:
-    session_id: str
-    track_id: str
-    version: str
-    key_id: str
-    tier: Tier
-    expires_at: int
-
-
-@dataclass(frozen=True)
 class SegmentClaims:
     session_id: str
     track_id: str
@@ -81,9 +68,9 @@ class PlaybackTokens:
     def __init__(self, key: bytes | tuple[bytes, ...]) -> None:
         # A tuple rotates keys: sign with the first, accept any (see drm.tokens).
         self._key = key
-        # Key and segment tokens are pure functions of claims and a rounded expiry, and a
-        # player asks for the multivariant and media playlists within the same minute: signing
-        # each token once saves most of a playlist's cost.
+        # Segment tokens are pure functions of claims and a rounded expiry, and a player asks
+        # for every media playlist within the same window: signing each token once saves most
+        # of a playlist's cost.
         self._sign_cached = functools.lru_cache(maxsize=SIGNED_TOKEN_CACHE)(self._sign)
         self._authenticated: OrderedDict[str, dict[str, str | int]] = OrderedDict()
 
@@ -131,34 +118,6 @@ class PlaybackTokens:
             variants=tuple(str(c["var"]).split(",")),
             expires_at=int(c["exp"]),
             region=str(c.get("reg", "")),
-        )
-
-    # Key tokens
-
-    def sign_key(self, session: SessionClaims, key_id: str, now: int) -> str:
-        exp = min(_round_up(now + KEY_TOKEN_TTL_S, KEY_TOKEN_STEP_S), session.expires_at)
-        return self._sign_cached(
-            (
-                ("t", KIND_KEY),
-                ("sid", session.session_id),
-                ("trk", session.track_id),
-                ("ver", session.version),
-                ("kid", key_id),
-                ("tier", session.tier),
-                ("exp", exp),
-            )
-        )
-
-    def verify_key(self, token: str, key_id: str, now: int) -> KeyClaims:
-        """Raises drm.TokenError; TokenClaimMismatch (403) when the URL's key id was edited."""
-        c = self._verify(token, now, {"t": KIND_KEY, "kid": key_id})
-        return KeyClaims(
-            session_id=str(c["sid"]),
-            track_id=str(c["trk"]),
-            version=str(c["ver"]),
-            key_id=key_id,
-            tier=_tier(c["tier"]),
-            expires_at=int(c["exp"]),
         )
 
     # Segment tokens

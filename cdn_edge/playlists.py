@@ -19,7 +19,9 @@ HMAC.
 URL scheme. Media playlists name segments relatively ("../../seg/{track}/{version}/{name}?s="),
 so they resolve to whichever host served the playlist: a CDN pathway's segments come from that
 CDN (which may cache them), and one media playlist template serves every pathway. Key URIs are
-absolute on this edge: keys are personal and never pass through, or sit in, a CDN.
+absolute on this edge, "{base}/v1/keys/{session token}/{key id}": keys are personal and never
+pass through, or sit in, a CDN, and one key has the same URI in every playlist of a session,
+multivariant and media, on every pathway, so a player fetches it once.
 """
 
 from __future__ import annotations
@@ -61,8 +63,7 @@ SEGMENTS_FROM_MEDIA_PLAYLIST = "../../seg"
 # accepts, and pathway base URLs are refused with one (see cdn_edge.pathways).
 _SEGMENT_SLOT = "~s~"
 _SESSION_SLOT = "~t~"
-_PLACEHOLDER = re.compile(r"~(s|t|k[0-9]+)~")
-_SEGMENT_INDEX, _SESSION_INDEX = -1, -2
+_PLACEHOLDER = re.compile(r"~([st])~")
 
 
 def media_playlist_name(rendition: str) -> str:
@@ -78,32 +79,23 @@ def steering_path(session_token: str) -> str:
     return f"/v1/steer/{session_token}"
 
 
-def _key_slot(index: int) -> str:
-    return f"~k{index}~"
-
-
 @dataclass(frozen=True)
 class Template:
     """Rendered playlist text split at its token slots."""
 
     pieces: tuple[str, ...]  # literal text around the slots; one more than there are slots
-    # Per slot: -1 the segment token, -2 the session token, else an index into key_ids.
-    slots: tuple[int, ...]
-    key_ids: tuple[str, ...]
+    slots: tuple[str, ...]  # per slot: "s" the segment token, "t" the session token
 
     @classmethod
-    def split(cls, text: str, key_ids: tuple[str, ...]) -> Template:
+    def split(cls, text: str) -> Template:
         parts = _PLACEHOLDER.split(text)  # literal, slot name, literal, ..., literal
-        named = {"s": _SEGMENT_INDEX, "t": _SESSION_INDEX}
-        slots = tuple(named[name] if name in named else int(name[1:]) for name in parts[1::2])
-        return cls(tuple(parts[0::2]), slots, key_ids)
+        return cls(tuple(parts[0::2]), tuple(parts[1::2]))
 
-    def fill(self, segment_token: str, key_tokens: tuple[str, ...], session_token: str = "") -> str:
-        fixed = {_SEGMENT_INDEX: segment_token, _SESSION_INDEX: session_token}
-        values = [key_tokens[i] if i >= 0 else fixed[i] for i in self.slots]
+    def fill(self, session_token: str, segment_token: str = "") -> str:
+        values = {"s": segment_token, "t": session_token}
         out = [""] * (2 * len(self.pieces) - 1)
         out[0::2] = self.pieces
-        out[1::2] = values
+        out[1::2] = [values[slot] for slot in self.slots]
         return "".join(out)
 
 
@@ -130,31 +122,35 @@ class PlaylistBuilder:
         self,
         track: PublishedTrack,
         session: SessionClaims,
-        now: int,
+        session_token: str,
         *,
-        session_token: str = "",
         first_pathway: str = "",
     ) -> str:
-        """With steering, `session_token` (the playlist URL's) and the pathway to start on."""
+        """`session_token` is the playlist URL's; with steering, `first_pathway` starts."""
         if not self.steered:
             template = self._template(
                 ("mv", track.prefix, *session.variants),
                 lambda: self._multivariant(track, session, None),
             )
-            return template.fill("", self._key_tokens(template, session, now))
-        if not session_token or first_pathway not in self._pathways:
+            return template.fill(session_token)
+        if first_pathway not in self._pathways:
             raise ValueError(
-                f"a steered multivariant playlist needs the session token and one of the "
-                f"pathways {sorted(self._pathways)} to start on, got {first_pathway!r}"
+                f"a steered multivariant playlist needs one of the pathways "
+                f"{sorted(self._pathways)} to start on, got {first_pathway!r}"
             )
         template = self._template(
             ("mvs", track.prefix, first_pathway, *session.variants),
             lambda: self._multivariant(track, session, first_pathway),
         )
-        return template.fill("", self._key_tokens(template, session, now), session_token)
+        return template.fill(session_token)
 
     def media(
-        self, track: PublishedTrack, session: SessionClaims, rendition_name: str, now: int
+        self,
+        track: PublishedTrack,
+        session: SessionClaims,
+        session_token: str,
+        rendition_name: str,
+        now: int,
     ) -> str:
         """Raises NotFound for a rendition not offered, NotEntitled above the session's tier."""
         rendition = self.check_offered(track, session, rendition_name)
@@ -162,7 +158,7 @@ class PlaylistBuilder:
             ("m", track.prefix, rendition.name), lambda: self._media(track, rendition)
         )
         segment_token = self._tokens.sign_segment(session, track.record.duration_s, now)
-        return template.fill(segment_token, self._key_tokens(template, session, now))
+        return template.fill(session_token, segment_token)
 
     @staticmethod
     def check_offered(
@@ -191,16 +187,12 @@ class PlaylistBuilder:
             self._templates.move_to_end(cache_key)
         return template
 
-    def _key_tokens(self, template: Template, session: SessionClaims, now: int) -> tuple[str, ...]:
-        return tuple(self._tokens.sign_key(session, kid, now) for kid in template.key_ids)
-
-    def _key_uri(self, key_id: str, slot: int) -> str:
-        return f"{self._base}/v1/keys/{key_id}?t={_key_slot(slot)}"
+    def _key_uri(self, key_id: str) -> str:
+        return f"{self._base}/v1/keys/{_SESSION_SLOT}/{key_id}"
 
     def _media(self, track: PublishedTrack, rendition: RenditionRecord) -> Template:
         record = track.record
         seg_base = f"{SEGMENTS_FROM_MEDIA_PLAYLIST}/{record.track_id}/{record.version}"
-        key_ids: dict[str, int] = {}
         segments = []
         previous: tuple[str, bytes | None] | None = None
         for index, s in enumerate(rendition.segments):
@@ -211,8 +203,7 @@ class PlaylistBuilder:
             if iv == sequence_iv(rendition.media_sequence + index):
                 iv = None
             if (s.key_id, iv) != previous:
-                slot = key_ids.setdefault(s.key_id, len(key_ids))
-                key = Key(KEY_METHOD, self._key_uri(s.key_id, slot), iv)
+                key = Key(KEY_METHOD, self._key_uri(s.key_id), iv)
                 previous = (s.key_id, iv)
             # EXT-X-MAP is written before EXT-X-KEY, so the (clear) init section is not
             # read as encrypted (RFC 8216 4.3.2.5).
@@ -225,7 +216,7 @@ class PlaylistBuilder:
             media_sequence=rendition.media_sequence,
             segments=tuple(segments),
         )
-        return Template.split(render_media(playlist), tuple(key_ids))
+        return Template.split(render_media(playlist))
 
     def _multivariant(
         self, track: PublishedTrack, session: SessionClaims, first_pathway: str | None
@@ -271,9 +262,7 @@ class PlaylistBuilder:
         loudness = record.loudness
         playlist = MultivariantPlaylist(
             variants=variants,
-            session_keys=tuple(
-                SessionKey(KEY_METHOD, self._key_uri(kid, i)) for i, kid in enumerate(key_ids)
-            ),
+            session_keys=tuple(SessionKey(KEY_METHOD, self._key_uri(kid)) for kid in key_ids),
             session_data=(
                 SessionData(f"{LOUDNESS_DATA_ID}.gain-db", f"{loudness.playback_gain_db:.2f}"),
                 SessionData(f"{LOUDNESS_DATA_ID}.target-lufs", f"{loudness.target_lufs:.1f}"),
@@ -284,4 +273,4 @@ class PlaylistBuilder:
             ),
             content_steering=steering,
         )
-        return Template.split(render_multivariant(playlist), tuple(key_ids))
+        return Template.split(render_multivariant(playlist))

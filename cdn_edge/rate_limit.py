@@ -1,6 +1,7 @@
 """Per-session token buckets with an injected clock.
 
-Each session may burst `capacity` requests, then `rate_per_s` a second. The table of buckets is
+Each session may burst `capacity` requests, then `rate_per_s` a second; a caller may size one
+key's bucket itself (the key budget depends on the session's track). The table of buckets is
 bounded: the least recently used session is forgotten first, which at worst gives it a full
 bucket again.
 """
@@ -41,27 +42,38 @@ class TokenBuckets:
         self._max_tracked = max_tracked
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def take(self, key: str, count: int = 1) -> float:
+    def take(
+        self,
+        key: str,
+        count: int = 1,
+        *,
+        capacity: float | None = None,
+        rate_per_s: float | None = None,
+    ) -> float:
         """Take `count` tokens, all or none: 0.0 if granted, else the seconds until they will
-        be available."""
-        if not 1 <= count <= self.capacity:
-            raise ValueError(f"cannot take {count} tokens from buckets of {self.capacity}")
+        be available. `capacity` and `rate_per_s` size this key's bucket, else the defaults."""
+        capacity = self.capacity if capacity is None else capacity
+        rate_per_s = self.rate_per_s if rate_per_s is None else rate_per_s
+        if not 1 <= count <= capacity or rate_per_s <= 0:
+            raise ValueError(
+                f"cannot take {count} tokens from a bucket of {capacity} at {rate_per_s}/s"
+            )
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = _Bucket(self.capacity, now)
+            bucket = _Bucket(capacity, now)
             self._buckets[key] = bucket
             if len(self._buckets) > self._max_tracked:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
             elapsed = max(0.0, now - bucket.updated)
-            bucket.tokens = min(self.capacity, bucket.tokens + elapsed * self.rate_per_s)
+            bucket.tokens = min(capacity, bucket.tokens + elapsed * rate_per_s)
             bucket.updated = now
         if bucket.tokens >= count:
             bucket.tokens -= count
             return 0.0
-        return (count - bucket.tokens) / self.rate_per_s
+        return (count - bucket.tokens) / rate_per_s
 
 
 def retry_after_header(wait_s: float) -> int:

@@ -16,7 +16,8 @@ from benchmarks.load_client import (
     classify,
     split_spec,
 )
-from cdn_edge.key_service import KEY_BURST, KEY_RATE_PER_S
+from benchmarks.rate_mode import key_budget
+from cdn_edge.key_budget import LISTENER_BUDGET, session_key_budget
 from cdn_edge.rate_limit import TokenBuckets
 
 
@@ -29,21 +30,27 @@ class ManualClock:
 
 
 def test_the_pool_never_hands_out_a_url_the_edge_would_refuse():
+    # Each URL is a session of its own listener, on a track of 60 s (the fastest refill):
+    # the edge's session budget is at least its margin, and its listener's.
     clock = ManualClock()
-    edge = TokenBuckets(KEY_BURST, KEY_RATE_PER_S, clock)
+    session = session_key_budget((), 60.0)
+    sessions = TokenBuckets(session.capacity, session.refill_per_s, clock)
+    listeners = TokenBuckets(LISTENER_BUDGET.capacity, LISTENER_BUDGET.refill_per_s, clock)
+    budget = key_budget(60.0)
     urls = [f"key-{i}" for i in range(5)]
-    pool = UrlPool(urls, Budget(KEY_BURST, KEY_RATE_PER_S), clock.now)
+    pool = UrlPool(urls, budget, clock.now)
     granted = 0
     for _ in range(4000):  # 40 s at 100 asks a second
         clock.now += 0.01
         taken = pool.take(clock.now)
         if isinstance(taken, str):
-            assert edge.take(taken) == 0.0, f"the edge refused {taken} at {clock.now}"
+            assert sessions.take(taken) == 0.0, f"the session refused {taken} at {clock.now}"
+            assert listeners.take(taken) == 0.0, f"the listener refused {taken} at {clock.now}"
             granted += 1
         else:
             assert taken > clock.now
     # Five bursts and most of 40 s of refill: the margin costs a little, not more.
-    ceiling = 5 * (KEY_BURST + 40 * KEY_RATE_PER_S)
+    ceiling = 5 * (budget.burst + 40 * budget.rate_per_s)
     assert ceiling * 0.9 <= granted <= ceiling
 
 

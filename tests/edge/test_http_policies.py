@@ -115,7 +115,7 @@ def test_token_bucket_takes_many_all_or_none() -> None:
     assert buckets.take("s", 8) == 0.0
     assert buckets.take("s", 5) == pytest.approx(1.5)  # 3 missing at 2 a second; none taken
     assert buckets.take("s", 2) == 0.0
-    with pytest.raises(ValueError, match="cannot take 11"):
+    with pytest.raises(ValueError, match="cannot take 11 tokens from a bucket of 10"):
         buckets.take("s", 11)  # more than a full bucket could ever grant
 
 

@@ -29,11 +29,12 @@ def device(codecs=ALL, **kw) -> DeviceCapabilities:  # type: ignore[no-untyped-d
 @pytest.mark.parametrize(
     ("tier", "dev", "expected"),
     [
-        # Free tier: lossy up to 160 kbit/s; Opus preferred where listed; AAC always present.
+        # Free tier: lossy up to 160 kbit/s; only the codecs listed, Opus preferred; AAC only
+        # for a device that lists no codec known here.
         ("free", device(ALL), ("opus_160", "opus_96", "opus_32", "aac_160", "aac_96")),
         ("free", device(AAC_OPUS), ("opus_160", "opus_96", "opus_32", "aac_160", "aac_96")),
         ("free", device(AAC), ("aac_160", "aac_96")),
-        ("free", device({"opus"}), ("opus_160", "opus_96", "opus_32", "aac_160", "aac_96")),
+        ("free", device({"opus"}), ("opus_160", "opus_96", "opus_32")),
         ("free", device(set()), ("aac_160", "aac_96")),
         # Premium: everything the device decodes, 256 kbit/s AAC and FLAC included.
         (
@@ -78,9 +79,14 @@ def device(codecs=ALL, **kw) -> DeviceCapabilities:  # type: ignore[no-untyped-d
                 "flac",
             ),
         ),
-        # Below every AAC: the lowest AAC stays as the fallback.
-        ("free", device(ALL, max_bitrate_kbps=40), ("opus_32", "aac_96")),
+        # Below a cap, only what fits; below every lossy variant, the lowest of the preferred
+        # codec stays.
+        ("free", device(ALL, max_bitrate_kbps=40), ("opus_32",)),
         ("free", device(AAC, max_bitrate_kbps=8), ("aac_96",)),
+        ("free", device(AAC_OPUS, max_bitrate_kbps=8), ("opus_32",)),
+        ("premium", device({"opus"}, network="cellular"), ("opus_96", "opus_32")),
+        # A device that decodes FLAC alone gets it even on cellular: it can play nothing else.
+        ("premium", device({"flac"}, network="cellular"), ("flac",)),
     ],
 )
 def test_choose_variants(tier, dev, expected) -> None:  # type: ignore[no-untyped-def]
@@ -89,14 +95,20 @@ def test_choose_variants(tier, dev, expected) -> None:  # type: ignore[no-untype
 
 def test_start_variant_is_first_and_lossy() -> None:
     # FLAC sorts last even when it is the best the device can do.
-    chosen = choose_variants("premium", device({"flac"}), LADDER)
+    chosen = choose_variants("premium", device({"aac", "flac"}), LADDER)
     assert chosen[0] == "aac_256"
     assert chosen[-1] == "flac"
+    # A device that decodes FLAC alone gets FLAC alone.
+    assert choose_variants("premium", device({"flac"}), LADDER) == ("flac",)
 
 
 def test_nothing_playable_is_empty() -> None:
     opus_only = tuple(o for o in LADDER if o.codec == "opus")
     assert choose_variants("free", device(AAC), opus_only) == ()
+    # An Opus-only device is not handed AAC when the track has no Opus: it could not play it.
+    aac_only = tuple(o for o in LADDER if o.codec == "aac")
+    assert choose_variants("free", device({"opus"}), aac_only) == ()
+    assert choose_variants("free", device({"flac"}), LADDER) == ()  # FLAC is premium
 
 
 @pytest.mark.parametrize(
@@ -160,9 +172,16 @@ def test_properties(dev: DeviceCapabilities) -> None:
     for tier, chosen in (("free", free), ("premium", premium)):
         offers = [o for o in LADDER if o.name in chosen]
         assert all(is_entitled(o, tier) for o in offers)  # type: ignore[arg-type]
-        assert any(o.codec == "aac" for o in offers)  # the fallback is always there
+        # Only codecs the device listed; AAC alone for a device that listed none.
+        assert {o.codec for o in offers} <= (dev.codecs or {"aac"})
         assert len(set(chosen)) == len(chosen)
-        assert next(o for o in LADDER if o.name == chosen[0]).bitrate_kbps is not None
+        if any(o.bitrate_kbps is not None for o in offers):
+            assert next(o for o in LADDER if o.name == chosen[0]).bitrate_kbps is not None
+        lossy_codecs = dev.codecs - {"flac"} if dev.codecs else {"aac"}
+        if lossy_codecs:
+            assert any(o.bitrate_kbps is not None for o in offers)  # never capped to nothing
+        elif tier == "premium":
+            assert chosen == ("flac",)
     # Paying never takes a variant away.
     assert set(free) <= set(premium)
 

@@ -26,7 +26,7 @@ async def test_metrics_exposition(
 ) -> None:
     doc = await open_session("free")
     await client.get(path_of(settings, doc["playlist_url"]))
-    await client.get("/v1/keys/v1-free-0")  # refused: no token
+    await client.get("/v1/seg/trk1/v1/aac_96/seg_00000.m4s")  # refused: no token
     response = await client.get("/metrics")
     assert response.status == 200
     assert response.content_type == "text/plain"

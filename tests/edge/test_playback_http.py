@@ -9,9 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import m3u8
 
-from cdn_edge.key_service import KEY_BURST
-from cdn_edge.playback_tokens import KEY_TOKEN_TTL_S
-from cdn_edge.state import METRICS
+from cdn_edge.state import CATALOG, CLOCK, KEYS, METRICS, TOKENS
 from drm import decrypt_segment
 from manifests import lint_media, lint_multivariant, parse_media, parse_multivariant
 from streamer.settings import Settings
@@ -75,38 +73,25 @@ async def test_free_session_refused_premium_key_even_with_an_edited_url(
     doc = await open_session("free")
     text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_160"))
     key_uri = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
-    assert "/v1/keys/v1-free-0?" in key_uri
+    session_token = doc["playlist_url"].split("/")[-2]
+    assert key_uri.endswith(f"/v1/keys/{session_token}/v1-free-0")
     edited = key_uri.replace("v1-free-0", "v1-premium-0")
     response = await client.get(path_of(settings, edited))
     assert response.status == 403
-    assert (await response.json())["error"] == "token_mismatch"
-    guessed = key_uri.split("?")[0].replace("v1-free-0", "v1-premium-0")
-    response = await client.get(path_of(settings, guessed))
-    assert response.status == 401
-    assert (await response.json())["error"] == "unauthorized"
+    assert (await response.json())["error"] == "not_entitled"
+    # Keys of another version, or not keys at all, are not there; no token, no key.
+    for other in ("v2-free-0", "v1-free-99", "..", "v1-free-0%2F..%2Fx"):
+        response = await client.get(path_of(settings, key_uri.replace("v1-free-0", other)))
+        assert response.status in (400, 404), other
+    response = await client.get("/v1/keys/v1-free-0")
+    assert response.status == 404
     # Nor the premium media playlist, asked for by name.
     response = await client.get(path_of(settings, media_url(doc["playlist_url"], "flac")))
     assert response.status == 403
     assert (await response.json())["error"] == "not_entitled"
     metrics = client.app[METRICS]  # type: ignore[index]
-    assert metrics.refusals.labels("token_mismatch")._value.get() == 1
-    assert metrics.refusals.labels("not_entitled")._value.get() == 1
-
-
-async def test_free_token_for_a_premium_key_is_refused_by_tier(
-    client: Client, open_session: OpenSession, settings: Settings
-) -> None:
-    # Even a genuine key token minted for a premium key (say, by a bug) opens nothing free.
-    doc = await open_session("free")
-    from cdn_edge.state import TOKENS
-
-    tokens = client.app[TOKENS]  # type: ignore[index]
-    session_token = doc["playlist_url"].split("/")[-2]
-    claims = tokens.verify_session(session_token, 1_700_000_000)
-    token = tokens.sign_key(claims, "v1-premium-0", 1_700_000_000)
-    response = await client.get(f"/v1/keys/v1-premium-0?t={token}")
-    assert response.status == 403
-    assert (await response.json())["error"] == "not_entitled"
+    assert metrics.refusals.labels("not_entitled")._value.get() == 2
+    assert metrics.keys_issued.labels("premium")._value.get() == 0
 
 
 async def test_premium_session_gets_premium_keys(
@@ -128,37 +113,41 @@ async def test_expired_and_forged_tokens_get_401(
     doc = await open_session("free")
     text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
     key_uri = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
-    forged = key_uri[:-3] + ("AAA" if not key_uri.endswith("AAA") else "BBB")
-    response = await client.get(path_of(settings, forged))
+    session_token = doc["playlist_url"].split("/")[-2]
+    forged_token = session_token[:-3] + ("AAA" if not session_token.endswith("AAA") else "BBB")
+    response = await client.get(path_of(settings, key_uri.replace(session_token, forged_token)))
     assert response.status == 401
     assert (await response.json())["error"] == "token_invalid"
     playlist_forged = doc["playlist_url"].replace("/main.m3u8", "x/main.m3u8")
     assert (await client.get(path_of(settings, playlist_forged))).status == 401
 
-    clock.advance(KEY_TOKEN_TTL_S + 61)
-    response = await client.get(path_of(settings, key_uri))
-    assert response.status == 401
-    assert (await response.json())["error"] == "token_expired"
-    # The media playlist is re-fetchable and carries fresh key tokens.
-    fresh = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
-    fresh_uri = parse_media(fresh).segments[0].key.uri  # type: ignore[union-attr]
-    assert fresh_uri != key_uri
-    assert (await client.get(path_of(settings, fresh_uri))).status == 200
+    # A key URI lives as long as its session: hours into a long pause, the same URI works.
+    clock.advance(3 * 3600)
+    assert (await client.get(path_of(settings, key_uri))).status == 200
+    again = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
+    assert parse_media(again).segments[0].key.uri == key_uri  # type: ignore[union-attr]
 
     clock.advance(doc["expires_in_s"])
-    response = await client.get(path_of(settings, doc["playlist_url"]))
-    assert response.status == 401
-    assert (await response.json())["error"] == "token_expired"
-    assert "#EXTM3U" not in await response.text()
+    for url in (doc["playlist_url"], key_uri):
+        response = await client.get(path_of(settings, url))
+        assert response.status == 401
+        assert (await response.json())["error"] == "token_expired"
+        assert "#EXTM3U" not in await response.text()
 
 
-async def test_keys_are_rate_limited_per_session(
-    client: Client, open_session: OpenSession, settings: Settings
+async def test_keys_are_limited_per_session(
+    client: Client, open_session: OpenSession, settings: Settings, track: BuiltTrack
 ) -> None:
     doc = await open_session("free")
     text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
     key_path = path_of(settings, parse_media(text).segments[0].key.uri)  # type: ignore[union-attr]
-    for _ in range(KEY_BURST):
+    session = client.app[TOKENS].verify_session(  # type: ignore[index]
+        doc["playlist_url"].split("/")[-2],
+        int(client.app[CLOCK]()),  # type: ignore[index]
+    )
+    published = await client.app[CATALOG].current("trk1")  # type: ignore[index]
+    budget = client.app[KEYS].session_budget(published, session)  # type: ignore[index]
+    for _ in range(budget.capacity):
         assert (await client.get(key_path)).status == 200
     response = await client.get(key_path)
     assert response.status == 429

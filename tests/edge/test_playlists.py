@@ -19,6 +19,7 @@ from tests.edge.builders import build_track
 NOW = 1_700_000_000
 BASE = "https://edge.example.com"
 TOKENS = PlaybackTokens(b"p" * 32)
+TOKEN = "session-token"  # the playlist URL's; playlists copy it into key URIs
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ PREMIUM = session("premium", ("opus_160", "aac_256", "aac_160", "aac_96", "flac"
 
 
 def test_multivariant_lists_only_the_session_variants(published: PublishedTrack) -> None:
-    text = PlaylistBuilder(BASE, TOKENS).multivariant(published, FREE, NOW)
+    text = PlaylistBuilder(BASE, TOKENS).multivariant(published, FREE, TOKEN)
     parsed = parse_multivariant(text)
     assert lint_multivariant(parsed) == []
     assert [v.uri for v in parsed.variants] == [f"{n}.m3u8" for n in FREE.variants]
@@ -45,8 +46,8 @@ def test_multivariant_lists_only_the_session_variants(published: PublishedTrack)
     assert parsed.variants[0].average_bandwidth == first.average_bandwidth
     assert parsed.independent_segments
     assert "aac_256" not in text and "flac" not in text and "premium" not in text
-    # Session keys: the first free key, once, with a key token.
-    assert [k.uri.split("?")[0] for k in parsed.session_keys] == [f"{BASE}/v1/keys/v1-free-0"]
+    # Session keys: the first free key, once, under the session's token.
+    assert [k.uri for k in parsed.session_keys] == [f"{BASE}/v1/keys/{TOKEN}/v1-free-0"]
     data = {d.data_id: d.value for d in parsed.session_data}
     assert data[f"{LOUDNESS_DATA_ID}.gain-db"] == "-4.50"
     assert data[f"{LOUDNESS_DATA_ID}.target-lufs"] == "-14.0"
@@ -57,8 +58,10 @@ def test_multivariant_lists_only_the_session_variants(published: PublishedTrack)
 
 
 def test_premium_multivariant_preloads_both_key_tiers(published: PublishedTrack) -> None:
-    parsed = parse_multivariant(PlaylistBuilder(BASE, TOKENS).multivariant(published, PREMIUM, NOW))
-    assert {k.uri.split("?")[0].rsplit("/", 1)[1] for k in parsed.session_keys} == {
+    parsed = parse_multivariant(
+        PlaylistBuilder(BASE, TOKENS).multivariant(published, PREMIUM, TOKEN)
+    )
+    assert {k.uri.rsplit("/", 1)[1] for k in parsed.session_keys} == {
         "v1-free-0",
         "v1-premium-0",
     }
@@ -67,7 +70,7 @@ def test_premium_multivariant_preloads_both_key_tiers(published: PublishedTrack)
 
 def test_media_playlist(published: PublishedTrack) -> None:
     builder = PlaylistBuilder(BASE, TOKENS)
-    text = builder.media(published, FREE, "aac_160", NOW)
+    text = builder.media(published, FREE, TOKEN, "aac_160", NOW)
     parsed = parse_media(text)
     assert lint_media(parsed) == []
     rendition = published.renditions["aac_160"]
@@ -92,8 +95,8 @@ def test_media_playlist(published: PublishedTrack) -> None:
         assert key is not None and key.method == "AES-128" and key.iv is None
         assert iv == bytes.fromhex(record.iv_hex)
         kid = record.key_id
-        assert key.uri == f"{BASE}/v1/keys/{kid}?t={TOKENS.sign_key(FREE, kid, NOW)}"
-    assert [s.key.uri.split("?")[0][-1] for s in parsed.segments if s.key] == list("012")
+        assert key.uri == f"{BASE}/v1/keys/{TOKEN}/{kid}"
+    assert [s.key.uri[-1] for s in parsed.segments if s.key] == list("012")
     loaded = m3u8.loads(text)
     assert loaded.is_endlist and loaded.playlist_type == "vod"
     assert len(loaded.segments) == 5 and loaded.target_duration == 6
@@ -102,7 +105,7 @@ def test_media_playlist(published: PublishedTrack) -> None:
 
 def test_tracks_published_with_random_ivs_name_every_iv(ring: KeyRing) -> None:
     legacy = PublishedTrack(build_track(ring, segments=5, rotation=2, random_ivs=True).record)
-    parsed = parse_media(PlaylistBuilder(BASE, TOKENS).media(legacy, FREE, "aac_160", NOW))
+    parsed = parse_media(PlaylistBuilder(BASE, TOKENS).media(legacy, FREE, TOKEN, "aac_160", NOW))
     assert lint_media(parsed) == []
     records = legacy.renditions["aac_160"].segments
     assert parsed.media_sequence == 0
@@ -112,23 +115,30 @@ def test_tracks_published_with_random_ivs_name_every_iv(ring: KeyRing) -> None:
         assert segment.key.uri is not None and record.key_id in segment.key.uri
 
 
-def test_key_uris_match_between_multivariant_and_media(published: PublishedTrack) -> None:
+def test_one_key_has_one_uri_in_all_of_a_sessions_playlists(published: PublishedTrack) -> None:
+    # Players cache keys by URI: a switch between renditions of a tier, or a playlist
+    # fetched hours later, must name the keys the player already holds.
     builder = PlaylistBuilder(BASE, TOKENS)
-    session_keys = parse_multivariant(builder.multivariant(published, FREE, NOW)).session_keys
-    media = parse_media(builder.media(published, FREE, "opus_160", NOW + 10))
-    # Same minute, same token: a preloaded key is the key the media playlist names.
-    assert media.segments[0].key is not None
-    assert session_keys[0].uri == media.segments[0].key.uri
+    session_keys = parse_multivariant(builder.multivariant(published, FREE, TOKEN)).session_keys
+    uris: dict[str, set[str]] = {}
+    for offset, rendition in enumerate(FREE.variants):
+        media = parse_media(builder.media(published, FREE, TOKEN, rendition, NOW + 3000 * offset))
+        for key, _ in media.segment_keys():
+            assert key is not None and key.uri is not None
+            uris.setdefault(key.uri.rsplit("/", 1)[1], set()).add(key.uri)
+    assert sorted(uris) == ["v1-free-0", "v1-free-1", "v1-free-2"]
+    assert all(len(spellings) == 1 for spellings in uris.values())
+    assert session_keys[0].uri in uris["v1-free-0"]
 
 
 def test_templates_are_reused_and_tokens_refreshed(published: PublishedTrack) -> None:
     builder = PlaylistBuilder(BASE, TOKENS)
-    first = builder.media(published, FREE, "aac_96", NOW)
-    assert builder.media(published, FREE, "aac_96", NOW) == first
+    first = builder.media(published, FREE, TOKEN, "aac_96", NOW)
+    assert builder.media(published, FREE, TOKEN, "aac_96", NOW) == first
     other = dataclasses.replace(FREE, session_id="sid2")
-    assert builder.media(published, other, "aac_96", NOW) != first
-    assert builder.media(published, FREE, "aac_96", NOW + 600) != first
-    assert len(builder._templates) == 1  # one template serves every session and minute
+    assert builder.media(published, other, "other-token", "aac_96", NOW) != first
+    assert builder.media(published, FREE, TOKEN, "aac_96", NOW + 2 * 3600) != first
+    assert len(builder._templates) == 1  # one template serves every session and window
 
 
 @pytest.mark.parametrize("rendition", ["aac_256", "flac"])
@@ -136,18 +146,18 @@ def test_free_session_cannot_get_premium_media_playlists(
     published: PublishedTrack, rendition: str
 ) -> None:
     with pytest.raises(NotEntitled):
-        PlaylistBuilder(BASE, TOKENS).media(published, FREE, rendition, NOW)
+        PlaylistBuilder(BASE, TOKENS).media(published, FREE, TOKEN, rendition, NOW)
 
 
 def test_unknown_or_unoffered_rendition(published: PublishedTrack) -> None:
     builder = PlaylistBuilder(BASE, TOKENS)
     with pytest.raises(NotFound):
-        builder.media(published, FREE, "mp3_320", NOW)
+        builder.media(published, FREE, TOKEN, "mp3_320", NOW)
     aac_only = session("free", ("aac_160", "aac_96"))
     with pytest.raises(NotFound, match="not offered"):
-        builder.media(published, aac_only, "opus_96", NOW)
+        builder.media(published, aac_only, TOKEN, "opus_96", NOW)
 
 
 def test_template_fill() -> None:
-    template = Template.split("a~s~b~k0~c~k1~d~s~", ("x", "y"))
-    assert template.fill("S", ("K0", "K1")) == "aSbK0cK1dS"
+    template = Template.split("a~s~b~t~c~t~d~s~")
+    assert template.fill("T", "S") == "aSbTcTdS"

@@ -19,7 +19,6 @@ from cdn_edge.listener_auth import (
 )
 from cdn_edge.negotiation import Listener
 from cdn_edge.playback_tokens import (
-    KEY_TOKEN_TTL_S,
     SEGMENT_WINDOW_S,
     PlaybackTokens,
     SessionClaims,
@@ -160,34 +159,15 @@ def test_session_token_round_trips() -> None:
 
 
 def test_token_kinds_do_not_cross() -> None:
-    key_token = TOKENS.sign_key(SESSION, "v1-free-0", NOW)
     segment_token = TOKENS.sign_segment(SESSION, 240.0, NOW)
     session_token = TOKENS.sign_session(SESSION)
     with pytest.raises(TokenClaimMismatch):
-        TOKENS.verify_session(key_token, NOW)
-    with pytest.raises(TokenClaimMismatch):
-        TOKENS.verify_key(segment_token, "v1-free-0", NOW)
+        TOKENS.verify_session(segment_token, NOW)
     with pytest.raises(TokenClaimMismatch):
         TOKENS.verify_segment(session_token, "trk1", "v1", NOW)
 
 
-def test_key_token_is_bound_to_its_key_and_short_lived() -> None:
-    token = TOKENS.sign_key(SESSION, "v1-free-0", NOW)
-    claims = TOKENS.verify_key(token, "v1-free-0", NOW)
-    assert (claims.session_id, claims.tier, claims.track_id) == ("sid1", "free", "trk1")
-    with pytest.raises(TokenClaimMismatch) as info:
-        TOKENS.verify_key(token, "v1-premium-0", NOW)
-    assert info.value.http_status == 403
-    assert KEY_TOKEN_TTL_S <= claims.expires_at - NOW <= KEY_TOKEN_TTL_S + 60
-    with pytest.raises(TokenExpired):
-        TOKENS.verify_key(token, "v1-free-0", claims.expires_at)
-
-
 def test_tokens_are_stable_within_their_step() -> None:
-    minute = NOW - NOW % 60
-    assert TOKENS.sign_key(SESSION, "k-0", minute + 1) == TOKENS.sign_key(
-        SESSION, "k-0", minute + 59
-    )
     hour = NOW - NOW % SEGMENT_WINDOW_S
     assert TOKENS.sign_segment(SESSION, 240.0, hour) == TOKENS.sign_segment(
         SESSION, 240.0, hour + SEGMENT_WINDOW_S - 2

@@ -37,7 +37,7 @@ def published(ring: KeyRing) -> PublishedTrack:
 
 def steered(published: PublishedTrack, first: str = "cdn-a", token: str = TOKEN) -> str:
     builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
-    return builder.multivariant(published, SESSION, NOW, session_token=token, first_pathway=first)
+    return builder.multivariant(published, SESSION, token, first_pathway=first)
 
 
 def test_every_variant_once_per_pathway(published: PublishedTrack) -> None:
@@ -83,28 +83,24 @@ def test_templates_per_first_pathway_shared_by_sessions(published: PublishedTrac
     builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
     other = dataclasses.replace(SESSION, session_id="sid2")
     other_token = TOKENS.sign_session(other)
-    a = builder.multivariant(published, SESSION, NOW, session_token=TOKEN, first_pathway="cdn-a")
-    b = builder.multivariant(
-        published, other, NOW, session_token=other_token, first_pathway="cdn-a"
-    )
+    a = builder.multivariant(published, SESSION, TOKEN, first_pathway="cdn-a")
+    b = builder.multivariant(published, other, other_token, first_pathway="cdn-a")
     assert TOKEN in a and other_token not in a and other_token in b
-    assert a.replace(TOKEN, "T") != b.replace(other_token, "T")  # key tokens differ too
-    builder.multivariant(published, SESSION, NOW, session_token=TOKEN, first_pathway="cdn-b")
+    assert a.replace(TOKEN, "T") == b.replace(other_token, "T")  # keys too are under the token
+    builder.multivariant(published, SESSION, TOKEN, first_pathway="cdn-b")
     assert len(builder._templates) == 2
 
 
-def test_steered_playlists_need_a_token_and_a_known_pathway(published: PublishedTrack) -> None:
+def test_steered_playlists_need_a_known_pathway(published: PublishedTrack) -> None:
     builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
-    with pytest.raises(ValueError, match="session token"):
-        builder.multivariant(published, SESSION, NOW, first_pathway="cdn-a")
     with pytest.raises(ValueError, match="cdn-z"):
-        builder.multivariant(published, SESSION, NOW, session_token=TOKEN, first_pathway="cdn-z")
+        builder.multivariant(published, SESSION, TOKEN, first_pathway="cdn-z")
 
 
 def test_one_pathway_means_no_steering(published: PublishedTrack) -> None:
     builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS[:1])
     assert not builder.steered
-    parsed = parse_multivariant(builder.multivariant(published, SESSION, NOW))
+    parsed = parse_multivariant(builder.multivariant(published, SESSION, TOKEN))
     assert parsed.content_steering is None
     assert [v.uri for v in parsed.variants] == [f"{n}.m3u8" for n in SESSION.variants]
 
@@ -113,7 +109,7 @@ def test_media_playlist_segments_follow_the_pathway_keys_stay_on_the_edge(
     published: PublishedTrack,
 ) -> None:
     builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
-    media = parse_media(builder.media(published, SESSION, "aac_160", NOW))
+    media = parse_media(builder.media(published, SESSION, TOKEN, "aac_160", NOW))
     assert lint_media(media) == []
     for pathway in PATHWAYS:
         playlist_url = f"{pathway.base_url}/v1/play/{TOKEN}/aac_160.m3u8"
@@ -122,7 +118,7 @@ def test_media_playlist_segments_follow_the_pathway_keys_stay_on_the_edge(
             assert url.startswith(f"{pathway.base_url}/v1/seg/trk1/v1/aac_160/seg_"), url
             if segment.key is not None:
                 assert segment.key.uri is not None
-                assert segment.key.uri.startswith(f"{BASE}/v1/keys/")
+                assert segment.key.uri.startswith(f"{BASE}/v1/keys/{TOKEN}/")
         assert media.segments[0].map is not None
         init = urljoin(playlist_url, media.segments[0].map.uri)
         assert init.startswith(f"{pathway.base_url}/v1/seg/trk1/v1/aac_160/init.mp4?s=")

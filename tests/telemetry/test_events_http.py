@@ -105,8 +105,8 @@ async def test_auth_failures(
     response = await post(wrong, events)
     assert response.status == 403
     assert (await response.json())["error"] == "token_mismatch"
-    key_token = pb.key.split("?t=")[1]  # a valid token, of another kind
-    response = await post(dataclasses.replace(pb, token=key_token), events)
+    segment_token = pb.segments[0].split("?s=")[1].split("&")[0]  # valid, of another kind
+    response = await post(dataclasses.replace(pb, token=segment_token), events)
     assert response.status == 403
     forged = pb.token[:-4] + ("AAAA" if not pb.token.endswith("AAAA") else "BBBB")
     assert (await post(dataclasses.replace(pb, token=forged), events)).status == 401
