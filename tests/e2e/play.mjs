@@ -8,7 +8,8 @@
 // case, default 60000), chromium (default /usr/bin/chromium), screenshotDir (optional: a PNG of
 // each page when done), allowOrigins (more origins the pages may reach, e.g. a second CDN
 // pathway), endPlayback (call the page's window.stopPlayback() when done: it reports the end),
-// afterSignalSeconds (see below). All cases play at once, each in its own browser context.
+// afterSignalSeconds (see below), exercise (see below). All cases play at once, each in its own
+// browser context.
 // Requests to any origin but the cases' own and allowOrigins are aborted and reported.
 //
 // With afterSignalSeconds, each case that reaches minSeconds prints a line
@@ -16,6 +17,11 @@
 // changes the world meanwhile, e.g. stops a server); then it must play afterSignalSeconds
 // more (within timeoutMs), and its result has "signal": {currentTime, bufferedEnd, requests,
 // errors} as of then.
+//
+// With exercise {switchEverySeconds, seekTo: [seconds, ...], playAfterSeekSeconds}, a case that
+// reached minSeconds then switches hls.js to the next level every switchEverySeconds of wall
+// time, and seeks to each of seekTo in turn, playing playAfterSeekSeconds from each; its result
+// has "exercise": {switches, seeks} (the levels forced and the positions reached).
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -27,13 +33,14 @@ const cases = config.cases || [];
 const minSeconds = config.minSeconds ?? 10;
 const timeoutMs = config.timeoutMs ?? 60000;
 const afterSignalSeconds = config.afterSignalSeconds ?? null;
+const exercise = config.exercise ?? null;
 const origins = new Set([
   ...cases.map((c) => new URL(c.url).origin),
   ...(config.allowOrigins || []).map((o) => new URL(o).origin),
 ]);
 
 // The whole run is bounded even if Chromium hangs: exit with what we know.
-const runMs = (afterSignalSeconds === null ? 1 : 2) * timeoutMs + 30000;
+const runMs = (afterSignalSeconds === null && exercise === null ? 1 : 2) * timeoutMs + 30000;
 const watchdog = setTimeout(() => {
   console.log(JSON.stringify({ error: `play.mjs gave up after ${runMs} ms` }));
   process.exit(3);
@@ -112,6 +119,7 @@ async function play({ name, url }) {
   const started = Date.now();
   let outcome = "played";
   let signal = null;
+  let exercised = null;
   const reach = (min) =>
     page.waitForFunction(
       (m) => {
@@ -141,6 +149,7 @@ async function play({ name, url }) {
       };
       if (!now.fatalError) await reach(now.currentTime + afterSignalSeconds);
     }
+    if (exercise !== null) exercised = await exercisePlayer(page, exercise);
     if (config.endPlayback) await page.evaluate(() => window.stopPlayback());
   } catch (e) {
     outcome = `timeout: ${String(e).split("\n")[0]}`;
@@ -173,8 +182,45 @@ async function play({ name, url }) {
   await context.close();
   return {
     name, outcome, seconds: (Date.now() - started) / 1000,
-    state, media, requests, signal, failed, pageErrors, blocked,
+    state, media, requests, signal, exercise: exercised, failed, pageErrors, blocked,
   };
+}
+
+// Forces a level switch every `switchEverySeconds` while playing `playAfterSeekSeconds` from
+// each position of `seekTo`, as a listener dragging the seek bar on a flaky network would.
+async function exercisePlayer(page, { switchEverySeconds, seekTo, playAfterSeekSeconds }) {
+  const switches = [];
+  const seeks = [];
+  const switchNow = () => page.evaluate(() => {
+    const hls = window.playerHls;
+    const next = (hls.currentLevel + 1) % hls.levels.length;
+    hls.nextLevel = next;  // switch at the next fragment boundary, flushing what is ahead
+    return next;
+  });
+  // The element's own clock: playerState's lags a seek back by a timeupdate.
+  const playedTo = (target) =>
+    page.waitForFunction(
+      (t) => {
+        const a = document.getElementById("audio");
+        const s = window.playerState;
+        return (s && s.fatalError) || (!a.seeking && a.currentTime >= t);
+      },
+      target,
+      { timeout: timeoutMs, polling: 250 },
+    );
+  const timer = setInterval(() => {
+    switchNow().then((level) => switches.push(level), () => {});
+  }, switchEverySeconds * 1000);
+  try {
+    for (const position of seekTo) {
+      await page.evaluate((p) => { document.getElementById("audio").currentTime = p; }, position);
+      await playedTo(position + playAfterSeekSeconds);
+      seeks.push(await page.evaluate(() => document.getElementById("audio").currentTime));
+    }
+  } finally {
+    clearInterval(timer);
+  }
+  return { switches, seeks };
 }
 
 let results;

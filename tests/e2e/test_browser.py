@@ -111,12 +111,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(base_url, data_dir, tokens)
 
 
-def _play(cases: list[dict[str, str]]) -> dict[str, Any]:
+def play_in_chromium(
+    cases: list[dict[str, str]],
+    *,
+    min_seconds: float = MIN_PLAYED_S,
+    timeout_s: float = PLAY_TIMEOUT_S,
+    run_timeout_s: float | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run tests/e2e/play.mjs on `cases`; `options` are its other PLAY_CONFIG keys."""
     config = {
         "cases": cases,
-        "minSeconds": MIN_PLAYED_S,
-        "timeoutMs": int(PLAY_TIMEOUT_S * 1000),
+        "minSeconds": min_seconds,
+        "timeoutMs": int(timeout_s * 1000),
         "chromium": str(CHROMIUM),
+        **options,
     }
     done = subprocess.run(
         ["node", str(DRIVER)],
@@ -124,7 +133,7 @@ def _play(cases: list[dict[str, str]]) -> dict[str, Any]:
         env={**os.environ, "PLAY_CONFIG": json.dumps(config)},
         capture_output=True,
         text=True,
-        timeout=PLAY_TIMEOUT_S + 40,
+        timeout=run_timeout_s or timeout_s + 40,
     )
     assert done.returncode == 0, f"play.mjs exited {done.returncode}: {done.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -157,7 +166,7 @@ def test_hls_js_plays_aac_opus_and_flac_sessions(server: Server) -> None:
         return f"{server.base_url}/?{urlencode(params)}"
 
     keys_before = _keys_issued(server.base_url)
-    report = _play([{"name": c.name, "url": page_url(c)} for c in CASES])
+    report = play_in_chromium([{"name": c.name, "url": page_url(c)} for c in CASES])
     results = {r["name"]: r for r in report["results"]}
     summary = json.dumps(report, indent=1)[:6000]
 

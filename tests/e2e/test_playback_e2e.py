@@ -270,14 +270,13 @@ async def test_free_listener_cannot_edit_urls_into_premium(
     for name in sorted(PREMIUM_ONLY):
         await player.get(urljoin(free_main, f"{name}.m3u8"), status=403)
 
-    # Swap the key id in a key URL: the key token names its key; and the premium key ids are
-    # not in any free playlist, but follow a visible pattern (version-tier-period).
+    # Swap the key id in a key URL: the session's tier is in its token; and the premium key
+    # ids are not in any free playlist, but follow a visible pattern (version-tier-period).
     free_key_url = urljoin(free_media_url, free_media.segments[0].key.uri)
     await player.get(free_key_url)
     premium_key_ids = sorted(k.key_id for k in ingested.record.keys if k.tier == "premium")
     for key_id in premium_key_ids:
-        head = free_key_url.split("?")[0].rsplit("/", 1)[0]
-        edited = f"{head}/{key_id}?t={query(free_key_url, 't')}"
+        edited = f"{free_key_url.rsplit('/', 1)[0]}/{key_id}"
         await player.get(edited, status=403)
 
     # Reuse a premium session's segment URLs with the free session's signature.
