@@ -1,4 +1,4 @@
-"""hls.js plays a long track through rendition switches and seeks without a network error.
+"""hls.js and ffmpeg play a long track through switches, seeks and every rendition, no 429.
 
 A 7 min 20 s master (48 kHz, 24-bit WAV) is ingested with default settings: a key per 10
 segments, so about eight key periods per tier. Each session is played in Chromium with a
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -133,4 +135,66 @@ def test_hls_js_switches_and_seeks_through_a_long_track(long_track: LongTrack) -
         # Each key of the session fetched at most once: its URI is the same in every playlist.
         entitled = ("free",) if result["name"] == "free" else ("free", "premium")
         assert 1 <= result["requests"]["keys"] <= sum(key_periods[t] for t in entitled), summary
+    assert _refusals(long_track.base_url).get("rate_limited", 0) == 0
+
+
+def _open_session(long_track: LongTrack, tier: str, codecs: list[str]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{long_track.base_url}/v1/sessions",
+        data=json.dumps({"track_id": TRACK_ID, "device": {"codecs": codecs}}).encode(),
+        headers={
+            "Authorization": f"Bearer {long_track.tokens[tier]}",
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        doc: dict[str, Any] = json.load(response)
+    return doc
+
+
+def test_ffmpeg_pulls_every_rendition_of_one_session(long_track: LongTrack, tmp_path: Path) -> None:
+    # ffmpeg as an HLS client, one process per rendition, all of one premium session at once:
+    # each fetches every key of its rendition, and every rendition must decode in full.
+    doc = _open_session(long_track, "premium", ["mp4a.40.2", "opus", "fLaC"])
+    base = doc["playlist_url"].rsplit("/", 1)[0]
+    assert len(doc["variants"]) == 7
+    pulls = {
+        name: subprocess.Popen(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-i",
+                f"{base}/{name}.m3u8",
+                "-c",
+                "copy",
+                "-y",
+                str(tmp_path / f"{name}.mkv"),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in doc["variants"]
+    }
+    for name, pull in pulls.items():
+        _, stderr = pull.communicate(timeout=180)
+        assert pull.returncode == 0 and "HTTP error" not in stderr, f"{name}: {stderr[-2000:]}"
+        probe = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+                str(tmp_path / f"{name}.mkv"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert float(probe.stdout) == pytest.approx(MASTER_S, abs=1.0), name
     assert _refusals(long_track.base_url).get("rate_limited", 0) == 0
