@@ -220,7 +220,7 @@ _JS_VARS = (
     "streamer_object_path",
     "streamer_cmsd_static",
     "streamer_cmsd_dynamic",
-    "streamer_s3_date",
+    "streamer_s3_stamp",
 )
 
 # Refusals the tier answers itself, in the Python edge's JSON shape (middleware.json_error).
@@ -312,6 +312,7 @@ def _http_head(config: NginxTierConfig) -> list[str]:
     lines += [f"js_var ${name};" for name in _JS_VARS]
     if config.s3 is not None:
         lines.append("js_set $streamer_s3_authorization streamer_tier.s3Authorization;")
+        lines.append("js_set $streamer_s3_date streamer_tier.s3Date;")
     lines += [
         "",
         # Tokens travel in these paths: the log keeps the route and drops the token.
@@ -422,7 +423,7 @@ def _s3_origin(config: NginxTierConfig) -> list[str]:
         'proxy_set_header Connection "";',
         f"proxy_set_header Host {s3.endpoint};",
         "proxy_set_header Range $slice_range;",
-        # The signature is computed first and stores the x-amz-date it signed.
+        # Both share one timestamp per request (s3Date), whichever nginx evaluates first.
         "proxy_set_header Authorization $streamer_s3_authorization;",
         "proxy_set_header x-amz-date $streamer_s3_date;",
         "proxy_set_header x-amz-content-sha256 "

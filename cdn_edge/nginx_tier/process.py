@@ -82,12 +82,15 @@ def workers_user(config: NginxTierConfig) -> NginxTierConfig:
     """`config` with `user` set when we run as root and none was given.
 
     A root master would run workers as nobody, who may not read the object store's files
-    (they sit under a data directory that may be 0700). Workers run as the owner of the
-    objects root (or of the prefix, for S3) instead: whoever the store writes as.
+    (they sit under a data directory that may be 0700), nor reach the S3 cache under the
+    prefix. Workers run as the owner of the objects root (or of the prefix's nearest existing
+    directory, for S3) instead: whoever the store writes as.
     """
     if config.user is not None or os.geteuid() != 0:
         return config
     owned = config.objects_root if config.objects_root is not None else config.prefix
+    while not owned.exists() and owned != owned.parent:
+        owned = owned.parent
     return replace(config, user=pwd.getpwuid(owned.stat().st_uid).pw_name)
 
 
