@@ -1,0 +1,87 @@
+"""The nginx tier's access log: one JSON object per line, one line per request.
+
+The log shipper parses this; the field names are a contract. nginx writes the line with
+`log_format ... escape=json`, so every string is JSON-escaped and a missing value is "".
+
+    field                type    what
+    ts                   number  $msec: the request's end, unix seconds with ms (1700000000.123)
+    status               int     HTTP status sent
+    bytes                int     body bytes sent ($body_bytes_sent)
+    request_time         number  seconds from first byte read to last byte sent (ms resolution)
+    method               string  GET, HEAD, ...
+    uri                  string  the decoded, normalised path with tokens replaced by "-":
+                                 /v1/s/-/aac_160/seg_00001.m4s, /v1/play/-/main.m3u8,
+                                 /v1/steer/-; never the query string
+    route                string  "segment" (served by nginx) or "edge" (proxied to Python)
+    session_id           string  the verified session token's sid; "" unless nginx verified
+                                 a session token (so "" on every proxied request)
+    track_id             string  the token's trk, same condition
+    version              string  the token's ver, same condition
+    tier                 string  "free" or "premium", same condition
+    rendition            string  the rendition in a segment URL that matched the strict form
+    object               string  "init.mp4" or "seg_NNNNN.m4s", same condition
+    cmcd_query           string  the CMCD query argument as sent: still percent-encoded
+                                 (CTA-5004 query mode), "" when absent
+    cmcd_object          string  the CMCD-Object request header, as sent
+    cmcd_request         string  the CMCD-Request request header
+    cmcd_session         string  the CMCD-Session request header
+    cmcd_status          string  the CMCD-Status request header
+    range                string  the Range request header, as sent
+    request_id           string  the X-Request-Id sent back (the caller's if it is 8-64 of
+                                 [A-Za-z0-9_.-], else nginx's $request_id); proxied requests
+                                 pass it to the Python edge, which logs the same id
+    user_agent           string  User-Agent
+    remote_addr          string  the client address
+    connection           int     nginx's connection serial number
+    connection_requests  int     requests so far on that connection (1 for the first)
+
+Each worker buffers its own lines (64 kB, flushed at least every second and on SIGUSR1), so the
+file is in order per worker, not overall: order by `ts` if order matters. Lines are whole: a
+worker writes only complete lines.
+
+A segment delivery is a line with route "segment", a session_id, and status 200 or 206. The
+token never appears: not in `uri`, and no field carries the raw request line or the Referer.
+"""
+
+from __future__ import annotations
+
+LOG_FORMAT_NAME = "streamer_json"
+
+# (field, nginx value, is_number); numbers are written bare, so they must never be empty.
+FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("ts", "$msec", True),
+    ("status", "$status", True),
+    ("bytes", "$body_bytes_sent", True),
+    ("request_time", "$request_time", True),
+    ("method", "$request_method", False),
+    ("uri", "$streamer_log_uri", False),
+    ("route", "$streamer_route", False),
+    ("session_id", "$streamer_session_id", False),
+    ("track_id", "$streamer_track_id", False),
+    ("version", "$streamer_version", False),
+    ("tier", "$streamer_tier", False),
+    ("rendition", "$streamer_rendition", False),
+    ("object", "$streamer_object", False),
+    ("cmcd_query", "$arg_CMCD", False),
+    ("cmcd_object", "$http_cmcd_object", False),
+    ("cmcd_request", "$http_cmcd_request", False),
+    ("cmcd_session", "$http_cmcd_session", False),
+    ("cmcd_status", "$http_cmcd_status", False),
+    ("range", "$http_range", False),
+    ("request_id", "$streamer_request_id", False),
+    ("user_agent", "$http_user_agent", False),
+    ("remote_addr", "$remote_addr", False),
+    ("connection", "$connection", True),
+    ("connection_requests", "$connection_requests", True),
+)
+
+FIELD_NAMES = tuple(name for name, _, _ in FIELDS)
+
+
+def render_log_format() -> str:
+    """The `log_format` directive (http context) that writes `FIELDS` as one JSON object."""
+    parts = []
+    for name, value, number in FIELDS:
+        parts.append(f'"{name}":{value}' if number else f'"{name}":"{value}"')
+    body = ",".join(parts)
+    return f"log_format {LOG_FORMAT_NAME} escape=json '{{{body}}}';"

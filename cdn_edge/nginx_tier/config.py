@@ -1,0 +1,507 @@
+"""The nginx tier's configuration: a frozen dataclass and the pure functions that render it.
+
+nginx is the single public front. It serves `/v1/s/{token}/{rendition}/{file}` itself, after
+the njs gate (`streamer_tier.js`) has verified the session token, from the embedded object
+directory or, as an origin shield, from the S3 server through `proxy_cache`. Everything else
+is proxied to the Python edge. Two files come out of here, both under the prefix directory:
+
+    conf/nginx.conf      the config (no secret in it; may be world-readable)
+    conf/streamer.json   what njs preloads: the playback keys, CMSD values, S3 credentials;
+                         written 0600. nginx's master reads it while parsing the config, as
+                         the user that started it, and workers inherit it in memory, so the
+                         secrets never sit in the config, the environment or a world-readable
+                         file (js_preload_object, njs 0.7.8)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cdn_edge.cmsd import (
+    CmsdDynamic,
+    CmsdStatic,
+    max_suggested_bitrate,
+    render_cmsd_dynamic,
+    render_cmsd_static,
+)
+from cdn_edge.cors import (
+    ALLOW_HEADERS,
+    ALLOW_METHODS,
+    ALLOW_ORIGIN,
+    EXPOSE_HEADERS,
+    PREFLIGHT_MAX_AGE_S,
+)
+from cdn_edge.nginx_tier.access_log_format import LOG_FORMAT_NAME, render_log_format
+from cdn_edge.nginx_tier.errors import TierConfigInvalid
+from streamer.object_store import IMMUTABLE
+
+SCRIPT = Path(__file__).with_name("streamer_tier.js")
+DEBIAN_JS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")  # libnginx-mod-http-js
+SEGMENT_CONTENT_TYPE = "audio/mp4"  # what the Python edge sends (catalog_cache.content_type_for)
+DEFAULT_WORKER_CONNECTIONS = 4096
+DEFAULT_EDGE_KEEPALIVE = 64  # idle connections to the Python edge kept per nginx worker
+DEFAULT_CACHE_BYTES = 10 * 1024**3
+SLICE_BYTES = 1024 * 1024  # most audio segments (100 kB-1 MB) are one slice: one upstream GET
+EDGE_RETRY_AFTER_S = 2  # as the Python edge's 503s (middleware.BACKEND_RETRY_AFTER_S)
+SHUTDOWN_GRACE_S = 10  # SIGQUIT waits this long for slow downloads, then closes them
+_HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
+_SERVER_ID = re.compile(r"[A-Za-z0-9.\-]{1,64}")
+_USER = re.compile(r"[a-z_][a-z0-9_\-]{0,31}")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")  # S3 bucket naming rules
+_REGION = re.compile(r"[a-z0-9\-]{1,32}")
+
+
+@dataclass(frozen=True)
+class S3Origin:
+    """The S3 server nginx shields in production, and its on-disk cache under the prefix."""
+
+    endpoint: str  # "host:port", as Settings.s3_endpoint
+    bucket: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    region: str = "us-east-1"  # versitygw and MinIO accept any region; SigV4 signs it
+    secure: bool = False
+    cache_max_bytes: int = DEFAULT_CACHE_BYTES
+
+    def __post_init__(self) -> None:
+        host, _, port = self.endpoint.rpartition(":")
+        if not _HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+            raise TierConfigInvalid(f"S3 endpoint must be host:port, got {self.endpoint!r}")
+        if not _BUCKET.fullmatch(self.bucket):
+            raise TierConfigInvalid(f"S3 bucket {self.bucket!r} is not a valid bucket name")
+        if not _REGION.fullmatch(self.region):
+            raise TierConfigInvalid(f"S3 region {self.region!r} is not a region name")
+        if not self.access_key or not self.secret_key:
+            raise TierConfigInvalid("S3 origin needs an access key and a secret key")
+        if self.cache_max_bytes < 1024**2:
+            raise TierConfigInvalid(f"S3 cache of {self.cache_max_bytes} bytes; give >= 1 MiB")
+
+
+@dataclass(frozen=True)
+class NginxTierConfig:
+    """What the generated nginx config needs; exactly one of objects_root and s3 is set."""
+
+    prefix: Path  # nginx's own directory: conf/, logs/, tmp/, cache/, nginx.pid
+    edge_upstream: str  # "host:port" of the Python edge, for everything but segments
+    objects_root: Path | None = None  # the local object store's root (data_dir / "objects")
+    s3: S3Origin | None = None
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    worker_processes: int = 1
+    worker_connections: int = DEFAULT_WORKER_CONNECTIONS
+    # None omits `user`: a root master then runs workers as nobody, a non-root one as itself.
+    user: str | None = None
+    server_id: str = "edge"  # CMSD-Dynamic's server identifier
+    js_module: Path = DEBIAN_JS_MODULE
+    script: Path = SCRIPT
+    edge_keepalive: int = DEFAULT_EDGE_KEEPALIVE
+
+    def __post_init__(self) -> None:
+        for name in ("prefix", "script", "js_module"):
+            if not getattr(self, name).is_absolute():
+                raise TierConfigInvalid(
+                    f"{name} must be an absolute path, got {getattr(self, name)}"
+                )
+        if (self.objects_root is None) == (self.s3 is None):
+            raise TierConfigInvalid("give exactly one of objects_root (local) and s3")
+        if self.objects_root is not None and not self.objects_root.is_absolute():
+            raise TierConfigInvalid(f"objects_root must be absolute, got {self.objects_root}")
+        host, _, port = self.edge_upstream.rpartition(":")
+        if not _HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+            raise TierConfigInvalid(f"edge_upstream must be host:port, got {self.edge_upstream!r}")
+        if not _HOST.fullmatch(self.listen_host):
+            raise TierConfigInvalid(f"listen_host {self.listen_host!r} is not a host")
+        if not 0 < self.listen_port < 65536:  # 0 would hide the port nginx picked
+            raise TierConfigInvalid(f"listen_port {self.listen_port} is not 1-65535")
+        if not 1 <= self.worker_processes <= 1024:
+            raise TierConfigInvalid(f"worker_processes {self.worker_processes} is not 1-1024")
+        if not 64 <= self.worker_connections <= 1_000_000:
+            raise TierConfigInvalid(f"worker_connections {self.worker_connections} not 64-1e6")
+        if self.user is not None and not _USER.fullmatch(self.user):
+            raise TierConfigInvalid(f"user {self.user!r} is not a user name")
+        if not _SERVER_ID.fullmatch(self.server_id):
+            raise TierConfigInvalid(f"server_id {self.server_id!r} is not 1-64 of [A-Za-z0-9.-]")
+        if not 1 <= self.edge_keepalive <= 10_000:
+            raise TierConfigInvalid(f"edge_keepalive {self.edge_keepalive} is not 1-10000")
+        for name in ("prefix", "objects_root", "script"):
+            value = getattr(self, name)
+            if value is not None and not _safe_path(value):
+                raise TierConfigInvalid(f"{name} {value} has characters nginx config cannot hold")
+
+    # The layout under the prefix.
+    @property
+    def conf_file(self) -> Path:
+        return self.prefix / "conf" / "nginx.conf"
+
+    @property
+    def njs_settings_file(self) -> Path:
+        return self.prefix / "conf" / "streamer.json"
+
+    @property
+    def access_log(self) -> Path:
+        return self.prefix / "logs" / "access.log"
+
+    @property
+    def error_log(self) -> Path:
+        return self.prefix / "logs" / "error.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.prefix / "nginx.pid"
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.prefix / "tmp"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.prefix / "cache"
+
+
+def _safe_path(path: Path) -> bool:
+    # Paths are written into the config unquoted-safe: no spaces, quotes, ';', '{', '$'.
+    return re.fullmatch(r"[A-Za-z0-9_./\-+@:=,]+", str(path)) is not None
+
+
+def render_njs_settings(config: NginxTierConfig, playback_keys: tuple[bytes, ...]) -> str:
+    """conf/streamer.json: the keys that verify session tokens (newest first), CMSD values and
+    the S3 credentials. Secret: write it 0600."""
+    if not playback_keys:
+        raise TierConfigInvalid("give at least one playback key")
+    s3 = config.s3
+    doc = {
+        "keys": [key.hex() for key in playback_keys],
+        "cmsd": cmsd_values(config.server_id),
+        "s3": None
+        if s3 is None
+        else {
+            "host": s3.endpoint,
+            "bucket": s3.bucket,
+            "region": s3.region,
+            "access_key": s3.access_key,
+            "secret_key": s3.secret_key,
+        },
+    }
+    return json.dumps(doc, sort_keys=True, indent=1) + "\n"
+
+
+def cmsd_values(server_id: str) -> dict[str, object]:
+    """The CMSD header values nginx can know without the track record (see cmsd.py).
+
+    CMSD-Static carries ot/sf/st but not d and br (the edge reads those from the record);
+    CMSD-Dynamic carries mb for free sessions (the tier's ceiling) and njs appends rtt. etp,
+    rd and du are the Python edge's alone (TCP_INFO's mss and its congestion signal).
+    """
+    return {
+        "static_init": render_cmsd_static(CmsdStatic(ot="i")),
+        "static_media": render_cmsd_static(CmsdStatic(ot="a")),
+        "dynamic": {
+            tier: render_cmsd_dynamic(
+                (CmsdDynamic(server=server_id, mb=max_suggested_bitrate(tier)),)
+            )
+            for tier in ("free", "premium")
+        },
+    }
+
+
+# Config rendering: one function per block, joined by render_config.
+
+_JS_VARS = (
+    "streamer_error_body",
+    "streamer_session_id",
+    "streamer_track_id",
+    "streamer_version",
+    "streamer_tier",
+    "streamer_rendition",
+    "streamer_object",
+    "streamer_object_path",
+    "streamer_cmsd_static",
+    "streamer_cmsd_dynamic",
+    "streamer_s3_stamp",
+)
+
+# Refusals the tier answers itself, in the Python edge's JSON shape (middleware.json_error).
+# status -> (named location, body or None for njs's $streamer_error_body, extra headers)
+_REFUSALS: dict[int, tuple[str, str | None, tuple[tuple[str, str], ...]]] = {
+    400: ("@streamer_400", None, ()),
+    401: ("@streamer_401", None, (("WWW-Authenticate", 'Bearer realm="streamer-edge"'),)),
+    403: ("@streamer_403", None, ()),
+    404: ("@streamer_404", '{"error":"not_found","message":"no such segment"}', ()),
+    405: (
+        "@streamer_405",
+        '{"error":"method_not_allowed","message":"segments answer GET and HEAD"}',
+        (("Allow", "GET, HEAD"),),
+    ),
+    500: (
+        "@streamer_500",
+        '{"error":"internal_error","message":"unexpected error; see the server log"}',
+        (),
+    ),
+}
+_BAD_PATH = "@streamer_bad_path"
+_BAD_PATH_BODY = (
+    '{"error":"malformed_name","message":"the path holds an encoded separator or dot, '
+    'a dot segment or an empty segment"}'
+)
+_EDGE_DOWN = "@streamer_edge_down"
+_EDGE_DOWN_BODY = '{"error":"unavailable","message":"the edge could not serve this; retry shortly"}'
+
+
+def _header(name: str, value: str, always: bool = False) -> str:
+    quoted = f"'{value}'" if '"' in value else f'"{value}"'
+    return f"add_header {name} {quoted}{' always' if always else ''};"
+
+
+def _cors(always: bool) -> list[str]:
+    return [
+        _header("Access-Control-Allow-Origin", ALLOW_ORIGIN, always),
+        _header("Access-Control-Expose-Headers", EXPOSE_HEADERS, always),
+        _header("X-Request-Id", "$streamer_request_id", always),
+    ]
+
+
+def _main(config: NginxTierConfig) -> list[str]:
+    lines = [
+        "# Generated by cdn_edge.nginx_tier.config; rewritten on every start, do not edit.",
+        f"load_module {config.js_module};",
+        "daemon off;  # a supervised child of the Python process, never the system service",
+        "master_process on;",
+        f"worker_processes {config.worker_processes};",
+        f"pid {config.pid_file};",
+        f"error_log {config.error_log} warn;",
+        f"worker_shutdown_timeout {SHUTDOWN_GRACE_S}s;",
+    ]
+    if config.user is not None:
+        lines.append(f"user {config.user};")
+    lines += [f"events {{ worker_connections {config.worker_connections}; }}", ""]
+    return lines
+
+
+def _http_head(config: NginxTierConfig) -> list[str]:
+    t = config.temp_dir
+    lines = [
+        # Debian's build points these at /var/lib/nginx; ours stay under the prefix.
+        f"client_body_temp_path {t}/client_body;",
+        f"proxy_temp_path {t}/proxy;",
+        f"fastcgi_temp_path {t}/fastcgi;",
+        f"uwsgi_temp_path {t}/uwsgi;",
+        f"scgi_temp_path {t}/scgi;",
+        "server_tokens off;",
+        "sendfile on;",
+        "tcp_nopush on;",
+        "tcp_nodelay on;",
+        "keepalive_timeout 65s;",
+        "keepalive_requests 10000;  # a player fetches hundreds of segments over one connection",
+        "client_header_timeout 10s;",
+        "client_body_timeout 60s;",
+        "send_timeout 60s;",
+        # Published objects never change in place (a new master is a new version directory).
+        "open_file_cache max=20000 inactive=60s;",
+        "open_file_cache_valid 60s;",
+        "",
+        render_log_format(),
+        f"access_log {config.access_log} {LOG_FORMAT_NAME} buffer=64k flush=1s;",
+        "",
+        f"js_import streamer_tier from {config.script};",
+        f"js_preload_object streamer from {config.njs_settings_file};",
+        "js_set $streamer_auth streamer_tier.authorize;",
+    ]
+    lines += [f"js_var ${name};" for name in _JS_VARS]
+    if config.s3 is not None:
+        lines.append("js_set $streamer_s3_authorization streamer_tier.s3Authorization;")
+        lines.append("js_set $streamer_s3_date streamer_tier.s3Date;")
+    lines += [
+        "",
+        # Tokens travel in these paths: the log keeps the route and drops the token.
+        "map $uri $streamer_log_uri {",
+        "    default $uri;",
+        '    "~^/v1/(s|play|steer)/[^/]*(/.*)?$" /v1/$1/-$2;',
+        "}",
+        # The raw path (before nginx decodes and merges it) with an encoded separator or dot,
+        # a NUL, a backslash, a dot segment or an empty segment: never a URL we issue.
+        "map $request_uri $streamer_bad_path {",
+        "    default 0;",
+        '    "~^[^?]*(%2[FfEe]|%5[Cc]|%00|\\x5c|//|/\\.\\.?(/|\\?|$))" 1;',
+        "}",
+        # The caller's request id when it is sane (as middleware._request_id), else nginx's.
+        "map $http_x_request_id $streamer_request_id {",
+        "    default $request_id;",
+        '    "~^[A-Za-z0-9_.\\-]{8,64}$" $http_x_request_id;',
+        "}",
+        "",
+        "upstream streamer_edge {",
+        f"    server {config.edge_upstream} max_fails=0;",
+        f"    keepalive {config.edge_keepalive};",
+        "    keepalive_timeout 60s;  # below aiohttp's 75 s, so nginx closes idle ones first",
+        "}",
+    ]
+    if config.s3 is not None:
+        s3 = config.s3
+        lines += [
+            "upstream streamer_s3 {",
+            f"    server {s3.endpoint} max_fails=0;",
+            "    keepalive 32;",
+            "}",
+            f"proxy_cache_path {config.cache_dir} levels=1:2 keys_zone=streamer_segments:64m "
+            f"max_size={s3.cache_max_bytes} inactive=30d use_temp_path=off;",
+        ]
+    return lines
+
+
+def _preflight() -> list[str]:
+    return [
+        "if ($request_method = OPTIONS) {",
+        *(
+            "    " + line
+            for line in [
+                _header("Access-Control-Allow-Methods", ALLOW_METHODS, True),
+                _header("Access-Control-Allow-Headers", ALLOW_HEADERS, True),
+                _header("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE_S), True),
+                *_cors(True),
+                "return 204;",
+            ]
+        ),
+        "}",
+    ]
+
+
+def _segment_location(config: NginxTierConfig) -> list[str]:
+    # Matched on the normalised path; njs then checks the raw one strictly.
+    body = [
+        "set $streamer_route segment;",
+        # Error lines quote the request line, token and all; the access log has the status.
+        f"error_log {config.error_log} crit;",
+        *_preflight(),
+        "if ($request_method !~ ^(GET|HEAD)$) { return 405; }",
+        # $streamer_auth runs the njs gate once; `if` with `return` alone is safe in nginx.
+        "if ($streamer_auth = 400) { return 400; }",
+        "if ($streamer_auth = 401) { return 401; }",
+        "if ($streamer_auth = 403) { return 403; }",
+        "if ($streamer_auth != ok) { return 500; }  # fail closed if njs threw",
+        *(f"error_page {status} = {name};" for status, (name, _, _) in _REFUSALS.items()),
+        _header("Cache-Control", IMMUTABLE),
+        *_cors(False),
+        "add_header CMSD-Static $streamer_cmsd_static;",
+        "add_header CMSD-Dynamic $streamer_cmsd_dynamic;",
+        "max_ranges 1;  # one range, as the Python edge; more get the whole object",
+    ]
+    if config.objects_root is not None:
+        body += [
+            "types { }",
+            f"default_type {SEGMENT_CONTENT_TYPE};",
+            "log_not_found off;  # a 404's error line would carry the request line's token",
+            f"alias {config.objects_root}/$streamer_object_path;",
+        ]
+    else:
+        body += _s3_origin(config)
+    return [
+        'location ~ "^/v1/s/[^/]+/[^/]+/(init\\.mp4|seg_[0-9]+\\.m4s)$" {',
+        *("    " + line for line in body),
+        "}",
+    ]
+
+
+def _s3_origin(config: NginxTierConfig) -> list[str]:
+    assert config.s3 is not None
+    s3 = config.s3
+    scheme = "https" if s3.secure else "http"
+    return [
+        f"slice {SLICE_BYTES};",
+        "proxy_cache streamer_segments;",
+        # Keyed by the object, never the token: every session shares one cached copy.
+        "proxy_cache_key $streamer_object_path$slice_range;",
+        "proxy_cache_lock on;  # single flight: one upstream GET per object slice",
+        "proxy_cache_lock_timeout 10s;",
+        "proxy_cache_lock_age 10s;",
+        "proxy_cache_valid 200 206 1y;",
+        "proxy_cache_use_stale error timeout updating;",
+        "proxy_ignore_headers Cache-Control Expires Set-Cookie;",
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        f"proxy_set_header Host {s3.endpoint};",
+        "proxy_set_header Range $slice_range;",
+        # Both share one timestamp per request (s3Date), whichever nginx evaluates first.
+        "proxy_set_header Authorization $streamer_s3_authorization;",
+        "proxy_set_header x-amz-date $streamer_s3_date;",
+        "proxy_set_header x-amz-content-sha256 "
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855;",
+        'proxy_set_header Cookie "";',
+        'proxy_set_header If-None-Match "";',
+        'proxy_set_header If-Modified-Since "";',
+        "proxy_hide_header Content-Type;",
+        "proxy_hide_header x-amz-request-id;",
+        "proxy_hide_header x-amz-id-2;",
+        "proxy_hide_header Set-Cookie;",
+        _header("Content-Type", SEGMENT_CONTENT_TYPE),
+        "proxy_connect_timeout 5s;",
+        "proxy_read_timeout 30s;",
+        "proxy_send_timeout 30s;",
+        "proxy_intercept_errors on;  # S3's XML errors become our JSON ones",
+        f"proxy_pass {scheme}://streamer_s3/{s3.bucket}/$streamer_object_path;",
+    ]
+
+
+def _edge_location(config: NginxTierConfig) -> list[str]:
+    body = [
+        "set $streamer_route edge;",
+        f"error_log {config.error_log} crit;  # upstream errors would quote the token",
+        "if ($streamer_bad_path) { return 400; }",
+        f"error_page 400 = {_BAD_PATH};",
+        f"error_page 502 504 = {_EDGE_DOWN};",
+        "proxy_pass http://streamer_edge;",
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";  # keepalive to the edge',
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Request-Id $streamer_request_id;",
+        # Masters stream through to the ingest API, which enforces its own size limit.
+        "client_max_body_size 0;",
+        "proxy_request_buffering off;",
+        "proxy_connect_timeout 5s;",
+        "proxy_read_timeout 120s;",
+        "proxy_send_timeout 120s;",
+    ]
+    return ["location / {", *("    " + line for line in body), "}"]
+
+
+def _named(name: str, status: int, body: str, headers: tuple[tuple[str, str], ...]) -> list[str]:
+    inner = [
+        "types { }",
+        "default_type application/json;",
+        _header("Cache-Control", "no-store", True),
+        *_cors(True),
+        *(_header(k, v, True) for k, v in headers),
+        f"return {status} {body};",
+    ]
+    return [f"location {name} {{", *("    " + line for line in inner), "}"]
+
+
+def _refusal_locations() -> list[str]:
+    lines: list[str] = []
+    for status, (name, literal, headers) in _REFUSALS.items():
+        lines += _named(
+            name, status, f"'{literal}'" if literal else "$streamer_error_body", headers
+        )
+    lines += _named(_BAD_PATH, 400, f"'{_BAD_PATH_BODY}'", ())
+    lines += _named(
+        _EDGE_DOWN, 503, f"'{_EDGE_DOWN_BODY}'", (("Retry-After", str(EDGE_RETRY_AFTER_S)),)
+    )
+    return lines
+
+
+def render_config(config: NginxTierConfig) -> str:
+    """The whole nginx.conf for `config`."""
+    server = [
+        f"listen {config.listen_host}:{config.listen_port} backlog=4096;",
+        "server_name _;",
+        *_segment_location(config),
+        *_edge_location(config),
+        *_refusal_locations(),
+    ]
+    http = [*_http_head(config), "", "server {", *("    " + s for s in server), "}"]
+    lines = [*_main(config), "http {", *("    " + s for s in http), "}"]
+    return "\n".join(lines) + "\n"
