@@ -117,6 +117,7 @@ def cmd_logship(args: argparse.Namespace) -> int:
         once=args.once,
         batch_lines=args.batch_lines,
         metrics_file=Path(args.metrics_file) if args.metrics_file else None,
+        rotate_wait_s=args.rotate_wait_s,
     )
     if args.once:
         print(json.dumps(dataclasses.asdict(stats), sort_keys=True))
@@ -225,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     logship.add_argument("--once", action="store_true", help="ship what is there, then exit")
     logship.add_argument("--batch-lines", type=int, help="lines per store write")
     logship.add_argument("--metrics-file", help="Prometheus text file, rewritten every 10 s")
+    logship.add_argument(
+        "--rotate-wait-s",
+        type=float,
+        default=5.0,
+        help="how long a renamed log must be idle before the new one is read",
+    )
     logship.set_defaults(func=cmd_logship)
 
     serve = commands.add_parser("serve", help="run the edge (and the ingest API)")

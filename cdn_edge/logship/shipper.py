@@ -230,8 +230,8 @@ class Shipper:
                 return
             if read.lines or read.skipped or read.switched:
                 continue
-            if once:
-                return
+            if once and not self._tailer.rotation_pending:
+                return  # (a rotated file is finished, and the new one shipped, before that)
             self._sleep(self._poll_interval_s)
 
     def stats(self) -> ShipStats:

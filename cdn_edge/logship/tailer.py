@@ -91,6 +91,11 @@ class LogTailer:
         device, inode = self._identity
         return LogPosition(device, inode, self._offset, self._head_len, self._head_sha256)
 
+    @property
+    def rotation_pending(self) -> bool:
+        """Whether the path names another file than the one being read (not switched yet)."""
+        return self._rotated_at is not None
+
     def bytes_behind(self) -> int:
         """Bytes in the log not yet read: the rest of this file and, if renamed, the new one."""
         if self._fd is None:
