@@ -6,6 +6,7 @@ It is the one module allowed to import the applications (see [importlinter] in s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -106,6 +107,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logship(args: argparse.Namespace) -> int:
+    from cdn_edge.logship.process import run_logship
+
+    stats = run_logship(
+        _settings(args),
+        Path(args.log),
+        Path(args.state) if args.state else None,
+        once=args.once,
+        batch_lines=args.batch_lines,
+        metrics_file=Path(args.metrics_file) if args.metrics_file else None,
+        rotate_wait_s=args.rotate_wait_s,
+    )
+    if args.once:
+        print(json.dumps(dataclasses.asdict(stats), sort_keys=True))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from cdn_edge.server import run
     from transcoder.edge_mount import mount_ingest
@@ -197,6 +215,24 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--lease-s", type=float, default=60.0, help="job lease length")
     worker.add_argument("--idle-s", type=float, default=1.0, help="poll interval when idle")
     worker.set_defaults(func=cmd_worker)
+
+    logship = commands.add_parser(
+        "logship", help="ship nginx's JSON access log into the session store"
+    )
+    logship.add_argument("--log", required=True, help="the access log nginx writes")
+    logship.add_argument(
+        "--state", help="position file; default <data dir>/logship/<log name>.position.json"
+    )
+    logship.add_argument("--once", action="store_true", help="ship what is there, then exit")
+    logship.add_argument("--batch-lines", type=int, help="lines per store write")
+    logship.add_argument("--metrics-file", help="Prometheus text file, rewritten every 10 s")
+    logship.add_argument(
+        "--rotate-wait-s",
+        type=float,
+        default=5.0,
+        help="how long a renamed log must be idle before the new one is read",
+    )
+    logship.set_defaults(func=cmd_logship)
 
     serve = commands.add_parser("serve", help="run the edge (and the ingest API)")
     serve.add_argument("--host", help="listen address; default 127.0.0.1 ($STREAMER_HOST)")

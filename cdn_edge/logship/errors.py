@@ -1,0 +1,31 @@
+"""Errors of the access-log shipper.
+
+    LogshipError                    base
+    ├── MalformedLine               a complete log line that is not an access-log record
+    ├── ShipperStateError           the offset file is unreadable or held by another shipper
+    └── ShipperStopped              asked to stop while a batch was still failing
+
+None of them maps to an HTTP status: the shipper is a process, not a handler.
+"""
+
+from __future__ import annotations
+
+
+class LogshipError(Exception):
+    """Base class of the shipper's deliberate errors."""
+
+
+class MalformedLine(LogshipError):
+    """A complete line that cannot be shipped; `reason` is a short code for counting."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ShipperStateError(LogshipError):
+    """The offset file cannot be read, written or locked."""
+
+
+class ShipperStopped(LogshipError):
+    """Asked to stop while retrying a batch: its position is not saved, so it ships again."""

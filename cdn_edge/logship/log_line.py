@@ -1,0 +1,140 @@
+"""One nginx access-log record (the `log_format ... escape=json` line of the delivery tier).
+
+nginx writes every value as a JSON string, "" when absent. Unknown fields are ignored, so the
+nginx config may add fields before the shipper knows them. Values are checked here, strictly,
+because the store must be able to keep whatever comes out: a line that fails is counted and
+skipped by the shipper, never written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cdn_edge.logship.errors import MalformedLine
+from streamer.telemetry import is_text
+
+MAX_LINE_BYTES = 64 * 1024  # nginx's own log buffer lines are far shorter; longer is garbage
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # $request_id: 16 random bytes in hex
+
+# Reason codes (the label values of the shipper's malformed-line counter).
+NOT_JSON = "not_json"
+NOT_OBJECT = "not_object"
+BAD_FIELD = "bad_field"
+TOO_LONG = "too_long"
+TORN = "torn"  # a rotated file ended in the middle of a line
+
+
+@dataclass(frozen=True)
+class AccessLogLine:
+    """The fields of one access-log line the shipper uses, typed; "" where nginx had none."""
+
+    ts: float  # $msec: unix seconds with milliseconds
+    status: int  # $status
+    bytes_sent: int  # $body_bytes_sent
+    request_time_s: float  # $request_time
+    request_id: str  # $request_id: 32 hex characters, unique per request
+    method: str = ""
+    uri: str = ""  # without the token
+    session_id: str = ""  # empty when the token did not verify
+    track_id: str = ""
+    version: str = ""
+    tier: str = ""
+    rendition: str = ""
+    object: str = ""  # file name within the rendition: "seg_00003.m4s", "init.mp4"
+    cmcd_query: str = ""  # the CMCD query argument as sent (URL-encoded)
+    cmcd_object: str = ""  # the CMCD-Object, -Request, -Session and -Status header values
+    cmcd_request: str = ""
+    cmcd_session: str = ""
+    cmcd_status: str = ""
+    range: str = ""
+    user_agent: str = ""
+    connection: str = ""
+    connection_requests: str = ""
+
+    @property
+    def object_key(self) -> str:
+        """The object's name within its version, as the track record lists it."""
+        return f"{self.rendition}/{self.object}"
+
+
+# JSON field -> dataclass field, for the plain text fields.
+_TEXT_FIELDS = {
+    "method": "method",
+    "uri": "uri",
+    "session_id": "session_id",
+    "track_id": "track_id",
+    "version": "version",
+    "tier": "tier",
+    "rendition": "rendition",
+    "object": "object",
+    "cmcd_query": "cmcd_query",
+    "cmcd_object": "cmcd_object",
+    "cmcd_request": "cmcd_request",
+    "cmcd_session": "cmcd_session",
+    "cmcd_status": "cmcd_status",
+    "range": "range",
+    "user_agent": "user_agent",
+    "connection": "connection",
+    "connection_requests": "connection_requests",
+}
+
+
+def _text(raw: dict[str, Any], name: str, escaped: bool = True) -> str:
+    value = raw.get(name, "")
+    if type(value) is str and not escaped:  # the common case, checked cheaply (once a line)
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise MalformedLine(BAD_FIELD, f"field {name!r} is a {type(value).__name__}, not text")
+    text = value if isinstance(value, str) else str(value)
+    if not is_text(text):  # a lone surrogate from a \ud800 escape: no store can keep it
+        raise MalformedLine(BAD_FIELD, f"field {name!r} is not valid Unicode text")
+    return text
+
+
+def _number(raw: dict[str, Any], name: str, kind: type[int] | type[float], low: float) -> Any:
+    value = raw.get(name)
+    where = f"field {name!r} is {str(value)[:40]!r}"
+    if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+        raise MalformedLine(BAD_FIELD, f"{where}; expected a number")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise MalformedLine(BAD_FIELD, f"{where}; expected a number") from None
+    if not math.isfinite(number) or number < low:
+        raise MalformedLine(BAD_FIELD, f"{where}; expected a finite number >= {low}")
+    return number
+
+
+def parse_line(line: bytes) -> AccessLogLine:
+    """The record in one complete line (without its newline). Raises MalformedLine."""
+    if len(line) > MAX_LINE_BYTES:
+        raise MalformedLine(TOO_LONG, f"the line has {len(line)} bytes; at most {MAX_LINE_BYTES}")
+    try:
+        raw = json.loads(line)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise MalformedLine(NOT_JSON, f"the line is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MalformedLine(NOT_OBJECT, f"the line is a JSON {type(raw).__name__}, not an object")
+    request_id = _text(raw, "request_id")
+    if not _REQUEST_ID.fullmatch(request_id):
+        raise MalformedLine(BAD_FIELD, f"request_id {request_id[:40]!r} is not 32 hex digits")
+    status = _number(raw, "status", int, 100)
+    if status > 599:
+        raise MalformedLine(BAD_FIELD, f"status {status} is not an HTTP status")
+    bytes_sent = raw.get("bytes", "0")
+    # Only a \u escape can smuggle in a lone surrogate; most lines have none.
+    escaped = b"\\u" in line
+    return AccessLogLine(
+        ts=_number(raw, "ts", float, 0.0),
+        status=status,
+        bytes_sent=_number({"bytes": bytes_sent or "0"}, "bytes", int, 0),
+        request_time_s=_number({"t": raw.get("request_time") or "0"}, "t", float, 0.0),
+        request_id=request_id,
+        **{field: _text(raw, name, escaped) for name, field in _TEXT_FIELDS.items()},
+    )

@@ -1,0 +1,60 @@
+"""What the shipper has done and how far behind it is, and its Prometheus text exposition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ShipStats:
+    """Counts since the shipper started, and its lag now."""
+
+    lines: int = 0  # complete lines consumed, whatever became of them
+    deliveries: int = 0  # segment deliveries written (a replay writes them again)
+    cmcd_samples: int = 0
+    plays_counted: int = 0  # plays the store counted for the first time
+    unverified: int = 0  # requests whose token did not verify (no session): counted only
+    untimed: int = 0  # 200/206 of a session for an object the track record does not time
+    malformed: dict[str, int] = field(default_factory=dict)  # reason -> lines skipped
+    cmcd_malformed: int = 0  # CMCD fields or keys ignored (cdn_edge.cmcd reasons)
+    batches: int = 0
+    write_failures: int = 0  # store writes that failed and were retried
+    bytes_behind: int = 0  # bytes written to the log and not yet shipped
+    seconds_behind: float = 0.0  # age of the newest shipped line while bytes are behind, else 0
+    newest_ts: float = 0.0  # $msec of the newest line shipped
+    inode: int = 0  # the file being read
+    offset: int = 0
+
+
+_COUNTERS = (
+    ("lines", "logship_lines_total", "Access-log lines consumed"),
+    ("deliveries", "logship_deliveries_total", "Segment deliveries written"),
+    ("cmcd_samples", "logship_cmcd_samples_total", "CMCD samples written"),
+    ("plays_counted", "logship_plays_counted_total", "Plays counted from shipped deliveries"),
+    ("unverified", "logship_unverified_total", "Requests without a verified session"),
+    ("untimed", "logship_untimed_total", "Served objects the track record does not time"),
+    ("cmcd_malformed", "logship_cmcd_malformed_total", "CMCD fields or keys ignored"),
+    ("batches", "logship_batches_total", "Batches written to the session store"),
+    ("write_failures", "logship_write_failures_total", "Session store writes retried"),
+)
+_GAUGES = (
+    ("bytes_behind", "logship_lag_bytes", "Bytes of the log not yet shipped"),
+    ("seconds_behind", "logship_lag_seconds", "Age of the newest shipped line while behind"),
+    ("newest_ts", "logship_newest_line_timestamp_seconds", "Time of the newest shipped line"),
+    ("offset", "logship_offset_bytes", "Position in the current log file"),
+)
+
+
+def render_metrics(stats: ShipStats) -> str:
+    """The stats in Prometheus text format (for node_exporter's textfile collector)."""
+    out: list[str] = []
+    for name, metric, help_text in _COUNTERS:
+        out += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
+        out.append(f"{metric} {getattr(stats, name)}")
+    metric = "logship_malformed_lines_total"
+    out += [f"# HELP {metric} Lines skipped as malformed, by reason", f"# TYPE {metric} counter"]
+    out += [f'{metric}{{reason="{r}"}} {n}' for r, n in sorted(stats.malformed.items())]
+    for name, metric, help_text in _GAUGES:
+        out += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
+        out.append(f"{metric} {getattr(stats, name)}")
+    return "\n".join(out) + "\n"
