@@ -148,7 +148,10 @@ def variant_uris(text: str, url: str) -> dict[str, str]:
             attrs = _attributes(line[18:])
             pending = attrs.get("STABLE-VARIANT-ID", "")
         elif line and not line.startswith("#") and pending is not None:
-            name = pending or posixpath.splitext(posixpath.basename(urlsplit(line).path))[0]
+            path = urlsplit(line).path
+            if posixpath.basename(path) == "playlist.m3u8":  # {rendition}/playlist.m3u8
+                path = posixpath.dirname(path)
+            name = pending or posixpath.splitext(posixpath.basename(path))[0]
             out.setdefault(name, resolve(url, line))
             pending = None
     if not out:
@@ -157,12 +160,12 @@ def variant_uris(text: str, url: str) -> dict[str, str]:
 
 
 def session_token_of(playlist_url: str) -> str:
-    """The session token in a playlist URL `.../v1/play/{token}/main.m3u8`."""
+    """The session token in a playlist URL `.../v1/s/{token}/main.m3u8`."""
     parts = urlsplit(playlist_url).path.split("/")
     try:
-        return parts[parts.index("play") + 1]
+        return parts[parts.index("s") + 1]
     except (ValueError, IndexError):
-        raise ValueError(f"{playlist_url} is not a /v1/play/{{token}}/... URL") from None
+        raise ValueError(f"{playlist_url} is not a /v1/s/{{token}}/... URL") from None
 
 
 @dataclass

@@ -36,7 +36,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from benchmarks.baselines import start_hmac, start_nginx
 from benchmarks.edge_setup import (
@@ -138,7 +138,7 @@ def _open_session(base_url: str, token: str) -> tuple[str, str, str]:
     )
     with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
         doc = json.load(response)
-    media_url = doc["playlist_url"].replace("main.m3u8", "aac_160.m3u8")
+    media_url = doc["playlist_url"].replace("main.m3u8", "aac_160/playlist.m3u8")
     with urllib.request.urlopen(media_url, timeout=REQUEST_TIMEOUT_S) as response:
         return doc["session_id"], media_url, response.read().decode()
 
@@ -149,17 +149,17 @@ def edge_pools(base_url: str, tokens: Sequence[str], sessions: int) -> dict[str,
     pools: dict[str, list[str]] = {"playlist": [], "key": [], "segment": []}
     for index, token in enumerate(tokens):
         session_id, media_url, text = _open_session(base_url, token)
-        keys = dict.fromkeys(re.findall(r'URI="([^"]*/v1/keys/[^"]*)"', text))
-        for key_url in keys:
-            joiner = "&" if "?" in key_url else "?"
-            pools["key"].append(f"{_path(key_url)}{joiner}{_cmcd(session_id, 'k')}")
+        keys = dict.fromkeys(re.findall(r'URI="(\.\./keys/[^"]*)"', text))
+        for key_uri in keys:
+            key_url = urljoin(media_url, key_uri)
+            pools["key"].append(f"{_path(key_url)}?{_cmcd(session_id, 'k')}")
         if index >= sessions:
             continue
         pools["playlist"].append(f"{_path(media_url)}?{_cmcd(session_id, 'm')}")
         for line in text.splitlines():
-            if line.startswith("../../seg/") and "seg_" in line:
-                path = "/v1/seg/" + line.removeprefix("../../seg/")
-                pools["segment"].append(f"{path}&{_cmcd(session_id, 'a', 'bl=21300,')}")
+            if line.startswith("seg_"):
+                path = _path(urljoin(media_url, line))
+                pools["segment"].append(f"{path}?{_cmcd(session_id, 'a', 'bl=21300,')}")
     return pools
 
 

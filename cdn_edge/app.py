@@ -1,10 +1,11 @@
 """The edge application: the one place its parts are built and wired together.
 
 POST    /v1/sessions                                 open a session (listener token)
-GET     /v1/play/{session_token}/main.m3u8           multivariant playlist
-GET     /v1/play/{session_token}/{rendition}.m3u8    media playlist
-GET     /v1/keys/{session_token}/{key_id}            content key, 16 bytes
-GET     /v1/seg/{track}/{version}/{name}?s={token}   init section or media segment
+GET     /v1/s/{session_token}/main.m3u8                  multivariant playlist
+GET     /v1/s/{session_token}/{rendition}/playlist.m3u8  media playlist
+GET     /v1/s/{session_token}/keys/{key_id}              content key, 16 bytes
+GET     /v1/s/{session_token}/{rendition}/{file}         init section or segment (without
+                                                         nginx in front: --segments python)
 GET     /v1/steer/{session_token}                    HLS content steering manifest (JSON)
 GET     /v1/tracks                                   published tracks (listener token)
 POST    /v1/sessions/{session_id}/events             player events (session token)
@@ -143,7 +144,7 @@ def create_app(
     app[KEYS] = KeyService(keyring, clock, key_buckets(clock), listener_key_buckets(clock))
     app[TOKENS] = tokens
     app[LISTENERS] = ListenerVerifier(secrets.platform_key, clock)
-    app[PLAYLISTS] = PlaylistBuilder(settings.base_url, tokens, pathways)
+    app[PLAYLISTS] = PlaylistBuilder(settings.base_url, pathways)
     app[PATHWAYS] = pathways
     app[PATHWAY_HEALTH] = health
     app[THROUGHPUT] = RecentThroughput()
@@ -200,16 +201,17 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
 
 def _add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/sessions", sessions_api.create_session, name="session_create")
+    # In this order: "keys" and "playlist.m3u8" before the segment route's wildcards.
     app.router.add_get(
-        "/v1/play/{token}/main.m3u8", playback_api.multivariant_playlist, name="playlist_main"
+        "/v1/s/{token}/main.m3u8", playback_api.multivariant_playlist, name="playlist_main"
     )
+    app.router.add_get("/v1/s/{token}/keys/{key_id}", keys_api.content_key, name="key")
     app.router.add_get(
-        "/v1/play/{token}/{rendition}.m3u8", playback_api.media_playlist, name="playlist_media"
+        "/v1/s/{token}/{rendition}/playlist.m3u8",
+        playback_api.media_playlist,
+        name="playlist_media",
     )
-    app.router.add_get("/v1/keys/{token}/{key_id}", keys_api.content_key, name="key")
-    app.router.add_get(
-        "/v1/seg/{track_id}/{version}/{name:.+}", segments_api.segment, name="segment"
-    )
+    app.router.add_get("/v1/s/{token}/{rendition}/{file}", segments_api.segment, name="segment")
     app.router.add_get("/v1/steer/{token}", steering_api.steering_manifest, name="steering")
     app.router.add_get("/v1/tracks", tracks_api.list_tracks, name="tracks")
     app.router.add_get("/", player_api.player_page, name="player")

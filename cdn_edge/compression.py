@@ -38,6 +38,6 @@ def _qvalue(text: str) -> float:
         return 1.0
 
 
-def gzip_bytes(data: bytes) -> bytes:
+def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
     """RFC 1952 gzip with no timestamp, so equal bodies compress to equal bytes."""
-    return zlib_ng.compress(data, GZIP_LEVEL, _GZIP_WBITS)
+    return zlib_ng.compress(data, level, _GZIP_WBITS)

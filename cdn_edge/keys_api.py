@@ -1,11 +1,12 @@
-"""GET /v1/keys/{session_token}/{key_id}: the 16 bytes of a content key (RFC 8216 4.3.2.4).
+"""GET /v1/s/{session_token}/keys/{key_id}: the 16 bytes of a content key (RFC 8216 4.3.2.4).
 
-The session token is the one in the session's playlist paths, so a key has one URI in every
-playlist of a session and players that cache keys by URI fetch it once (see
-`cdn_edge.key_budget`). Refused with 401 for a missing, forged or expired token, 404 for a key
-not in the session's track version, 403 when the key opens renditions above the session's tier
-(an edited URL), 429 past the session's or the listener's key budget. Issuance is counted, and
-the request's access log line says which key went to which session (never the key bytes).
+The session token is the one in the session's playlist paths, and media playlists name keys
+"../keys/{key id}", so a key has one URI in every playlist of a session and players that cache
+keys by URI fetch it once (see `cdn_edge.key_budget`). Refused with 401 for a missing, forged
+or expired token, 404 for a key not in the session's track version, 403 when the key opens
+renditions above the session's tier (an edited URL), 429 past the session's or the listener's
+key budget. Issuance is counted, and the request's access log line says which key went to
+which session (never the key bytes).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The delivery pathways of HLS Content Steering: this edge and the CDNs in front of it.
 
-A pathway is a base URL that serves the whole `/v1/play` and `/v1/seg` tree (a CDN with this
+A pathway is a base URL that serves the whole `/v1/s` tree of session paths (a CDN with this
 edge as its origin, or another edge), the listener regions it is meant for, and a weight that
 spreads sessions over pathways of equal standing. The edge itself is always the pathway
 `edge` at `STREAMER_PUBLIC_URL`; `STREAMER_PATHWAYS` adds the others as JSON:
@@ -36,7 +36,7 @@ _KNOWN_KEYS = frozenset({"id", "base_url", "regions", "weight"})
 
 @dataclass(frozen=True)
 class Pathway:
-    """One way to the content: a base URL serving /v1/play and /v1/seg."""
+    """One way to the content: a base URL serving the /v1/s tree."""
 
     id: str
     base_url: str  # absolute, no trailing '/'

@@ -1,22 +1,17 @@
 """The edge's own URL tokens, stateless and signed with `drm.sign_token`.
 
-    session token  "p"  in the playlist path   session, track, version, user, tier, variants,
-                                               region (for content steering)
-    segment token  "g"  ?s= on segment URIs    session, track, version, tier; one time window
+    session token  "p"  in the session's path, /v1/s/{token}/   session, track, version, user,
+                                               tier, variants, region (for content steering)
 
-Key URIs carry the session token (see `cdn_edge.keys_api`), so that one key has one URI in
-all of a session's playlists. Playback never reads a database: everything an endpoint needs is
-in its token. Every token names its kind in "t", so one kind never passes for another.
-
-Segment token expiry is rounded up to a window, so segment URLs, and so a re-fetched media
-playlist, stay identical within an hour, as Apple's HLS authoring spec asks of signed segment
-URLs.
+One token opens a session's playlists, keys and segments, and nothing else: the tier and the
+offered renditions come from its claims, never from the URL. nginx checks the same token
+before it serves a segment (cdn_edge/nginx_tier/streamer_tier.js). Playback never reads a
+database: everything an endpoint needs is in the token. Every token names its kind in "t", so
+one kind never passes for another (the JWTs of cdn_edge.listener_auth are another format).
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -24,19 +19,13 @@ from drm import authenticate_token, check_claims, sign_token
 from streamer.catalog import Tier
 
 SESSION_TTL_S = 4 * 3600  # plus the track's duration: a long pause, then the rest of the track
-SEGMENT_WINDOW_S = 3600  # signed segment URLs are stable within this window
 
-SIGNED_TOKEN_CACHE = 16_384  # about 3 MB; a minute's worth of playlist fetches on a busy edge
-# Tokens whose signature verified, with their claims: a listener presents the same segment and
-# key tokens again and again. Expiry and the URL's claims are still checked on every request.
-AUTHENTICATED_TOKEN_CACHE = 16_384  # about 16 MB
+# Tokens whose signature verified, with their claims: a player presents its session's token
+# on every playlist, key and segment request, so most requests cost a dict lookup and an
+# expiry check instead of an HMAC and a JSON parse.
+VERIFIED_TOKEN_CACHE = 16_384  # about 16 MB
 
 KIND_SESSION = "p"
-KIND_SEGMENT = "g"
-
-
-def _round_up(value: float, step: int) -> int:
-    return math.ceil(value / step) * step
 
 
 @dataclass(frozen=True)
@@ -53,42 +42,13 @@ class SessionClaims:
     region: str = ""  # the listener's region, as its token said; "" in tokens from before
 
 
-@dataclass(frozen=True)
-class SegmentClaims:
-    session_id: str
-    track_id: str
-    version: str
-    tier: Tier
-    expires_at: int
-
-
 class PlaybackTokens:
-    """Signs and verifies the three token kinds under one key."""
+    """Signs and verifies session tokens under one key."""
 
     def __init__(self, key: bytes | tuple[bytes, ...]) -> None:
         # A tuple rotates keys: sign with the first, accept any (see drm.tokens).
         self._key = key
-        # Segment tokens are pure functions of claims and a rounded expiry, and a player asks
-        # for every media playlist within the same window: signing each token once saves most
-        # of a playlist's cost.
-        self._sign_cached = functools.lru_cache(maxsize=SIGNED_TOKEN_CACHE)(self._sign)
-        self._authenticated: OrderedDict[str, dict[str, str | int]] = OrderedDict()
-
-    def _verify(self, token: str, now: int, expect: dict[str, str | int]) -> dict[str, str | int]:
-        """The claims of an authentic, unexpired token matching `expect` (drm.TokenError)."""
-        claims = self._authenticated.get(token)
-        if claims is None:
-            claims = authenticate_token(token, self._key)  # raises: nothing is cached
-            self._authenticated[token] = claims
-            if len(self._authenticated) > AUTHENTICATED_TOKEN_CACHE:
-                self._authenticated.popitem(last=False)
-        check_claims(claims, now, expect)
-        return claims
-
-    def _sign(self, claims: tuple[tuple[str, str | int], ...]) -> str:
-        return sign_token(dict(claims), self._key)
-
-    # Session tokens
+        self._verified: OrderedDict[str, SessionClaims] = OrderedDict()
 
     def sign_session(self, claims: SessionClaims) -> str:
         return sign_token(
@@ -108,45 +68,26 @@ class PlaybackTokens:
 
     def verify_session(self, token: str, now: int) -> SessionClaims:
         """Raises drm.TokenError (401, or 403 for a token of another kind)."""
-        c = self._verify(token, now, {"t": KIND_SESSION})
-        return SessionClaims(
-            session_id=str(c["sid"]),
-            track_id=str(c["trk"]),
-            version=str(c["ver"]),
-            user_id=str(c["sub"]),
-            tier=_tier(c["tier"]),
-            variants=tuple(str(c["var"]).split(",")),
-            expires_at=int(c["exp"]),
-            region=str(c.get("reg", "")),
+        claims = self._verified.get(token)
+        if claims is not None:
+            check_claims({"exp": claims.expires_at}, now)  # expiry, on every request
+            return claims
+        raw = authenticate_token(token, self._key)  # raises: nothing is cached
+        check_claims(raw, now, {"t": KIND_SESSION})
+        claims = SessionClaims(
+            session_id=str(raw["sid"]),
+            track_id=str(raw["trk"]),
+            version=str(raw["ver"]),
+            user_id=str(raw["sub"]),
+            tier=_tier(raw["tier"]),
+            variants=tuple(str(raw["var"]).split(",")),
+            expires_at=int(raw["exp"]),
+            region=str(raw.get("reg", "")),
         )
-
-    # Segment tokens
-
-    def sign_segment(self, session: SessionClaims, duration_s: float, now: int) -> str:
-        # Valid to the end of the next window and, for long tracks, their length beyond it.
-        window_end = _round_up(now + 1, SEGMENT_WINDOW_S)
-        exp = window_end + _round_up(max(duration_s, SEGMENT_WINDOW_S), SEGMENT_WINDOW_S)
-        return self._sign_cached(
-            (
-                ("t", KIND_SEGMENT),
-                ("sid", session.session_id),
-                ("trk", session.track_id),
-                ("ver", session.version),
-                ("tier", session.tier),
-                ("exp", min(exp, session.expires_at)),
-            )
-        )
-
-    def verify_segment(self, token: str, track_id: str, version: str, now: int) -> SegmentClaims:
-        """Raises drm.TokenError; TokenClaimMismatch (403) for another track or version."""
-        c = self._verify(token, now, {"t": KIND_SEGMENT, "trk": track_id, "ver": version})
-        return SegmentClaims(
-            session_id=str(c["sid"]),
-            track_id=track_id,
-            version=version,
-            tier=_tier(c["tier"]),
-            expires_at=int(c["exp"]),
-        )
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_TOKEN_CACHE:
+            self._verified.popitem(last=False)
+        return claims
 
 
 def _tier(value: str | int) -> Tier:

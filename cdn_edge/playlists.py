@@ -1,27 +1,32 @@
-"""Per-session playlists: built once per track as templates, filled with tokens per request.
+"""Session playlists: rendered once per published version, the same bytes for every session.
 
-The `manifests` model is built and rendered once per (version, rendition) or (version, variant
-set, first pathway) with placeholder tokens, then split at the placeholders. A request only
-signs its tokens and joins strings, which keeps a personalised playlist near the cost of one
-HMAC.
+Every playlist lives under its session's path, "/v1/s/{session token}/", and names what it
+refers to relatively, so the bodies carry no token: a media playlist is rendered and gzipped
+once per (version, rendition) and served after one token check, and so is a multivariant
+playlist without steering, once per (version, variant set).
+
+    /v1/s/{token}/main.m3u8                  multivariant
+    /v1/s/{token}/{rendition}/playlist.m3u8  media playlist
+    /v1/s/{token}/{rendition}/{file}         init section (init.mp4) or segment (seg_NNNNN.m4s),
+                                             served by nginx (cdn_edge.nginx_tier) or the edge
+    /v1/s/{token}/keys/{key id}              content key (cdn_edge.keys_api)
 
     multivariant   only the session's variants, CODECS, BANDWIDTH, AVERAGE-BANDWIDTH,
                    EXT-X-SESSION-KEY (the first key of each variant, for prefetch, 4.3.4.5),
                    EXT-X-SESSION-DATA with the loudness gain (4.3.4.4); with CDN pathways
                    configured, EXT-X-CONTENT-STEERING (rfc8216bis 4.4.6.6) and every variant
                    once per pathway, PATHWAY-ID and STABLE-VARIANT-ID set, its URI absolute
-                   on that pathway's base URL, the session's first pathway listed first
+                   on that pathway's base URL under the session's path, the session's first
+                   pathway listed first (these carry the token: filled in per request)
     media          EXT-X-MEDIA-SEQUENCE, EXT-X-MAP, then EXT-X-KEY (AES-128) wherever the key
                    changes, its IV implied by each segment's Media Sequence Number (or, for
-                   tracks published with random IVs, on every segment), and segment URIs
-                   carrying the session's segment token
+                   tracks published with random IVs, on every segment); segment URIs are the
+                   file names ("seg_00000.m4s"), key URIs "../keys/{key id}"
 
-URL scheme. Media playlists name segments relatively ("../../seg/{track}/{version}/{name}?s="),
-so they resolve to whichever host served the playlist: a CDN pathway's segments come from that
-CDN (which may cache them), and one media playlist template serves every pathway. Key URIs are
-absolute on this edge, "{base}/v1/keys/{session token}/{key id}": keys are personal and never
-pass through, or sit in, a CDN, and one key has the same URI in every playlist of a session,
-multivariant and media, on every pathway, so a player fetches it once.
+One key therefore has one URI in every media playlist of a session on a host, so players that
+cache keys by URI fetch it once (see `cdn_edge.key_budget`). Relative URIs resolve to whichever
+host served the playlist: on a CDN pathway, segments come from that CDN, which caches them
+with the token left out of its cache key, and keys pass through it uncached (no-store).
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cdn_edge.catalog_cache import PublishedTrack
+from cdn_edge.compression import MIN_GZIP_BYTES, gzip_bytes
 from cdn_edge.errors import NotEntitled, NotFound
 from cdn_edge.negotiation import Offer, is_entitled
 from cdn_edge.pathways import Pathway
-from cdn_edge.playback_tokens import PlaybackTokens, SessionClaims
+from cdn_edge.playback_tokens import SessionClaims
 from drm import sequence_iv
 from manifests import (
     ContentSteering,
@@ -54,25 +60,27 @@ from streamer.catalog import RenditionRecord
 
 KEY_METHOD = "AES-128"  # full-segment AES-128-CBC, RFC 8216 4.3.2.4 (see drm.segment_crypto)
 LOUDNESS_DATA_ID = "com.streamer.loudness"  # reverse-DNS DATA-ID, RFC 8216 4.3.4.4
-MAX_TEMPLATES = 4096
+MAX_TEMPLATES = 4096  # bodies and templates kept; a few KB each, gzipped copy included
 MULTIVARIANT_NAME = "main"
-# From a media playlist at {base}/v1/play/{token}/{rendition}.m3u8 to {base}/v1/seg/.
-SEGMENTS_FROM_MEDIA_PLAYLIST = "../../seg"
+MEDIA_PLAYLIST_FILE = "playlist.m3u8"
+KEYS_DIR = "keys"  # no rendition is named so (the ladder's names are codec_bitrate or flac)
+# Cached bodies are compressed once, so the best ratio costs nothing per request.
+CACHED_GZIP_LEVEL = 9
 
 # Placeholders cannot occur in real URIs: '~' is outside every name and token the edge
 # accepts, and pathway base URLs are refused with one (see cdn_edge.pathways).
-_SEGMENT_SLOT = "~s~"
 _SESSION_SLOT = "~t~"
-_PLACEHOLDER = re.compile(r"~([st])~")
+_PLACEHOLDER = re.compile(r"~t~")
 
 
-def media_playlist_name(rendition: str) -> str:
-    return f"{rendition}.m3u8"
+def media_playlist_uri(rendition: str) -> str:
+    """A media playlist relative to the session's directory."""
+    return f"{rendition}/{MEDIA_PLAYLIST_FILE}"
 
 
-def play_path(session_token: str) -> str:
-    """The directory of a session's playlists, below a pathway's base URL."""
-    return f"/v1/play/{session_token}"
+def session_path(session_token: str) -> str:
+    """The directory of a session's playlists, keys and segments, below a base URL."""
+    return f"/v1/s/{session_token}"
 
 
 def steering_path(session_token: str) -> str:
@@ -81,35 +89,40 @@ def steering_path(session_token: str) -> str:
 
 @dataclass(frozen=True)
 class Template:
-    """Rendered playlist text split at its token slots."""
+    """Rendered playlist text split where the session token goes."""
 
-    pieces: tuple[str, ...]  # literal text around the slots; one more than there are slots
-    slots: tuple[str, ...]  # per slot: "s" the segment token, "t" the session token
+    pieces: tuple[str, ...]  # literal text around the token; one more than its occurrences
 
     @classmethod
     def split(cls, text: str) -> Template:
-        parts = _PLACEHOLDER.split(text)  # literal, slot name, literal, ..., literal
-        return cls(tuple(parts[0::2]), tuple(parts[1::2]))
+        return cls(tuple(_PLACEHOLDER.split(text)))
 
-    def fill(self, session_token: str, segment_token: str = "") -> str:
-        values = {"s": segment_token, "t": session_token}
-        out = [""] * (2 * len(self.pieces) - 1)
-        out[0::2] = self.pieces
-        out[1::2] = [values[slot] for slot in self.slots]
-        return "".join(out)
+    def fill(self, session_token: str) -> str:
+        return session_token.join(self.pieces)
+
+
+@dataclass(frozen=True)
+class PlaylistBody:
+    """A playlist the same for every session, as sent: plain and gzipped."""
+
+    plain: bytes
+    gzipped: bytes | None  # None when too small to gain from it
+
+    @classmethod
+    def of(cls, text: str) -> PlaylistBody:
+        plain = text.encode()
+        small = len(plain) < MIN_GZIP_BYTES
+        return cls(plain, None if small else gzip_bytes(plain, CACHED_GZIP_LEVEL))
 
 
 class PlaylistBuilder:
-    """Renders session playlists from published tracks, templates cached per track."""
+    """Renders session playlists from published tracks, bodies and templates cached."""
 
-    def __init__(
-        self, base_url: str, tokens: PlaybackTokens, pathways: tuple[Pathway, ...] = ()
-    ) -> None:
+    def __init__(self, base_url: str, pathways: tuple[Pathway, ...] = ()) -> None:
         """`pathways`: where variants may be fetched; steering is on with two or more."""
         self._base = base_url.rstrip("/")
-        self._tokens = tokens
         self._pathways = {p.id: p for p in pathways}
-        self._templates: OrderedDict[tuple[str, ...], Template] = OrderedDict()
+        self._cached: OrderedDict[tuple[str, ...], Template | PlaylistBody] = OrderedDict()
 
     @property
     def steered(self) -> bool:
@@ -118,47 +131,44 @@ class PlaylistBuilder:
 
     # Requests
 
-    def multivariant(
-        self,
-        track: PublishedTrack,
-        session: SessionClaims,
-        session_token: str,
-        *,
-        first_pathway: str = "",
+    def multivariant(self, track: PublishedTrack, session: SessionClaims) -> PlaylistBody:
+        """Without steering: the session's variants, relative to its directory."""
+        if self.steered:
+            raise ValueError("with pathways, multivariant playlists name the session's token")
+        body = self._get(
+            ("mv", track.prefix, *session.variants),
+            lambda: PlaylistBody.of(self._multivariant(track, session, None)),
+        )
+        assert isinstance(body, PlaylistBody)
+        return body
+
+    def steered_multivariant(
+        self, track: PublishedTrack, session: SessionClaims, session_token: str, first_pathway: str
     ) -> str:
-        """`session_token` is the playlist URL's; with steering, `first_pathway` starts."""
-        if not self.steered:
-            template = self._template(
-                ("mv", track.prefix, *session.variants),
-                lambda: self._multivariant(track, session, None),
-            )
-            return template.fill(session_token)
+        """With steering: every variant on every pathway, `first_pathway` first."""
         if first_pathway not in self._pathways:
             raise ValueError(
                 f"a steered multivariant playlist needs one of the pathways "
                 f"{sorted(self._pathways)} to start on, got {first_pathway!r}"
             )
-        template = self._template(
+        template = self._get(
             ("mvs", track.prefix, first_pathway, *session.variants),
-            lambda: self._multivariant(track, session, first_pathway),
+            lambda: Template.split(self._multivariant(track, session, first_pathway)),
         )
+        assert isinstance(template, Template)
         return template.fill(session_token)
 
     def media(
-        self,
-        track: PublishedTrack,
-        session: SessionClaims,
-        session_token: str,
-        rendition_name: str,
-        now: int,
-    ) -> str:
+        self, track: PublishedTrack, session: SessionClaims, rendition_name: str
+    ) -> PlaylistBody:
         """Raises NotFound for a rendition not offered, NotEntitled above the session's tier."""
         rendition = self.check_offered(track, session, rendition_name)
-        template = self._template(
-            ("m", track.prefix, rendition.name), lambda: self._media(track, rendition)
+        body = self._get(
+            ("m", track.prefix, rendition.name),
+            lambda: PlaylistBody.of(self._media(rendition)),
         )
-        segment_token = self._tokens.sign_segment(session, track.record.duration_s, now)
-        return template.fill(session_token, segment_token)
+        assert isinstance(body, PlaylistBody)
+        return body
 
     @staticmethod
     def check_offered(
@@ -174,25 +184,24 @@ class PlaylistBuilder:
             raise NotFound(f"rendition {rendition.name} was not offered to this session")
         return rendition
 
-    # Templates
+    # Bodies and templates
 
-    def _template(self, cache_key: tuple[str, ...], build: Callable[[], Template]) -> Template:
-        template = self._templates.get(cache_key)
-        if template is None:
-            template = build()
-            self._templates[cache_key] = template
-            if len(self._templates) > MAX_TEMPLATES:
-                self._templates.popitem(last=False)
+    def _get(
+        self, cache_key: tuple[str, ...], build: Callable[[], Template | PlaylistBody]
+    ) -> Template | PlaylistBody:
+        cached = self._cached.get(cache_key)
+        if cached is None:
+            cached = build()
+            self._cached[cache_key] = cached
+            if len(self._cached) > MAX_TEMPLATES:
+                self._cached.popitem(last=False)
         else:
-            self._templates.move_to_end(cache_key)
-        return template
+            self._cached.move_to_end(cache_key)
+        return cached
 
-    def _key_uri(self, key_id: str) -> str:
-        return f"{self._base}/v1/keys/{_SESSION_SLOT}/{key_id}"
-
-    def _media(self, track: PublishedTrack, rendition: RenditionRecord) -> Template:
-        record = track.record
-        seg_base = f"{SEGMENTS_FROM_MEDIA_PLAYLIST}/{record.track_id}/{record.version}"
+    @staticmethod
+    def _media(rendition: RenditionRecord) -> str:
+        prefix = f"{rendition.name}/"
         segments = []
         previous: tuple[str, bytes | None] | None = None
         for index, s in enumerate(rendition.segments):
@@ -203,30 +212,28 @@ class PlaylistBuilder:
             if iv == sequence_iv(rendition.media_sequence + index):
                 iv = None
             if (s.key_id, iv) != previous:
-                key = Key(KEY_METHOD, self._key_uri(s.key_id), iv)
+                key = Key(KEY_METHOD, f"../{KEYS_DIR}/{s.key_id}", iv)
                 previous = (s.key_id, iv)
             # EXT-X-MAP is written before EXT-X-KEY, so the (clear) init section is not
             # read as encrypted (RFC 8216 4.3.2.5).
-            init = Map(f"{seg_base}/{rendition.init_key}?s={_SEGMENT_SLOT}") if index == 0 else None
-            segments.append(
-                Segment(f"{seg_base}/{s.key}?s={_SEGMENT_SLOT}", s.duration_s, key=key, map=init)
-            )
+            init = Map(rendition.init_key.removeprefix(prefix)) if index == 0 else None
+            segments.append(Segment(s.key.removeprefix(prefix), s.duration_s, key=key, map=init))
         playlist = MediaPlaylist(
             target_duration=rendition.target_duration_s,
             media_sequence=rendition.media_sequence,
             segments=tuple(segments),
         )
-        return Template.split(render_media(playlist))
+        return render_media(playlist)
 
     def _multivariant(
         self, track: PublishedTrack, session: SessionClaims, first_pathway: str | None
-    ) -> Template:
+    ) -> str:
         record = track.record
         offered = [track.renditions[name] for name in session.variants]
         if first_pathway is None:
             variants = tuple(
                 VariantStream(
-                    uri=media_playlist_name(r.name),
+                    uri=media_playlist_uri(r.name),
                     bandwidth=r.bandwidth,
                     average_bandwidth=r.average_bandwidth,
                     codecs=r.codecs,
@@ -242,7 +249,7 @@ class PlaylistBuilder:
             pathways = (first, *(p for p in self._pathways.values() if p is not first))
             variants = tuple(
                 VariantStream(
-                    uri=f"{p.base_url}{play_path(_SESSION_SLOT)}/{media_playlist_name(r.name)}",
+                    uri=f"{p.base_url}{session_path(_SESSION_SLOT)}/{media_playlist_uri(r.name)}",
                     bandwidth=r.bandwidth,
                     average_bandwidth=r.average_bandwidth,
                     codecs=r.codecs,
@@ -262,7 +269,7 @@ class PlaylistBuilder:
         loudness = record.loudness
         playlist = MultivariantPlaylist(
             variants=variants,
-            session_keys=tuple(SessionKey(KEY_METHOD, self._key_uri(kid)) for kid in key_ids),
+            session_keys=tuple(SessionKey(KEY_METHOD, f"{KEYS_DIR}/{kid}") for kid in key_ids),
             session_data=(
                 SessionData(f"{LOUDNESS_DATA_ID}.gain-db", f"{loudness.playback_gain_db:.2f}"),
                 SessionData(f"{LOUDNESS_DATA_ID}.target-lufs", f"{loudness.target_lufs:.1f}"),
@@ -273,4 +280,4 @@ class PlaylistBuilder:
             ),
             content_steering=steering,
         )
-        return Template.split(render_multivariant(playlist))
+        return render_multivariant(playlist)

@@ -1,9 +1,13 @@
-"""GET /v1/seg/{track_id}/{version}/{name}?s=<segment token>: the origin shield.
+"""GET /v1/s/{token}/{rendition}/{file}: init sections and segments, from the edge itself.
 
-The bytes are the same for every listener (encrypted once at ingest) and immutable, so CDNs
-may cache them for a year keyed without the query string; the token only gates this origin.
-Only names listed in the version's record are servable: anything else is refused before the
-object store is touched. Range (206/416) and If-None-Match (304) work on cached bytes.
+With the nginx tier in front (`cdn_edge.nginx_tier`, the default where nginx is installed)
+nginx serves these paths and this handler is not reached; without it (`--segments python`)
+the edge is the origin shield. Either way the session token in the path is checked, and the
+rendition must be one the session was offered (the offer is tier-checked when the session
+opens). The bytes are the same for every listener (encrypted once at ingest) and immutable,
+so CDNs may cache them for a year keyed without the token. Only names listed in the version's
+record are servable: anything else is refused before the object store is touched. Range
+(206/416) and If-None-Match (304) work on cached bytes.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from aiohttp import web
 
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.catalog_cache import PublishedObject
-from cdn_edge.errors import NotEntitled, NotFound, Unauthorized
-from cdn_edge.names import check_name, check_relative_key
+from cdn_edge.errors import NotEntitled, NotFound
+from cdn_edge.names import check_name
 from cdn_edge.negotiation import TIER_RANK
+from cdn_edge.playlists import PlaylistBuilder
 from cdn_edge.ranges import etag_matches, if_range_allows, parse_range
 from cdn_edge.state import (
     BLOCKING,
@@ -54,18 +59,15 @@ async def segment(request: web.Request) -> web.Response:
     started = time.perf_counter()  # for CMSD's response delay
     app = request.app
     # Names first: malformed or traversing paths end here, before tokens, catalog or store.
-    track_id = check_name("track id", request.match_info["track_id"])
-    version = check_name("version", request.match_info["version"])
-    name = check_relative_key(request.match_info["name"])
-    token = request.query.get("s")
-    if not token:
-        raise Unauthorized("the segment URL needs its signature (?s=...) from the playlist")
-    claims = app[TOKENS].verify_segment(token, track_id, version, int(app[CLOCK]()))
-    log_fields(request).update(session_id=claims.session_id, track_id=track_id)
-    track = await app[CATALOG].version(track_id, version)
+    rendition = check_name("rendition", request.match_info["rendition"])
+    name = f"{rendition}/{check_name('file', request.match_info['file'])}"
+    claims = app[TOKENS].verify_session(request.match_info["token"], int(app[CLOCK]()))
+    log_fields(request).update(session_id=claims.session_id, track_id=claims.track_id)
+    track = await app[CATALOG].version(claims.track_id, claims.version)
+    PlaylistBuilder.check_offered(track, claims, rendition)  # 404 or 403 (tier)
     obj = track.objects.get(name)
     if obj is None:
-        raise NotFound(f"track {track_id} version {version} has no object {name!r}")
+        raise NotFound(f"track {claims.track_id} version {claims.version} has no {name!r}")
     if TIER_RANK[obj.tier] > TIER_RANK[claims.tier]:
         raise NotEntitled(f"{name} belongs to a {obj.tier} rendition; the session is {claims.tier}")
 

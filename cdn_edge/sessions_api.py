@@ -29,7 +29,7 @@ from cdn_edge.negotiation import (
     parse_codec,
 )
 from cdn_edge.playback_tokens import SESSION_TTL_S, SessionClaims
-from cdn_edge.playlists import MULTIVARIANT_NAME
+from cdn_edge.playlists import MULTIVARIANT_NAME, session_path
 from cdn_edge.request_body import read_bounded
 from cdn_edge.state import (
     CATALOG,
@@ -174,7 +174,7 @@ async def create_session(request: web.Request) -> web.Response:
     loudness = record.loudness
     doc = {
         "session_id": claims.session_id,
-        "playlist_url": f"{base}/v1/play/{token}/{MULTIVARIANT_NAME}.m3u8",
+        "playlist_url": f"{base}{session_path(token)}/{MULTIVARIANT_NAME}.m3u8",
         "expires_at": _iso(expires_at),
         "expires_in_s": expires_at - now,
         "track": {

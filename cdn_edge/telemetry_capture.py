@@ -3,7 +3,7 @@
 Playlists, keys and segments must never fail or wait because of telemetry: items go to the
 writer with `offer` (dropped and counted when it is full), and any error here is logged and
 swallowed. CMCD is read after the handler has verified the request's token, so only requests
-of a known session are sampled; the token itself (in the path, `?s=` or `?t=`) is never
+of a known session are sampled; the token itself (in the path) is never
 stored.
 """
 
@@ -32,7 +32,7 @@ from cdn_edge.cmsd import (
     render_cmsd_dynamic,
     render_cmsd_static,
 )
-from cdn_edge.playback_tokens import SegmentClaims
+from cdn_edge.playback_tokens import SessionClaims
 from cdn_edge.telemetry_metrics import TelemetryMetrics
 from cdn_edge.telemetry_writer import TelemetryWriter
 from cdn_edge.unique_ids import UniqueIds
@@ -180,7 +180,7 @@ class TelemetryCapture:
     def segment_served(
         self,
         request: web.Request,
-        claims: SegmentClaims,
+        claims: SessionClaims,
         track: PublishedTrack,
         obj: PublishedObject,
         name: str,
@@ -224,7 +224,7 @@ class TelemetryCapture:
     def _cmsd(
         self,
         request: web.Request,
-        claims: SegmentClaims,
+        claims: SessionClaims,
         track: PublishedTrack,
         obj: PublishedObject,
         timing: tuple[float, float] | None,
@@ -272,6 +272,6 @@ def _object_name(request: web.Request, route: str) -> str:
         name = info.get("rendition", "")
     elif route == "key":
         name = info.get("key_id", "")
-    else:
-        name = info.get("name", "")
+    else:  # a segment: the object key below the version, as the track record names it
+        name = f"{info.get('rendition', '')}/{info.get('file', '')}".strip("/")
     return name[:MAX_OBJECT_CHARS] or "-"

@@ -46,7 +46,8 @@ from transcoder.ladder import CODECS_STRING
 from transcoder.packaging import PackagedRendition
 
 UPLOAD_THREADS = 8  # object stores reward parallel PUTs; the local one does not mind
-KEY_URI_TEMPLATE = "/v1/keys/{key_id}"  # the edge replaces these with signed, per-session URIs
+# As the edge serves it (cdn_edge.playlists): keys beside the rendition, under the session.
+KEY_URI_TEMPLATE = "../keys/{key_id}"
 SEGMENT_CONTENT_TYPE = "video/iso.segment"  # RFC 8216 / CMAF; "audio/mp4" also plays
 INIT_CONTENT_TYPE = "audio/mp4"
 PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"

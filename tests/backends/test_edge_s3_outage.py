@@ -58,7 +58,7 @@ async def test_edge_rides_out_an_s3_outage(
     )
     assert response.status == 201, await response.text()
     main_url = (await response.json())["playlist_url"]
-    media_url = urljoin(main_url, "aac_96.m3u8")
+    media_url = urljoin(main_url, "aac_96/playlist.m3u8")
     media = m3u8.loads(await (await client.get(path(media_url))).text(), uri=media_url)
     first, second = (urljoin(media_url, s.uri) for s in media.segments[:2])
     cached = await client.get(path(first))

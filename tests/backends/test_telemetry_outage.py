@@ -153,7 +153,7 @@ async def listen(edge: Edge, settings: Settings, secrets: TokenSecrets, user: st
     assert response.status == 201, await response.text()
     doc = await response.json()
     main_url = doc["playlist_url"]
-    media_url = urljoin(main_url, "aac_96.m3u8")
+    media_url = urljoin(main_url, "aac_96/playlist.m3u8")
     response = await edge.client.get(path_of(settings, media_url))
     assert response.status == 200
     media = parse_media(await response.text())

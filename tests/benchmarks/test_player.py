@@ -22,29 +22,30 @@ from benchmarks.player import (
 from cdn_edge.cmcd import parse_cmcd
 
 BASE = "http://127.0.0.1:8080"
-MEDIA_URL = f"{BASE}/v1/play/TOKEN.SIG/aac_160.m3u8"
-MEDIA = f"""#EXTM3U
+SESSION = f"{BASE}/v1/s/TOKEN.SIG"
+MEDIA_URL = f"{SESSION}/aac_160/playlist.m3u8"
+MEDIA = """#EXTM3U
 #EXT-X-VERSION:7
 #EXT-X-TARGETDURATION:6
 #EXT-X-PLAYLIST-TYPE:VOD
-#EXT-X-MAP:URI="../../seg/t1/v1/aac_160/init.mp4?s=SEG"
-#EXT-X-KEY:METHOD=AES-128,URI="{BASE}/v1/keys/v1-free-0?t=K0",IV=0x00000000000000000000000000000001
+#EXT-X-MAP:URI="init.mp4"
+#EXT-X-KEY:METHOD=AES-128,URI="../keys/v1-free-0",IV=0x00000000000000000000000000000001
 #EXTINF:6.013968,
-../../seg/t1/v1/aac_160/seg_00000.m4s?s=SEG
+seg_00000.m4s
 #EXTINF:5.990748,
-../../seg/t1/v1/aac_160/seg_00001.m4s?s=SEG
-#EXT-X-KEY:METHOD=AES-128,URI="{BASE}/v1/keys/v1-free-1?t=K1",IV=0x00000000000000000000000000000002
+seg_00001.m4s
+#EXT-X-KEY:METHOD=AES-128,URI="../keys/v1-free-1",IV=0x00000000000000000000000000000002
 #EXTINF:3.5,
-../../seg/t1/v1/aac_160/seg_00002.m4s?s=SEG
+seg_00002.m4s
 #EXT-X-ENDLIST
 """
 MULTIVARIANT = """#EXTM3U
 #EXT-X-VERSION:7
-#EXT-X-SESSION-KEY:METHOD=AES-128,URI="http://127.0.0.1:8080/v1/keys/v1-free-0?t=K0"
+#EXT-X-SESSION-KEY:METHOD=AES-128,URI="keys/v1-free-0"
 #EXT-X-STREAM-INF:BANDWIDTH=161842,CODECS="mp4a.40.2",STABLE-VARIANT-ID="aac_160"
-aac_160.m3u8
+aac_160/playlist.m3u8
 #EXT-X-STREAM-INF:BANDWIDTH=123110,CODECS="opus"
-opus_160.m3u8
+opus_160/playlist.m3u8
 """
 
 
@@ -85,8 +86,8 @@ def test_with_cmcd_url_encodes_one_query_argument():
 
 
 def test_relative_urls_resolve_against_the_playlist():
-    assert resolve(MEDIA_URL, "../../seg/t/v/a/seg_00000.m4s?s=1") == (
-        f"{BASE}/v1/seg/t/v/a/seg_00000.m4s?s=1"
+    assert resolve(MEDIA_URL, "../../other/a/seg_00000.m4s?s=1") == (
+        f"{BASE}/v1/s/other/a/seg_00000.m4s?s=1"
     )
     assert resolve(MEDIA_URL, "https://cdn.example/x.m4s") == "https://cdn.example/x.m4s"
 
@@ -107,16 +108,16 @@ def test_next_object_is_relative_to_the_current_request_with_its_query():
 
 def test_media_playlist_gives_init_segments_durations_and_current_key():
     view = parse_media_playlist(MEDIA, MEDIA_URL)
-    assert view.init_url == f"{BASE}/v1/seg/t1/v1/aac_160/init.mp4?s=SEG"
-    assert [s.url.rsplit("/", 1)[1] for s in view.segments] == [
-        "seg_00000.m4s?s=SEG",
-        "seg_00001.m4s?s=SEG",
-        "seg_00002.m4s?s=SEG",
+    assert view.init_url == f"{SESSION}/aac_160/init.mp4"
+    assert [s.url for s in view.segments] == [
+        f"{SESSION}/aac_160/seg_00000.m4s",
+        f"{SESSION}/aac_160/seg_00001.m4s",
+        f"{SESSION}/aac_160/seg_00002.m4s",
     ]
     assert [s.key_url for s in view.segments] == [
-        f"{BASE}/v1/keys/v1-free-0?t=K0",
-        f"{BASE}/v1/keys/v1-free-0?t=K0",
-        f"{BASE}/v1/keys/v1-free-1?t=K1",
+        f"{SESSION}/keys/v1-free-0",
+        f"{SESSION}/keys/v1-free-0",
+        f"{SESSION}/keys/v1-free-1",
     ]
     assert view.duration_s == pytest.approx(15.504716)
     assert view.target_duration_s == 6
@@ -132,16 +133,16 @@ def test_media_playlist_refuses_what_is_not_one():
 
 
 def test_variants_by_stable_id_or_uri_stem():
-    main_url = f"{BASE}/v1/play/TOKEN.SIG/main.m3u8"
+    main_url = f"{SESSION}/main.m3u8"
     assert variant_uris(MULTIVARIANT, main_url) == {
-        "aac_160": f"{BASE}/v1/play/TOKEN.SIG/aac_160.m3u8",
-        "opus_160": f"{BASE}/v1/play/TOKEN.SIG/opus_160.m3u8",
+        "aac_160": f"{SESSION}/aac_160/playlist.m3u8",
+        "opus_160": f"{SESSION}/opus_160/playlist.m3u8",  # no id: the playlist's directory
     }
 
 
 def test_session_token_is_the_path_segment_after_play():
-    assert session_token_of(f"{BASE}/v1/play/abc.def/main.m3u8") == "abc.def"
-    with pytest.raises(ValueError, match="not a /v1/play"):
+    assert session_token_of(f"{BASE}/v1/s/abc.def/main.m3u8") == "abc.def"
+    with pytest.raises(ValueError, match="not a /v1/s"):
         session_token_of(f"{BASE}/v1/other/main.m3u8")
 
 

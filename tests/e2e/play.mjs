@@ -97,8 +97,9 @@ async function play({ name, url }) {
   const pageErrors = [];
   page.on("request", (r) => {
     const path = new URL(r.url()).pathname;
-    if (path.startsWith("/v1/keys/")) requests.keys += 1;
-    else if (path.startsWith("/v1/seg/")) {
+    // Everything a session fetches is under /v1/s/{token}/: keys/{id}, {rendition}/{file}.
+    if (/^\/v1\/s\/[^/]+\/keys\//.test(path)) requests.keys += 1;
+    else if (/^\/v1\/s\/[^/]+\/[^/]+\/(init\.mp4|seg_\d+\.m4s)$/.test(path)) {
       requests.segments += 1;
       const origin = new URL(r.url()).origin;
       requests.segmentsByOrigin[origin] = (requests.segmentsByOrigin[origin] || 0) + 1;
@@ -106,7 +107,7 @@ async function play({ name, url }) {
       requests.steering += 1;
       requests.steeringUrl = r.url();
     }
-    if (path.startsWith("/v1/play/") && !requests.playlistUrl) requests.playlistUrl = r.url();
+    if (path.endsWith("/main.m3u8") && !requests.playlistUrl) requests.playlistUrl = r.url();
     else if (path.endsWith(".m3u8")) requests.playlists += 1;
   });
   page.on("response", (r) => {

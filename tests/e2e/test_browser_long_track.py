@@ -166,7 +166,7 @@ def test_ffmpeg_pulls_every_rendition_of_one_session(long_track: LongTrack, tmp_
                 "-v",
                 "error",
                 "-i",
-                f"{base}/{name}.m3u8",
+                f"{base}/{name}/playlist.m3u8",
                 "-c",
                 "copy",
                 "-y",

@@ -57,4 +57,4 @@ def test_demo_serves_the_player_hls_js_and_a_session(tmp_path: Path) -> None:
         playlist_url = json.loads(session)["playlist_url"]
         status, kind, playlist = _fetch(playlist_url)
         assert (status, kind) == (200, "application/vnd.apple.mpegurl")
-        assert b"flac.m3u8" in playlist  # a premium session
+        assert b"flac/playlist.m3u8" in playlist  # a premium session

@@ -145,7 +145,7 @@ class Player:
         return m3u8.loads((await self.get(url)).decode(), uri=url)
 
     async def media(self, main_url: str, rendition: str) -> tuple[str, m3u8.M3U8]:
-        url = urljoin(main_url, f"{rendition}.m3u8")
+        url = urljoin(main_url, f"{rendition}/playlist.m3u8")
         return url, m3u8.loads((await self.get(url)).decode(), uri=url)
 
     async def key(self, url: str) -> bytes:
@@ -227,7 +227,7 @@ async def test_listener_hears_the_master_in_every_offered_rendition(
     main_url = doc["playlist_url"]
     main = await player.multivariant(main_url)
     assert {p.stream_info.stable_variant_id for p in main.playlists} == offered
-    assert main.playlists[0].uri == f"{doc['start_variant']['rendition']}.m3u8"
+    assert main.playlists[0].uri == f"{doc['start_variant']['rendition']}/playlist.m3u8"
     gains = [d.value for d in main.session_data if d.data_id.endswith(".gain-db")]
     assert gains == [f"{record.loudness.playback_gain_db:.2f}"]
 
@@ -268,7 +268,7 @@ async def test_free_listener_cannot_edit_urls_into_premium(
 
     # Swap the rendition name in the playlist URL.
     for name in sorted(PREMIUM_ONLY):
-        await player.get(urljoin(free_main, f"{name}.m3u8"), status=403)
+        await player.get(urljoin(free_main, f"{name}/playlist.m3u8"), status=403)
 
     # Swap the key id in a key URL: the session's tier is in its token; and the premium key
     # ids are not in any free playlist, but follow a visible pattern (version-tier-period).
@@ -279,21 +279,21 @@ async def test_free_listener_cannot_edit_urls_into_premium(
         edited = f"{free_key_url.rsplit('/', 1)[0]}/{key_id}"
         await player.get(edited, status=403)
 
-    # Reuse a premium session's segment URLs with the free session's signature.
-    free_signature = query(urljoin(free_media_url, free_media.segments[0].uri), "s")
+    # Reuse a premium session's segment URLs under the free session's token.
+    free_token = urlsplit(free_main).path.split("/")[3]
+    premium_token = urlsplit(premium_main).path.split("/")[3]
     for name in sorted(PREMIUM_ONLY):
         url, media = await player.media(premium_main, name)
         premium_urls = [urljoin(url, media.segment_map[0].uri)]
         premium_urls += [urljoin(url, s.uri) for s in media.segments]
         for premium_url in premium_urls:
             await player.get(premium_url)  # the premium session may
-            await player.get(with_query(premium_url, "s", free_signature), status=403)
+            await player.get(premium_url.replace(premium_token, free_token), status=403)
 
     # Upgrade the session token's tier by hand: the signature no longer matches.
-    token = urlsplit(free_main).path.split("/")[3]
-    forged = forge_claim(token, "tier", "premium")
-    await player.get(free_main.replace(token, forged), status=401)
-    await player.get(urljoin(free_main.replace(token, forged), "flac.m3u8"), status=401)
+    forged = forge_claim(free_token, "tier", "premium")
+    await player.get(free_main.replace(free_token, forged), status=401)
+    await player.get(urljoin(free_main.replace(free_token, forged), "flac/playlist.m3u8"), 401)
 
 
 async def test_expired_and_tampered_tokens_are_refused(
@@ -325,15 +325,15 @@ async def test_expired_and_tampered_tokens_are_refused(
     media_url, media = await player.media(main_url, "aac_96")
     key_url = urljoin(media_url, media.segments[0].key.uri)
     segment_url = urljoin(media_url, media.segments[0].uri)
-    key_token, segment_token = key_url.split("/")[-2], query(segment_url, "s")
+    token = urlsplit(main_url).path.split("/")[3]
+    assert f"/{token}/" in key_url and f"/{token}/" in segment_url  # one token for all
     await player.get(key_url)
     await player.get(segment_url)
-    await player.get(key_url.replace(key_token, forge_claim(key_token, "tier", "premium")), 401)
-    await player.get(key_url.replace(key_token, corrupt(key_token)), 401)
-    await player.get(with_query(segment_url, "s", forge_claim(segment_token, "exp", 2**40)), 401)
-    await player.get(with_query(segment_url, "s", corrupt(segment_token)), 401)
-    await player.get(key_url.replace(f"/{key_token}/", "/"), 404)  # no token at all
-    await player.get(segment_url.split("?")[0], 401)
+    for url in (key_url, segment_url):
+        await player.get(url.replace(token, forge_claim(token, "tier", "premium")), 401)
+        await player.get(url.replace(token, forge_claim(token, "exp", 2**40)), 401)
+        await player.get(url.replace(token, corrupt(token)), 401)
+        await player.get(url.replace(f"/{token}/", "/"), 404)  # no token at all
 
     # Hours into a pause the key URI is still the session's, and the playlists name it still.
     clock.advance(3 * 3600)
@@ -364,16 +364,17 @@ async def test_tokens_do_not_open_another_track_or_kind(
     for url in (one_segment, other_segment, one_key, other_key):
         await player.get(url)
 
-    # Track one's segment signature on track two's segment, and the other way round.
-    await player.get(with_query(other_segment, "s", query(one_segment, "s")), 403)
-    await player.get(with_query(one_segment, "s", query(other_segment, "s")), 403)
-    # Track one's session asking for track two's key: its track has no such key.
-    one_token, other_token = one_key.split("/")[-2], other_key.split("/")[-2]
+    # The track and version are the token's, never the URL's: track one's token on track two's
+    # paths opens track one's objects, and track two's key ids are not in track one.
+    one_token = urlsplit(one["playlist_url"]).path.split("/")[3]
+    other_token = urlsplit(other["playlist_url"]).path.split("/")[3]
+    swapped = await player.get(other_segment.replace(other_token, one_token))
+    assert swapped == await player.get(one_segment) != await player.get(other_segment)
     assert ingested.record.version != ingested.other.version
     await player.get(other_key.replace(other_token, one_token), 404)
-    # One token kind in the place of another.
-    await player.get(one_key.replace(one_token, query(one_segment, "s")), 403)
-    await player.get(with_query(one_segment, "s", one_token), 403)
-    # A segment token of another version of the same track.
-    head, _, tail = one_segment.partition(f"/{ingested.record.version}/")
-    await player.get(f"{head}/{ingested.other.version}/{tail}", 403)
+    # A bearer token of another kind (the listener JWT) in the session token's place.
+    await player.get(one_key.replace(one_token, token), 401)
+    await player.get(one_segment.replace(one_token, token), 401)
+    # A session token edited to another version of the same track: no longer authentic.
+    forged = forge_claim(one_token, "ver", ingested.other.version)
+    await player.get(one_segment.replace(one_token, forged), 401)

@@ -16,7 +16,7 @@ from streamer.catalog import current_record_key, encode_track_record, version_re
 from streamer.errors import CatalogError
 from streamer.memory_object_store import InMemoryObjectStore
 from streamer.settings import Settings
-from tests.edge.builders import CountingReader, build_track, publish
+from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
 from tests.edge.conftest import Client, ManualClock, path_of
 
 
@@ -83,13 +83,16 @@ async def test_sessions_stay_on_their_version_after_a_reingest(
     store: InMemoryObjectStore,
     clock: ManualClock,
     ring: KeyRing,
+    track: BuiltTrack,
 ) -> None:
     old = await open_session("free")
     publish(store, build_track(ring, "trk1", "v2"))
     clock.advance(CURRENT_TTL_S)
     new = await open_session("free")
     assert (old["track"]["version"], new["track"]["version"]) == ("v1", "v2")
-    media = old["playlist_url"].rsplit("/", 1)[0] + "/aac_96.m3u8"
+    media = old["playlist_url"].rsplit("/", 1)[0] + "/aac_96/playlist.m3u8"
     text = await (await client.get(path_of(settings, media))).text()
     first = path_of(settings, parse_media(text).segments[0].uri, relative_to=media)
-    assert first.startswith("/v1/seg/trk1/v1/aac_96/")
+    response = await client.get(first)
+    assert response.status == 200
+    assert await response.read() == track.stored["aac_96/seg_00000.m4s"]  # v1's bytes

@@ -57,7 +57,8 @@ async def _pull_every_rendition(
     statuses = []
     base = doc["playlist_url"].rsplit("/", 1)[0]
     for rendition in doc["variants"]:
-        response = await client.get(path_of(settings, f"{base}/{rendition}.m3u8"))
+        playlist_url = f"{base}/{rendition}/playlist.m3u8"
+        response = await client.get(path_of(settings, playlist_url))
         assert response.status == 200
         media = parse_media(await response.text())
         for index, (segment, (key, iv)) in enumerate(
@@ -66,7 +67,7 @@ async def _pull_every_rendition(
             if segment.key is None:
                 continue
             assert key is not None and key.uri is not None and iv is not None
-            fetched = await client.get(path_of(settings, key.uri))
+            fetched = await client.get(path_of(settings, key.uri, relative_to=playlist_url))
             statuses.append(fetched.status)
             if fetched.status != 200:
                 continue
@@ -87,11 +88,12 @@ async def test_one_client_pulls_every_rendition_of_a_long_track(
     assert set(statuses) == {200}
     # And again, as a second player would after a restart, within the margin: nothing refused
     # for the keys hls.js would fetch (one per distinct URI).
-    base = doc["playlist_url"].rsplit("/", 1)[0]
-    response = await client.get(path_of(settings, f"{base}/{doc['variants'][0]}.m3u8"))
+    playlist_url = doc["playlist_url"].rsplit("/", 1)[0] + f"/{doc['variants'][0]}/playlist.m3u8"
+    response = await client.get(path_of(settings, playlist_url))
     uris = {k.uri for k, _ in parse_media(await response.text()).segment_keys() if k}
     for uri in sorted(uris, key=str):
-        assert (await client.get(path_of(settings, str(uri)))).status == 200
+        key_path = path_of(settings, str(uri), relative_to=playlist_url)
+        assert (await client.get(key_path)).status == 200
 
 
 async def test_a_scraping_listener_is_refused(
@@ -117,13 +119,14 @@ async def test_a_session_past_its_budget_is_refused_with_retry_after(
     client: Client, open_session: OpenSession, settings: Settings, clock: ManualClock
 ) -> None:
     doc = await open_session("free")
-    base = doc["playlist_url"].rsplit("/", 1)[0]
-    response = await client.get(path_of(settings, f"{base}/aac_96.m3u8"))
+    playlist_url = doc["playlist_url"].rsplit("/", 1)[0] + "/aac_96/playlist.m3u8"
+    response = await client.get(path_of(settings, playlist_url))
     key_uri = parse_media(await response.text()).segments[0].key.uri  # type: ignore[union-attr]
-    statuses = [(await client.get(path_of(settings, str(key_uri)))).status for _ in range(400)]
+    key_path = path_of(settings, str(key_uri), relative_to=playlist_url)
+    statuses = [(await client.get(key_path)).status for _ in range(400)]
     granted = statuses.count(200)
     assert granted >= 5 * PERIODS * 1.5 + SESSION_MARGIN
     assert set(statuses[granted:]) == {429}
-    refused = await client.get(path_of(settings, str(key_uri)))
+    refused = await client.get(key_path)
     assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
     assert "fetched its" in (await refused.json())["message"]

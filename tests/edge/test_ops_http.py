@@ -26,7 +26,7 @@ async def test_metrics_exposition(
 ) -> None:
     doc = await open_session("free")
     await client.get(path_of(settings, doc["playlist_url"]))
-    await client.get("/v1/seg/trk1/v1/aac_96/seg_00000.m4s")  # refused: no token
+    await client.post("/v1/sessions", json={})  # refused: no listener token
     response = await client.get("/metrics")
     assert response.status == 200
     assert response.content_type == "text/plain"
@@ -115,9 +115,10 @@ async def test_key_issuance_is_logged_without_key_bytes(
     from manifests import parse_media
 
     doc = await open_session("free")
-    url = doc["playlist_url"].rsplit("/", 1)[0] + "/aac_96.m3u8"
+    url = doc["playlist_url"].rsplit("/", 1)[0] + "/aac_96/playlist.m3u8"
     media = parse_media(await (await client.get(path_of(settings, url))).text())
-    key = await (await client.get(path_of(settings, media.segments[0].key.uri))).read()  # type: ignore[union-attr]
+    key_url = media.segments[0].key.uri  # type: ignore[union-attr]
+    key = await (await client.get(path_of(settings, key_url, relative_to=url))).read()
     issued = [line for line in access_lines() if line["route"] == "key"]
     assert len(issued) == 1
     assert issued[0]["key_id"] == "v1-free-0" and issued[0]["key_tier"] == "free"

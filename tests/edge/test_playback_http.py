@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urljoin
 
 import m3u8
 
@@ -26,8 +26,18 @@ async def fetch_text(client: Client, settings: Settings, url: str, **headers: st
     return await response.text()
 
 
+async def first_key_url(
+    client: Client, settings: Settings, doc: dict[str, Any], rendition: str
+) -> str:
+    """The absolute URL of the first key a session's media playlist names."""
+    url = media_url(doc["playlist_url"], rendition)
+    key = parse_media(await fetch_text(client, settings, url)).segments[0].key
+    assert key is not None and key.uri is not None
+    return urljoin(url, key.uri)
+
+
 def media_url(playlist_url: str, rendition: str) -> str:
-    return playlist_url.rsplit("/", 1)[0] + f"/{rendition}.m3u8"
+    return playlist_url.rsplit("/", 1)[0] + f"/{rendition}/playlist.m3u8"
 
 
 async def test_free_session_plays_end_to_end(
@@ -39,7 +49,7 @@ async def test_free_session_plays_end_to_end(
     assert lint_multivariant(multivariant) == []
     assert m3u8.loads(main).is_variant
     uris = [v.uri for v in multivariant.variants]
-    assert uris == [f"{name}.m3u8" for name in doc["variants"]]
+    assert uris == [f"{name}/playlist.m3u8" for name in doc["variants"]]
     assert not {"aac_256.m3u8", "flac.m3u8"} & set(uris)
 
     media_playlist_url = media_url(doc["playlist_url"], doc["variants"][0])
@@ -49,14 +59,19 @@ async def test_free_session_plays_end_to_end(
     assert len(m3u8.loads(text).segments) == len(media.segments)
     first = media.segments[0]
     assert first.key is not None and first.map is not None
-    key = await client.get(path_of(settings, first.key.uri))
+    key = await client.get(path_of(settings, first.key.uri, relative_to=media_playlist_url))
     assert key.status == 200
     assert key.headers["Cache-Control"] == "no-store"
     assert key.content_type == "application/octet-stream"
     key_bytes = await key.read()
     assert len(key_bytes) == 16
-    # Segments are named relative to the media playlist, so they come from its host.
-    assert first.uri.startswith("../../seg/trk1/v1/")
+    # Files and keys are named relative to the media playlist, so they come from its host,
+    # under the session's path.
+    assert (first.uri, first.map.uri, first.key.uri) == (
+        "seg_00000.m4s",
+        "init.mp4",
+        "../keys/v1-free-0",
+    )
     segment = await client.get(path_of(settings, first.uri, relative_to=media_playlist_url))
     assert segment.status == 200
     iv = media.segment_keys()[0][1]
@@ -71,10 +86,9 @@ async def test_free_session_refused_premium_key_even_with_an_edited_url(
     client: Client, open_session: OpenSession, settings: Settings
 ) -> None:
     doc = await open_session("free")
-    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_160"))
-    key_uri = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
+    key_uri = await first_key_url(client, settings, doc, "aac_160")
     session_token = doc["playlist_url"].split("/")[-2]
-    assert key_uri.endswith(f"/v1/keys/{session_token}/v1-free-0")
+    assert key_uri.endswith(f"/v1/s/{session_token}/keys/v1-free-0")
     edited = key_uri.replace("v1-free-0", "v1-premium-0")
     response = await client.get(path_of(settings, edited))
     assert response.status == 403
@@ -83,7 +97,7 @@ async def test_free_session_refused_premium_key_even_with_an_edited_url(
     for other in ("v2-free-0", "v1-free-99", "..", "v1-free-0%2F..%2Fx"):
         response = await client.get(path_of(settings, key_uri.replace("v1-free-0", other)))
         assert response.status in (400, 404), other
-    response = await client.get("/v1/keys/v1-free-0")
+    response = await client.get("/v1/s/keys/v1-free-0")
     assert response.status == 404
     # Nor the premium media playlist, asked for by name.
     response = await client.get(path_of(settings, media_url(doc["playlist_url"], "flac")))
@@ -98,8 +112,7 @@ async def test_premium_session_gets_premium_keys(
     client: Client, open_session: OpenSession, settings: Settings, track: BuiltTrack
 ) -> None:
     doc = await open_session("premium")
-    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "flac"))
-    key_uri = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
+    key_uri = await first_key_url(client, settings, doc, "flac")
     response = await client.get(path_of(settings, key_uri))
     assert response.status == 200
     assert await response.read() == track.clear_keys["v1-premium-0"]
@@ -111,8 +124,7 @@ async def test_expired_and_forged_tokens_get_401(
     client: Client, open_session: OpenSession, settings: Settings, clock: ManualClock
 ) -> None:
     doc = await open_session("free")
-    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
-    key_uri = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
+    key_uri = await first_key_url(client, settings, doc, "aac_96")
     session_token = doc["playlist_url"].split("/")[-2]
     forged_token = session_token[:-3] + ("AAA" if not session_token.endswith("AAA") else "BBB")
     response = await client.get(path_of(settings, key_uri.replace(session_token, forged_token)))
@@ -124,8 +136,7 @@ async def test_expired_and_forged_tokens_get_401(
     # A key URI lives as long as its session: hours into a long pause, the same URI works.
     clock.advance(3 * 3600)
     assert (await client.get(path_of(settings, key_uri))).status == 200
-    again = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
-    assert parse_media(again).segments[0].key.uri == key_uri  # type: ignore[union-attr]
+    assert await first_key_url(client, settings, doc, "aac_96") == key_uri
 
     clock.advance(doc["expires_in_s"])
     for url in (doc["playlist_url"], key_uri):
@@ -139,8 +150,7 @@ async def test_keys_are_limited_per_session(
     client: Client, open_session: OpenSession, settings: Settings, track: BuiltTrack
 ) -> None:
     doc = await open_session("free")
-    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
-    key_path = path_of(settings, parse_media(text).segments[0].key.uri)  # type: ignore[union-attr]
+    key_path = path_of(settings, await first_key_url(client, settings, doc, "aac_96"))
     session = client.app[TOKENS].verify_session(  # type: ignore[index]
         doc["playlist_url"].split("/")[-2],
         int(client.app[CLOCK]()),  # type: ignore[index]
@@ -154,8 +164,7 @@ async def test_keys_are_limited_per_session(
     assert int(response.headers["Retry-After"]) >= 1
     assert (await response.json())["error"] == "rate_limited"
     other = await open_session("free")
-    text = await fetch_text(client, settings, media_url(other["playlist_url"], "aac_96"))
-    other_key = parse_media(text).segments[0].key.uri  # type: ignore[union-attr]
+    other_key = await first_key_url(client, settings, other, "aac_96")
     assert (await client.get(path_of(settings, other_key))).status == 200
 
 
@@ -177,7 +186,7 @@ async def test_playlists_are_gzipped_when_accepted(
 
 async def test_playlist_session_token_garbage(client: Client) -> None:
     for token in ["x", "a.b", "e30.e30", "A" * 3000]:
-        response = await client.get(f"/v1/play/{token}/main.m3u8")
+        response = await client.get(f"/v1/s/{token}/main.m3u8")
         assert response.status == 401, token
 
 
@@ -191,19 +200,20 @@ async def test_unknown_rendition_is_404(
     assert response.status == 404
 
 
-async def test_segment_signature_is_one_per_session_and_window(
+async def test_media_playlists_are_one_body_for_every_session(
     client: Client, open_session: OpenSession, settings: Settings
 ) -> None:
-    doc = await open_session("free")
-    text = await fetch_text(client, settings, media_url(doc["playlist_url"], "aac_96"))
-    media = parse_media(text)
-    signatures = {parse_qs(urlsplit(s.uri).query)["s"][0] for s in media.segments}
-    assert len(signatures) == 1
-    paths = [urlsplit(s.uri).path for s in media.segments]
-    other = await open_session("free")
-    other_text = await fetch_text(client, settings, media_url(other["playlist_url"], "aac_96"))
-    # Same bytes for everyone: only the signature differs between sessions.
-    assert [urlsplit(s.uri).path for s in parse_media(other_text).segments] == paths
-    assert {parse_qs(urlsplit(s.uri).query)["s"][0] for s in parse_media(other_text).segments} != (
-        signatures
-    )
+    one, other = await open_session("free"), await open_session("free")
+    for gzip_ok in (False, True):
+        headers = {"Accept-Encoding": "gzip" if gzip_ok else "identity"}
+        bodies = []
+        for doc in (one, other):
+            url = path_of(settings, media_url(doc["playlist_url"], "aac_96"))
+            response = await client.get(url, headers=headers, auto_decompress=False)
+            assert response.status == 200
+            assert ("Content-Encoding" in response.headers) is gzip_ok
+            bodies.append(await response.read())
+        assert bodies[0] == bodies[1]  # no token inside: the same bytes for everyone
+    # And the token is still checked: another session's playlist path with a forged token.
+    forged = one["playlist_url"].replace("/main.m3u8", "x/aac_96/playlist.m3u8")
+    assert (await client.get(path_of(settings, forged))).status == 401

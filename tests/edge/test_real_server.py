@@ -92,7 +92,7 @@ async def play_once(
     first = media.segments[0]
     iv = media.segment_keys()[0][1]
     assert first.key is not None and iv is not None
-    async with http.get(first.key.uri) as response:
+    async with http.get(urljoin(media_url, first.key.uri)) as response:
         assert response.status == 200
         key = await response.read()
     segment_url = urljoin(media_url, first.uri)  # relative to the media playlist

@@ -28,7 +28,7 @@ async def test_session_created(
     clock: ManualClock,
 ) -> None:
     doc = await open_session("premium", codecs=["mp4a.40.2"])
-    assert doc["playlist_url"].startswith(f"{settings.base_url}/v1/play/")
+    assert doc["playlist_url"].startswith(f"{settings.base_url}/v1/s/")
     assert doc["playlist_url"].endswith("/main.m3u8")
     assert doc["variants"] == ["aac_256", "aac_160", "aac_96"]
     assert doc["start_variant"]["rendition"] == "aac_256"

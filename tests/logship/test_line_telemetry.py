@@ -45,7 +45,7 @@ async def test_items_mean_what_the_edge_records_for_the_same_request(
 ) -> None:
     pb = await open_playback()
     session_id = pb.doc["session_id"]
-    assert (await client.get(f"{pb.segments[3]}&CMCD={HLSJS_QUERY}")).status == 200
+    assert (await client.get(f"{pb.segments[3]}?CMCD={HLSJS_QUERY}")).status == 200
     assert (await client.get(pb.segments[4], headers=HEADERS)).status == 200
     await drain(edge_app, clock)
     edge = session_store.inner.session_telemetry(session_id)

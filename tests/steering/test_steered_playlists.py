@@ -36,8 +36,8 @@ def published(ring: KeyRing) -> PublishedTrack:
 
 
 def steered(published: PublishedTrack, first: str = "cdn-a", token: str = TOKEN) -> str:
-    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
-    return builder.multivariant(published, SESSION, token, first_pathway=first)
+    builder = PlaylistBuilder(BASE, PATHWAYS)
+    return builder.steered_multivariant(published, SESSION, token, first)
 
 
 def test_every_variant_once_per_pathway(published: PublishedTrack) -> None:
@@ -56,16 +56,16 @@ def test_every_variant_once_per_pathway(published: PublishedTrack) -> None:
     urls = {(v.pathway_id, v.stable_variant_id): v.uri for v in parsed.variants}
     for pathway in PATHWAYS:
         for name in SESSION.variants:
-            assert urls[pathway.id, name] == f"{pathway.base_url}/v1/play/{TOKEN}/{name}.m3u8"
+            assert urls[pathway.id, name] == (
+                f"{pathway.base_url}/v1/s/{TOKEN}/{name}/playlist.m3u8"
+            )
     # One BANDWIDTH and CODECS per rendition, whatever the pathway.
     rendition = published.renditions["aac_160"]
     for variant in parsed.variants:
         if variant.stable_variant_id == "aac_160":
             assert (variant.bandwidth, variant.codecs) == (rendition.bandwidth, rendition.codecs)
-    # Keys stay on the edge.
-    assert all(
-        k.uri is not None and k.uri.startswith(f"{BASE}/v1/keys/") for k in parsed.session_keys
-    )
+    # Session keys resolve against the multivariant playlist, which the edge serves.
+    assert [k.uri for k in parsed.session_keys] == ["keys/v1-free-0"]
 
 
 def test_m3u8_reads_the_steering_tags(published: PublishedTrack) -> None:
@@ -76,49 +76,52 @@ def test_m3u8_reads_the_steering_tags(published: PublishedTrack) -> None:
     assert len(loaded.playlists) == len(PATHWAYS) * len(SESSION.variants)
     pairs = {(p.stream_info.pathway_id, p.stream_info.stable_variant_id) for p in loaded.playlists}
     assert pairs == {(p.id, n) for p in PATHWAYS for n in SESSION.variants}
-    assert loaded.playlists[0].uri.startswith(f"{BASE}/v1/play/")
+    assert loaded.playlists[0].uri.startswith(f"{BASE}/v1/s/{TOKEN}/")
 
 
 def test_templates_per_first_pathway_shared_by_sessions(published: PublishedTrack) -> None:
-    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
+    builder = PlaylistBuilder(BASE, PATHWAYS)
     other = dataclasses.replace(SESSION, session_id="sid2")
     other_token = TOKENS.sign_session(other)
-    a = builder.multivariant(published, SESSION, TOKEN, first_pathway="cdn-a")
-    b = builder.multivariant(published, other, other_token, first_pathway="cdn-a")
+    a = builder.steered_multivariant(published, SESSION, TOKEN, "cdn-a")
+    b = builder.steered_multivariant(published, other, other_token, "cdn-a")
     assert TOKEN in a and other_token not in a and other_token in b
-    assert a.replace(TOKEN, "T") == b.replace(other_token, "T")  # keys too are under the token
-    builder.multivariant(published, SESSION, TOKEN, first_pathway="cdn-b")
-    assert len(builder._templates) == 2
+    assert a.replace(TOKEN, "T") == b.replace(other_token, "T")
+    builder.steered_multivariant(published, SESSION, TOKEN, "cdn-b")
+    assert len(builder._cached) == 2
 
 
 def test_steered_playlists_need_a_known_pathway(published: PublishedTrack) -> None:
-    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
+    builder = PlaylistBuilder(BASE, PATHWAYS)
     with pytest.raises(ValueError, match="cdn-z"):
-        builder.multivariant(published, SESSION, TOKEN, first_pathway="cdn-z")
+        builder.steered_multivariant(published, SESSION, TOKEN, "cdn-z")
+    with pytest.raises(ValueError, match="pathways"):
+        builder.multivariant(published, SESSION)
 
 
 def test_one_pathway_means_no_steering(published: PublishedTrack) -> None:
-    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS[:1])
+    builder = PlaylistBuilder(BASE, PATHWAYS[:1])
     assert not builder.steered
-    parsed = parse_multivariant(builder.multivariant(published, SESSION, TOKEN))
+    parsed = parse_multivariant(builder.multivariant(published, SESSION).plain.decode())
     assert parsed.content_steering is None
-    assert [v.uri for v in parsed.variants] == [f"{n}.m3u8" for n in SESSION.variants]
+    assert [v.uri for v in parsed.variants] == [f"{n}/playlist.m3u8" for n in SESSION.variants]
 
 
-def test_media_playlist_segments_follow_the_pathway_keys_stay_on_the_edge(
-    published: PublishedTrack,
-) -> None:
-    builder = PlaylistBuilder(BASE, TOKENS, PATHWAYS)
-    media = parse_media(builder.media(published, SESSION, TOKEN, "aac_160", NOW))
+def test_media_playlist_files_and_keys_follow_the_pathway(published: PublishedTrack) -> None:
+    # One body for every pathway: its segments come from the CDN that served it, which caches
+    # them without the token, and its keys pass through that CDN uncached (no-store).
+    builder = PlaylistBuilder(BASE, PATHWAYS)
+    media = parse_media(builder.media(published, SESSION, "aac_160").plain.decode())
     assert lint_media(media) == []
     for pathway in PATHWAYS:
-        playlist_url = f"{pathway.base_url}/v1/play/{TOKEN}/aac_160.m3u8"
+        session_dir = f"{pathway.base_url}/v1/s/{TOKEN}/"
+        playlist_url = f"{session_dir}aac_160/playlist.m3u8"
         for segment in media.segments:
             url = urljoin(playlist_url, segment.uri)
-            assert url.startswith(f"{pathway.base_url}/v1/seg/trk1/v1/aac_160/seg_"), url
+            assert url.startswith(f"{session_dir}aac_160/seg_"), url
             if segment.key is not None:
                 assert segment.key.uri is not None
-                assert segment.key.uri.startswith(f"{BASE}/v1/keys/{TOKEN}/")
+                assert urljoin(playlist_url, segment.key.uri).startswith(f"{session_dir}keys/")
         assert media.segments[0].map is not None
         init = urljoin(playlist_url, media.segments[0].map.uri)
-        assert init.startswith(f"{pathway.base_url}/v1/seg/trk1/v1/aac_160/init.mp4?s=")
+        assert init == f"{session_dir}aac_160/init.mp4"

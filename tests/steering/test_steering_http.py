@@ -58,7 +58,9 @@ async def test_multivariant_carries_steering_and_every_pathway(
     token = doc["playlist_url"].split("/")[-2]
     bases = {"edge": EDGE_URL, "cdn-a": cdns.base("a"), "cdn-b": cdns.base("b")}
     assert {(v.pathway_id, v.uri) for v in parsed.variants} == {
-        (p, f"{bases[p]}/v1/play/{token}/{name}.m3u8") for p in IDS for name in doc["variants"]
+        (p, f"{bases[p]}/v1/s/{token}/{name}/playlist.m3u8")
+        for p in IDS
+        for name in doc["variants"]
     }
     assert m3u8.loads(text).content_steering.pathway_id == "cdn-a"
 

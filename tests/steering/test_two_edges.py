@@ -103,7 +103,8 @@ async def play_through(
     first = media.segments[0]
     iv = media.segment_keys()[0][1]
     assert first.key is not None and first.key.uri is not None and iv is not None
-    async with http.get(first.key.uri) as response:
+    # Relative, so through the pathway too (a CDN passes keys through uncached).
+    async with http.get(urljoin(variant.uri, first.key.uri)) as response:
         assert response.status == 200, await response.text()
         key = await response.read()
     segment_url = urljoin(variant.uri, first.uri)

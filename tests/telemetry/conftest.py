@@ -150,7 +150,7 @@ def open_playback(client: Client, open_session: Any, settings: Settings) -> Open
         doc = await open_session(tier, **device)
         main_url = doc["playlist_url"]
         token = urlsplit(main_url).path.split("/")[3]
-        media_url = urljoin(main_url, f"{rendition}.m3u8")
+        media_url = urljoin(main_url, f"{rendition}/playlist.m3u8")
         response = await client.get(_path(settings, media_url))
         assert response.status == 200, await response.text()
         media = parse_media(await response.text())

@@ -70,7 +70,7 @@ async def test_playback_never_waits_for_a_full_queue(
 ) -> None:
     pb = await open_playback()
     session_store.gate.clear()
-    cmcd = "&CMCD=br%3D96%2Cot%3Da"
+    cmcd = "?CMCD=br%3D96%2Cot%3Da"
     for path in pb.segments:
         response = await client.get(path + cmcd)
         assert response.status == 200

@@ -135,7 +135,8 @@ async def test_cmcd_of_a_refused_request_is_counted_not_kept(
     clock: ManualClock,
 ) -> None:
     pb = await open_playback()
-    forged = pb.segments[0].rsplit(".", 1)[0] + ".AAAA"
+    forged = pb.segments[0].replace(pb.token, pb.token[:-4] + "AAAA")
+    assert forged != pb.segments[0]
     assert (await client.get(with_cmcd(forged))).status == 401
     await drain(edge_app, clock)
     assert session_store.inner.session_telemetry(pb.doc["session_id"]).cmcd == ()

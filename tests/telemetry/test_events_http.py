@@ -14,6 +14,8 @@ import pytest
 from aiohttp import web
 
 from cdn_edge.state import METRICS, TELEMETRY
+from drm import sign_token
+from streamer.token_secrets import TokenSecrets
 from tests.edge.conftest import Client, ManualClock
 from tests.telemetry.conftest import FlakyStore, OpenPlayback, Playback, drain
 
@@ -96,7 +98,11 @@ async def test_token_in_the_query_for_beacons(
 
 
 async def test_auth_failures(
-    client: Client, open_playback: OpenPlayback, post: Post, clock: ManualClock
+    client: Client,
+    open_playback: OpenPlayback,
+    post: Post,
+    clock: ManualClock,
+    edge_secrets: TokenSecrets,
 ) -> None:
     pb, other = await open_playback(), await open_playback()
     events = listening(clock, 5)
@@ -105,8 +111,11 @@ async def test_auth_failures(
     response = await post(wrong, events)
     assert response.status == 403
     assert (await response.json())["error"] == "token_mismatch"
-    segment_token = pb.segments[0].split("?s=")[1].split("&")[0]  # valid, of another kind
-    response = await post(dataclasses.replace(pb, token=segment_token), events)
+    # A genuine token of another kind, under the edge's own secret.
+    other_kind = sign_token(
+        {"t": "g", "sid": pb.doc["session_id"], "exp": 2**40}, edge_secrets.playback_key
+    )
+    response = await post(dataclasses.replace(pb, token=other_kind), events)
     assert response.status == 403
     forged = pb.token[:-4] + ("AAAA" if not pb.token.endswith("AAAA") else "BBBB")
     assert (await post(dataclasses.replace(pb, token=forged), events)).status == 401
