@@ -213,3 +213,18 @@ def test_serve_restarts_nginx_killed_with_sigkill(tier: Tier) -> None:
     status, _, body = _request(f"{tier.base}/readyz")  # through the new nginx to the edge
     assert status == 200 and json.loads(body)["status"] == "ready"
     assert "nginx restarted" in tier.log.read_text()
+
+
+def test_sigusr1_to_serve_reopens_nginx_logs_after_a_rename(tier: Tier) -> None:
+    logs = tier.data_dir / "nginx" / "logs"
+    _request(f"{tier.base}/healthz")
+    (logs / "access.log").rename(logs / "access.log.1")  # what logrotate does first
+    tier.process.send_signal(signal.SIGUSR1)
+
+    def reopened() -> bool:
+        _request(f"{tier.base}/healthz")
+        path = logs / "access.log"
+        return path.exists() and b"/healthz" in path.read_bytes()
+
+    wait_for("nginx wrote to a new access.log", reopened, RESTART_TIMEOUT_S)
+    assert tier.process.poll() is None
