@@ -46,7 +46,7 @@ from cdn_edge.delivery_tier.restarts import Backoff, GaveUp, Restarting
 from cdn_edge.logship.process import default_state_path
 from cdn_edge.nginx_tier.from_settings import start_nginx_tier_for_settings, tier_config
 from cdn_edge.nginx_tier.process import DEFAULT_NGINX, NginxTier
-from cdn_edge.server import WORKER_JOIN_TIMEOUT_S
+from cdn_edge.server import MAX_WORKERS, WORKER_JOIN_TIMEOUT_S
 from streamer.errors import ConfigError
 from streamer.settings import Settings
 
@@ -80,6 +80,10 @@ class TierPlan:
     def __post_init__(self) -> None:
         if not self.cli:
             raise ConfigError("TierPlan.cli must name the streamer command")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers is {self.workers}; use 1 to {MAX_WORKERS}")
+        if not 0 <= self.edge_port < 65536:
+            raise ConfigError(f"--edge-port is {self.edge_port}; use 1-65535, or 0 for a free one")
 
 
 def free_port(host: str) -> int:
