@@ -22,7 +22,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(
         Path(args.config) if args.config else None,
         data_dir=args.data_dir,
-        **{k: v for k, v in vars(args).items() if k in ("host", "port") and v is not None},
+        **{
+            k: v
+            for k, v in vars(args).items()
+            if k in ("host", "port", "segments") and v is not None
+        },
+    )
+
+
+def _child_cli(args: argparse.Namespace) -> tuple[str, ...]:
+    """`streamer` with this run's --config, --data-dir and -v: how serve starts its children."""
+    return (
+        sys.executable,
+        "-m",
+        "streamer.cli",
+        *(("--config", args.config) if args.config else ()),
+        *(("--data-dir", args.data_dir) if args.data_dir else ()),
+        *(("-v",) if args.verbose else ()),
     )
 
 
@@ -125,16 +141,17 @@ def cmd_logship(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cdn_edge.server import run
+    from cdn_edge.delivery_tier import serve
     from transcoder.edge_mount import mount_ingest
 
-    settings = _settings(args)
-    return run(
-        settings,
+    return serve(
+        _settings(args),
+        cli=_child_cli(args),
         workers=args.workers,
         certfile=Path(args.certfile) if args.certfile else None,
         keyfile=Path(args.keyfile) if args.keyfile else None,
         hooks=(mount_ingest,),
+        edge_port=args.edge_port,
     )
 
 
@@ -163,7 +180,12 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from streamer.demo import run_demo
 
-    return run_demo(_settings(args), Path(args.master) if args.master else None, args.no_serve)
+    return run_demo(
+        _settings(args),
+        Path(args.master) if args.master else None,
+        args.no_serve,
+        cli=_child_cli(args),
+    )
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
@@ -192,6 +214,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     transcode(args.bench_args)
     return 0
+
+
+def _segments_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--segments",
+        choices=("auto", "nginx", "python"),
+        help="who serves segments: nginx in front of the edge, or the edge alone; default auto "
+        "(nginx when nginx and njs are installed) ($STREAMER_SEGMENTS)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     serve.add_argument("--certfile", help="TLS certificate chain (PEM); enables TLS 1.3")
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
+    _segments_argument(serve)
+    serve.add_argument(
+        "--edge-port",
+        type=int,
+        default=0,
+        help="with nginx: the edge's loopback port behind it; default a free port",
+    )
     serve.set_defaults(func=cmd_serve)
 
     token = commands.add_parser("token", help="print a development token")
@@ -258,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
     demo.add_argument("--no-serve", action="store_true", help="ingest and print, then exit")
+    _segments_argument(demo)
     demo.set_defaults(func=cmd_demo)
 
     bench = commands.add_parser(

@@ -4,6 +4,7 @@ the URL of the player page. Part of the composition root, like the CLI."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from streamer.backends import open_job_store, open_object_store
@@ -15,10 +16,14 @@ SAMPLE_TRACK_ID = "demo-sample"
 DEMO_TOKEN_TTL_S = 24 * 3600
 
 
-def run_demo(settings: Settings, master: Path | None, no_serve: bool = False) -> int:
+def run_demo(
+    settings: Settings, master: Path | None, no_serve: bool = False, *, cli: Sequence[str]
+) -> int:
+    """Ingest `master`, print the player URLs, then serve as `streamer serve` does (`cli`:
+    the `streamer` command its children run, for the nginx tier)."""
+    from cdn_edge.delivery_tier import serve
     from cdn_edge.listener_auth import issue_dev_token
     from cdn_edge.player_api import player_url
-    from cdn_edge.server import run
     from transcoder.edge_mount import mount_ingest
     from transcoder.ingest_cli import ingest_files
     from transcoder.sample_master import write_sample_master
@@ -52,7 +57,7 @@ def run_demo(settings: Settings, master: Path | None, no_serve: bool = False) ->
     if no_serve:
         return 0
     print(f"serving on {settings.base_url} (Ctrl-C to stop)", flush=True)
-    return run(settings, hooks=(mount_ingest,))
+    return serve(settings, cli=cli, hooks=(mount_ingest,))
 
 
 def _latest_track(settings: Settings) -> str:

@@ -21,6 +21,7 @@ ENV_PREFIX = "STREAMER_"
 DEFAULT_MAX_MASTER_DURATION_S = 4 * 3600.0  # four hours: long mixes and audiobooks chapters
 DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3  # a 4 h 192 kHz/24-bit stereo WAV is about 16 GB; FLAC less
 DEFAULT_SEGMENT_CACHE_BYTES = 256 * 1024**2
+SEGMENTS_MODES = ("auto", "nginx", "python")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""  # e.g. "https://edge.example.com"; default http://host:port
+    # Who serves segments under `streamer serve`: "nginx" (the tier in cdn_edge/nginx_tier in
+    # front of the edge), "python" (the edge alone) or "auto" (nginx when it and njs are
+    # installed). See cdn_edge/delivery_tier.
+    segments: str = "auto"
     segment_cache_bytes: int = DEFAULT_SEGMENT_CACHE_BYTES
     # CDN pathways for HLS Content Steering, as JSON: [{"id": "cdn-a", "base_url": "https://…",
     # "regions": ["SE", "NO"], "weight": 2}, …]. The edge itself is always the pathway "edge".
@@ -132,6 +137,10 @@ def load_settings(
     if settings.segment_target_s < 2 or settings.segment_target_s > 10:
         raise ConfigError(
             f"{ENV_PREFIX}SEGMENT_TARGET_S is {settings.segment_target_s}; use 2 to 10 seconds"
+        )
+    if settings.segments not in SEGMENTS_MODES:
+        raise ConfigError(
+            f"{ENV_PREFIX}SEGMENTS is {settings.segments!r}; use one of {', '.join(SEGMENTS_MODES)}"
         )
     if settings.key_rotation_segments < 1:
         raise ConfigError(f"{ENV_PREFIX}KEY_ROTATION_SEGMENTS must be at least 1")

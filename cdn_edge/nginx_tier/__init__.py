@@ -13,7 +13,7 @@ from cdn_edge.nginx_tier.errors import (
     TierConfigInvalid,
 )
 from cdn_edge.nginx_tier.from_settings import start_nginx_tier_for_settings, tier_config
-from cdn_edge.nginx_tier.process import NginxTier, start_nginx_tier
+from cdn_edge.nginx_tier.process import NginxTier, start_nginx_tier, tier_missing
 from cdn_edge.nginx_tier.segment_access import SegmentDecision, decide_segment
 
 __all__ = [
@@ -34,4 +34,5 @@ __all__ = [
     "start_nginx_tier",
     "start_nginx_tier_for_settings",
     "tier_config",
+    "tier_missing",
 ]

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from cdn_edge.nginx_tier.config import (
+    DEBIAN_JS_MODULE,
     SHUTDOWN_GRACE_S,
     NginxTierConfig,
     render_config,
@@ -54,6 +55,17 @@ def _nginx_path(nginx: str) -> str:
     if found is None:
         raise NginxNotInstalled(f"nginx binary {nginx!r} is not on PATH; {INSTALL_HINT}")
     return found
+
+
+def tier_missing(nginx: str = DEFAULT_NGINX, js_module: Path = DEBIAN_JS_MODULE) -> str | None:
+    """Why the tier cannot run on this machine (no nginx binary or no njs), or None if it can."""
+    try:
+        _nginx_path(nginx)
+    except NginxNotInstalled as exc:
+        return str(exc)
+    if not js_module.is_file():
+        return f"njs module {js_module} is missing; {INSTALL_HINT}"
+    return None
 
 
 def _check_installed(config: NginxTierConfig, nginx: str) -> str:
@@ -190,15 +202,31 @@ class NginxTier:
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
         """Drain (SIGQUIT), then stop (SIGTERM), then kill; returns the exit status."""
-        for sig, wait_s in ((signal.SIGQUIT, timeout_s), (signal.SIGTERM, TERM_TIMEOUT_S)):
-            if not self.running():
-                break
-            self.process.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                return self.process.wait(wait_s)
+        try:
+            for sig, wait_s in ((signal.SIGQUIT, timeout_s), (signal.SIGTERM, TERM_TIMEOUT_S)):
+                if not self.running():
+                    break
+                self.process.send_signal(sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return self.process.wait(wait_s)
+            if self.running():
+                self.process.kill()
+            return self.process.wait(TERM_TIMEOUT_S)
+        finally:
+            self.kill_orphans()
+
+    def kill_orphans(self) -> None:
+        """Kill workers a dead master left behind.
+
+        nginx's workers outlive a master killed with SIGKILL and go on accepting on the
+        listening socket, so a new master could not bind the port. The master leads its own
+        process group (start_new_session), which its workers share: killing the group reaches
+        exactly them.
+        """
         if self.running():
-            self.process.kill()
-        return self.process.wait(TERM_TIMEOUT_S)
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def __enter__(self) -> NginxTier:
         return self
