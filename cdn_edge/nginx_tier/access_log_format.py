@@ -10,7 +10,7 @@ The log shipper parses this; the field names are a contract. nginx writes the li
     request_time         number  seconds from first byte read to last byte sent (ms resolution)
     method               string  GET, HEAD, ...
     uri                  string  the decoded, normalised path with tokens replaced by "-":
-                                 /v1/s/-/aac_160/seg_00001.m4s, /v1/play/-/main.m3u8,
+                                 /v1/s/-/aac_160/seg_00001.m4s, /v1/s/-/main.m3u8,
                                  /v1/steer/-; never the query string
     route                string  "segment" (served by nginx) or "edge" (proxied to Python)
     session_id           string  the verified session token's sid; "" unless nginx verified

@@ -318,7 +318,7 @@ def _http_head(config: NginxTierConfig) -> list[str]:
         # Tokens travel in these paths: the log keeps the route and drops the token.
         "map $uri $streamer_log_uri {",
         "    default $uri;",
-        '    "~^/v1/(s|play|steer)/[^/]*(/.*)?$" /v1/$1/-$2;',
+        '    "~^/v1/(s|steer)/[^/]*(/.*)?$" /v1/$1/-$2;',
         "}",
         # The raw path (before nginx decodes and merges it) with an encoded separator or dot,
         # a NUL, a backslash, a dot segment or an empty segment: never a URL we issue.

@@ -33,10 +33,9 @@ CMCD_QUERY = "bl%3D1200%2Cbr%3D160%2Cot%3Da"  # bl=1200,br=160,ot=a
 SHIPPED_TIMEOUT_S = 30.0  # nginx flushes its log each second; the shipper polls 5 times a second
 EXIT_TIMEOUT_S = 60.0  # nginx's drain, the edge's, the shipper's catch-up (each bounded)
 RESTART_TIMEOUT_S = 20.0
-# A media playlist's URI in the multivariant playlist: "{r}.m3u8" today, "{r}/playlist.m3u8"
-# (under /v1/s/{token}/) once playlists move; either names the rendition.
-_MEDIA_URI = re.compile(r"^(?:.*/)?(?:([^/\s]+)\.m3u8|([^/\s]+)/playlist\.m3u8)$", re.MULTILINE)
-_SESSION_TOKEN = re.compile(r"/v1/(?:play|s)/([^/]+)/")
+# A media playlist's URI in the multivariant playlist: "{rendition}/playlist.m3u8".
+_MEDIA_URI = re.compile(r"^([^/\s#]+)/playlist\.m3u8$", re.MULTILINE)
+_SESSION_TOKEN = re.compile(r"/v1/s/([^/]+)/")
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def test_serve_runs_nginx_the_edge_and_the_shipper_and_stops_them_all(tier: Tier
     _, _, playlist = _request(playlist_url)  # proxied by nginx to the edge
     uri = _MEDIA_URI.search(playlist.decode())
     assert uri, playlist.decode()
-    rendition = uri.group(1) or uri.group(2)
+    rendition = uri.group(1)
 
     status, headers, got = _request(
         f"{tier.base}/v1/s/{token}/{rendition}/seg_00000.m4s?CMCD={CMCD_QUERY}"

@@ -92,7 +92,9 @@ async function play({ name, url }) {
     },
   );
   const page = await context.newPage();
-  const requests = { keys: 0, segments: 0, playlists: 0, steering: 0, segmentsByOrigin: {} };
+  const requests = {
+    keys: 0, segments: 0, playlists: 0, steering: 0, segmentsByOrigin: {}, segmentServers: {},
+  };
   const failed = [];
   const pageErrors = [];
   page.on("request", (r) => {
@@ -112,6 +114,10 @@ async function play({ name, url }) {
   });
   page.on("response", (r) => {
     if (r.status() >= 400) failed.push(`${r.status()} ${new URL(r.url()).pathname}`);
+    if (/\/(init\.mp4|seg_\d+\.m4s)$/.test(new URL(r.url()).pathname)) {
+      const server = (r.headers()["server"] || "").split("/")[0];
+      requests.segmentServers[server] = (requests.segmentServers[server] || 0) + 1;
+    }
   });
   page.on("pageerror", (e) => pageErrors.push(String(e)));
   page.on("console", (m) => {

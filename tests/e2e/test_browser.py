@@ -106,7 +106,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    # Segments through the nginx tier, as `streamer serve` runs it wherever nginx is installed.
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--segments", "nginx"]
     with streamer_process(serve, env, root / "serve.log", base_url):
         yield Server(base_url, data_dir, tokens)
 
@@ -184,6 +185,7 @@ def test_hls_js_plays_aac_opus_and_flac_sessions(server: Server) -> None:
         # with a key per 12 s of audio, since hls.js buffers ahead of the playhead.
         assert state["keyLoads"] >= 2 and result["requests"]["keys"] >= state["keyLoads"]
         assert result["requests"]["segments"] >= 3
+        assert set(result["requests"]["segmentServers"]) == {"nginx"}, summary
         # The loudness gain is applied in a Web Audio GainNode (it may amplify).
         assert state["gainDb"] == pytest.approx(gain_db)
         assert state["gainMode"] == "Web Audio gain"

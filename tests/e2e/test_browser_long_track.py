@@ -61,7 +61,7 @@ def long_track(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LongTrack]:
     }
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--segments", "nginx"]
     with streamer_process(serve, env, root / "serve.log", base_url):
         yield LongTrack(base_url, tokens, record)
 
@@ -125,6 +125,7 @@ def test_hls_js_switches_and_seeks_through_a_long_track(long_track: LongTrack) -
         # hls.js aborts its own pending loads when a switch or seek makes them useless and
         # reports that as a recovered "aborted": not a request that failed.
         assert [e for e in state["errors"] if not e.endswith(" aborted")] == [], summary
+        assert set(result["requests"]["segmentServers"]) == {"nginx"}, summary
         exercise = result["exercise"]
         assert len(exercise["switches"]) >= 4, summary
         assert len(set(state["levelSwitches"])) >= 2, summary  # it really played other levels

@@ -136,7 +136,7 @@ def test_everything_else_goes_to_the_edge(tier: NginxTier) -> None:
     assert seen["headers"]["X-Request-Id"]
     assert request(tier, "/v1/keys/abc?t=x").json()["path"] == "/v1/keys/abc?t=x"
     # Traversal never reaches the edge either.
-    bad = request(tier, "/v1/play/x/..%2F..%2Fmain.m3u8")
+    bad = request(tier, "/v1/s/x/..%2F..%2Fmain.m3u8")
     assert bad.status == 400 and bad.json()["error"] == "malformed_name"
 
 
@@ -160,7 +160,7 @@ def test_access_log_is_json_without_the_token(tier: NginxTier) -> None:
     }
     request(tier, SEG + "?CMCD=br%3D160", headers=cmcd)
     request(tier, f"/v1/s/{FREE}/aac_256/seg_00000.m4s")
-    request(tier, f"/v1/play/{FREE}/main.m3u8")
+    request(tier, f"/v1/s/{FREE}/main.m3u8")
     lines = access_lines(tier, 3)
     assert len(lines) == 3
     for line in lines:
@@ -169,7 +169,7 @@ def test_access_log_is_json_without_the_token(tier: NginxTier) -> None:
     by_uri = {line["uri"]: line for line in lines}
     served = by_uri["/v1/s/-/aac_160/seg_00001.m4s"]
     refused = by_uri["/v1/s/-/aac_256/seg_00000.m4s"]
-    proxied = by_uri["/v1/play/-/main.m3u8"]
+    proxied = by_uri["/v1/s/-/main.m3u8"]
     assert served["status"] == 206 and served["bytes"] == 100
     assert served["uri"] == "/v1/s/-/aac_160/seg_00001.m4s"
     assert served["route"] == "segment"
@@ -190,7 +190,7 @@ def test_access_log_is_json_without_the_token(tier: NginxTier) -> None:
     assert served["method"] == "GET" and served["connection_requests"] == 1
     assert isinstance(served["ts"], float) and isinstance(served["request_time"], float)
     assert refused["status"] == 403 and refused["rendition"] == "aac_256"
-    assert proxied["route"] == "edge" and proxied["uri"] == "/v1/play/-/main.m3u8"
+    assert proxied["route"] == "edge" and proxied["uri"] == "/v1/s/-/main.m3u8"
     assert proxied["session_id"] == ""
     logs = tier.config.access_log.read_text() + tier.config.error_log.read_text()
     assert FREE.split(".")[1] not in logs  # no token signature anywhere in the logs
