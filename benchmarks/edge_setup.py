@@ -97,15 +97,21 @@ def empty_session_store(data_dir: Path) -> None:
 
 
 def start_edge(
-    data_dir: Path, workers: int, log_path: Path, port: int | None = None
+    data_dir: Path,
+    workers: int,
+    log_path: Path,
+    port: int | None = None,
+    segments: str = "auto",
 ) -> tuple[ServerProcess, str]:
-    """`streamer serve --workers N` on a free loopback port, over an empty session store; the
-    process and its base URL."""
+    """`streamer serve --workers N --segments ...` on a free loopback port, over an empty
+    session store; the process and its base URL. With the nginx tier (`auto` where nginx is
+    installed) the process tree is serve, nginx, the edge and the log shipper."""
     empty_session_store(data_dir)
     port = port or free_port()
     argv = [
         sys.executable, "-m", "streamer.cli", "--data-dir", str(data_dir),
         "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--segments", segments,
     ]  # fmt: skip
     server = ServerProcess(f"edge ({workers} workers)", argv, log_path, env=edge_env(data_dir))
     base_url = f"http://127.0.0.1:{port}"

@@ -226,6 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="key pool (each within its session's key budget)",
     )
     parser.add_argument(
+        "--segments",
+        choices=("auto", "nginx", "python"),
+        default="auto",
+        help="who serves segments behind the edge's port (streamer serve --segments)",
+    )
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="also playlists without gzip, playlists and segments without CMCD",
@@ -238,7 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(scratch)
         data_dir = args.data_dir or work / "data"
         track = prepare_track(data_dir)
-        edge, edge_url = start_edge(data_dir, args.workers, work / "edge.log")
+        edge, edge_url = start_edge(
+            data_dir, args.workers, work / "edge.log", segments=args.segments
+        )
         hmac = start_hmac(work, args.workers)
         nginx = start_nginx(segment_files(track, "aac_160"), "seg", work, args.workers)
         servers = [edge, hmac.server, nginx.server]
@@ -285,7 +293,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(
         f"\nwrk -t1 -c{args.connections}, {args.seconds:g} s per phase, {args.runs} runs, "
-        f"{args.workers} process(es) per server, {when}\n"
+        f"{args.workers} process(es) per server, streamer serve --segments {args.segments}, "
+        f"{when}\n"
     )
     print(
         "| phase | req/s (2xx) | p50 ms | p99 ms | server µs/req | refused | socket errors "
