@@ -24,14 +24,12 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +46,10 @@ from benchmarks.edge_setup import (
     start_edge,
 )
 from benchmarks.player import session_token_of
-from benchmarks.procstat import cpu_ticks, machine_busy_ticks
+from benchmarks.procstat import machine_busy_ticks
 from benchmarks.servers import ServerProcess
+from benchmarks.tier_usage import catch_up_s, server_ticks, shipper_lag_bytes
+from benchmarks.vegeta_attack import encoded_results, start_attack, wait_attacks
 from benchmarks.vegeta_install import VegetaUnavailable, ensure_vegeta
 from benchmarks.vegeta_results import P99_TARGET_MS, PacedTally, held_listeners, parse_hit
 from benchmarks.vegeta_targets import (
@@ -62,24 +62,17 @@ from benchmarks.vegeta_targets import (
     steps_within,
     vegeta_rate,
 )
-from cdn_edge.logship.offsets import OffsetFile
-from cdn_edge.logship.process import default_state_path
-from cdn_edge.nginx_tier.from_settings import tier_config
-from streamer.settings import load_settings
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 SETUP_CONCURRENCY = 64  # sessions opened at once: the edge's session path, not the load
 SETUP_TIMEOUT_S = 30.0
-REQUEST_TIMEOUT = "10s"  # vegeta -timeout: connect to last byte
 ATTACK_GRACE_S = 120.0  # an attack this far past its schedule is interrupted
-POLL_S = 0.2
-PROGRESS_EVERY_S = 10.0
 NGINX_LOG_FLUSH_S = 1.5  # the access log is buffered, flushed every second (nginx_tier config)
 CATCH_UP_WAIT_S = 60.0
 CODECS = ("mp4a.40.2", "opus")
 
 
-# Step 2: sessions, opened before the measured phase.
+# Sessions, opened before the measured phase.
 
 
 async def _open_sessions(
@@ -121,15 +114,14 @@ def _get_text(url: str) -> str:
         return str(response.read().decode())
 
 
-# Step 3: the attacks.
+@dataclass(frozen=True)
+class Recorded:
+    """Where the attacks' results are, and what reading them needs."""
 
-
-@dataclass
-class Attack:
-    name: str
-    process: subprocess.Popen[bytes]
-    results: Path
-    cpu_s: float | None = None  # vegeta's utime + stime, once it has exited
+    started_wall_s: float  # Unix time the attacks were started
+    phase_s: float
+    intervals_s: dict[str, float]  # per attack, between two requests' due times
+    files: list[Path]
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> int:
@@ -139,157 +131,6 @@ def _write_lines(path: Path, lines: Iterable[str]) -> int:
             f.write(line)
             count += 1
     return count
-
-
-def start_attack(
-    vegeta: Path,
-    name: str,
-    targets: Path,
-    rate: str,
-    connections: int,
-    work: Path,
-    json_format: bool = False,
-) -> Attack:
-    results = work / f"{name}.results.bin"
-    argv = [
-        str(vegeta), "attack", "-name", name, "-targets", str(targets),
-        "-format", "json" if json_format else "http",
-        "-lazy",  # read as sent: the targets file of 20,000 listeners is ~200 MB
-        "-rate", rate, "-duration", "0",  # to the end of the targets file
-        "-timeout", REQUEST_TIMEOUT, "-keepalive=true", "-max-body", "0",
-        # An idle pool as large as the most connections, so none is closed and reopened;
-        # workers grow as answers slow down (vegeta adds one whenever all are busy), up to
-        # one per connection, past which requests would wait for a worker off the schedule.
-        "-connections", str(connections), "-max-connections", str(connections),
-        "-workers", str(min(64, connections)), "-max-workers", str(connections),
-        "-output", str(results),
-    ]  # fmt: skip
-    log = (work / f"{name}.vegeta.log").open("wb")
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
-    return Attack(name, process, results)
-
-
-def wait_attacks(attacks: list[Attack], deadline_s: float, progress: Any) -> None:
-    """Reap the attacks (their CPU from wait4), interrupting any still running at the deadline."""
-    interrupted = False
-    next_progress = time.monotonic() + PROGRESS_EVERY_S
-    while any(a.cpu_s is None for a in attacks):
-        for attack in attacks:
-            if attack.cpu_s is not None:
-                continue
-            pid, status, usage = os.wait4(attack.process.pid, os.WNOHANG)
-            if pid:
-                attack.process.returncode = os.waitstatus_to_exitcode(status)
-                attack.cpu_s = usage.ru_utime + usage.ru_stime
-        now = time.monotonic()
-        if now >= deadline_s and not interrupted:
-            for attack in attacks:
-                if attack.cpu_s is None:  # SIGINT: vegeta stops and flushes its results
-                    attack.process.send_signal(signal.SIGINT)
-            interrupted = True
-            deadline_s = now + 30.0
-        elif interrupted and now >= deadline_s:
-            for attack in attacks:
-                if attack.cpu_s is None:
-                    attack.process.kill()
-        if now >= next_progress:
-            progress()
-            next_progress = now + PROGRESS_EVERY_S
-        time.sleep(POLL_S)
-    for attack in attacks:
-        if attack.process.returncode != 0:
-            raise RuntimeError(
-                f"vegeta attack {attack.name} exited with status {attack.process.returncode}; "
-                f"see {attack.results.parent / (attack.name + '.vegeta.log')}"
-            )
-
-
-def encoded_results(vegeta: Path, results: Path) -> Iterator[str]:
-    """The results file as JSON lines, streamed from `vegeta encode`."""
-    process = subprocess.Popen(
-        [str(vegeta), "encode", "--to", "json", str(results)],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        yield from process.stdout
-    finally:
-        process.stdout.close()
-        if process.wait(timeout=60) != 0:
-            raise RuntimeError(f"vegeta encode {results} exited with {process.returncode}")
-
-
-# Step 4: what the server spent, and the shipper's lag.
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2 :].decode().split()
-
-
-def process_class(cmdline: str, comm: str) -> str:
-    """Which part of the delivery tier a process of `streamer serve` is."""
-    if comm == "nginx":
-        return "nginx"
-    if " logship " in f" {cmdline} ":
-        return "logship"
-    if "--segments" in cmdline:  # the supervisor starts the edge with `--segments python`
-        return "edge"
-    return "supervisor"
-
-
-def server_ticks(server: ServerProcess) -> dict[str, int]:
-    """utime + stime per part of the tier; a worker counts with the process that started it."""
-    pids = server.pids()
-    parent: dict[int, int] = {}
-    own: dict[int, str] = {}
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields is None:
-            continue
-        parent[pid] = int(fields[1])
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
-            continue
-        own[pid] = process_class(cmdline, comm)
-    totals: dict[str, int] = {}
-    for pid in own:
-        name, up = own[pid], pid
-        while name == "supervisor" and up != server.pid and parent.get(up) in own:
-            up = parent[up]
-            name = own[up]
-        totals[name] = totals.get(name, 0) + (cpu_ticks(pid) or 0)
-    return totals
-
-
-def shipper_lag_bytes(data_dir: Path) -> int:
-    """Bytes of nginx's access log the shipper has not shipped (its position file)."""
-    settings = load_settings(environ={}, data_dir=data_dir)
-    log = tier_config(settings, "127.0.0.1:1").access_log
-    try:
-        size = log.stat()
-    except FileNotFoundError:
-        return 0
-    position = OffsetFile(default_state_path(settings, log)).load()  # read only, no lock
-    if position is None or (position.device, position.inode) != (size.st_dev, size.st_ino):
-        return size.st_size
-    return max(0, size.st_size - position.offset)
-
-
-def catch_up_s(data_dir: Path, timeout_s: float) -> float | None:
-    """Seconds until the shipper reached the log's end, None if not within `timeout_s`."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if shipper_lag_bytes(data_dir) == 0:
-            return round(time.monotonic() - started, 1)
-        time.sleep(0.5)
-    return None
 
 
 # The run.
@@ -324,11 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         track = prepare_track(data_dir, seconds=args.track_seconds)
         server, base_url = start_edge(data_dir, args.workers, work / "edge.log")
         try:
-            result = run(args, vegeta, work, data_dir, track, server, base_url)
+            result, recorded = run(args, vegeta, work, data_dir, track, server, base_url)
         finally:
             server.stop()
         result["track"] = describe_track(track)
-        result.update(read_results(vegeta, result.pop("_attacks"), result))
+        result.update(read_results(vegeta, recorded, args.listeners))
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+    result = {"command": f"python -m benchmarks.vegeta_paced {command}", **result}
     print_report(result)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -344,7 +187,7 @@ def run(
     track: Track,
     server: ServerProcess,
     base_url: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Recorded]:
     n = args.listeners
     print(f"opening {n:,} sessions ...", file=sys.stderr, flush=True)
     began = time.monotonic()
@@ -388,10 +231,12 @@ def run(
             )
         )
 
+    intervals = {"paced": phase_s / requests, **({"events": phase_s / events} if events else {})}
+
     def progress() -> None:
         print(f"  {time.monotonic() - started:.0f} / {phase_s:.0f} s", file=sys.stderr, flush=True)
 
-    wait_attacks(attacks, started + phase_s + ATTACK_GRACE_S, progress)
+    interrupted = wait_attacks(attacks, started + phase_s + ATTACK_GRACE_S, progress)
     elapsed = time.monotonic() - started
     ticks_after = server_ticks(server)
     machine_s = (machine_busy_ticks() - machine_before) / TICKS_PER_S
@@ -408,7 +253,6 @@ def run(
         for name in sorted(set(ticks_after) | set(ticks_before))
     }
     return {
-        "command": "python -m benchmarks.vegeta_paced " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "listeners": n,
         "workers": args.workers,
@@ -419,6 +263,7 @@ def run(
         "steps": steps,
         "phase_s": round(phase_s, 2),
         "attack_s": round(elapsed, 2),
+        "attack_interrupted": interrupted,  # still running ATTACK_GRACE_S past its schedule
         "paced_requests": requests,
         "paced_rate_per_s": round(requests / phase_s, 1),
         "heartbeats": events,
@@ -427,21 +272,20 @@ def run(
         "machine_cpu_cores": round(machine_s / elapsed, 3),
         "shipper": {"lag_bytes_at_end": lag_end, "caught_up_after_s": caught_up},
         "edge_telemetry_dropped": dropped,
-        "_attacks": (started_wall, phase_s, [a.results for a in attacks]),
-    }
+    }, Recorded(started_wall, phase_s, intervals, [a.results for a in attacks])
 
 
-def read_results(vegeta: Path, attacks: Any, result: dict[str, Any]) -> dict[str, Any]:
-    started_wall, phase_s, files = attacks
-    tally = PacedTally(started_wall, phase_s)
-    for path in files:
+def read_results(vegeta: Path, recorded: Recorded, listeners: int) -> dict[str, Any]:
+    tally = PacedTally(recorded.started_wall_s, recorded.phase_s, recorded.intervals_s)
+    for path in recorded.files:
         tally.add_all(parse_hit(line) for line in encoded_results(vegeta, path))
     windows = tally.window_rows(P99_TARGET_MS)
     return {
         "endpoints": tally.endpoint_summary(),
         "windows": windows,
         "target_p99_ms": P99_TARGET_MS,
-        **held_listeners(windows, result["listeners"]),
+        "vegeta_schedule_lag_ms": tally.schedule_lag(),
+        **held_listeners(windows, listeners),
     }
 
 
@@ -471,6 +315,8 @@ def print_report(r: dict[str, Any]) -> None:
             f"{r['listeners_started_before_failure']:,} listeners started before it"
             + (f"; held {held:,} before then" if held else " (all start in the first step)")
         )
+    if r["attack_interrupted"]:
+        verdict += f"; an attack was still running {ATTACK_GRACE_S:.0f} s past its end: stopped"
     print(f"\n{verdict}")
     if worst is not None:
         print(
@@ -483,6 +329,14 @@ def print_report(r: dict[str, Any]) -> None:
         + "; vegeta cores: " + ", ".join(f"{k} {v:.2f}" for k, v in r["vegeta_cpu_cores"].items())
         + f"; machine {r['machine_cpu_cores']:.2f} of {os.cpu_count()}"
     )  # fmt: skip
+    lag = ", ".join(
+        f"{k} p99 {v['p99_ms']:.1f} ms, max {v['max_ms']:.1f} ms"
+        for k, v in r["vegeta_schedule_lag_ms"].items()
+    )
+    print(
+        f"vegeta sent behind its schedule by: {lag} (latencies start when a request is sent: "
+        "a late send is not in them)"
+    )
     ship = r["shipper"]
     print(
         f"shipper: {ship['lag_bytes_at_end']:,} bytes behind at the end, caught up after "

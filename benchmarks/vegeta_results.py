@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class Hit:
     started_s: float  # Unix time the request started
     latency_us: int
     error: str | None  # None when the answer was a 2xx
+    attack: str = ""  # vegeta's -name
+    seq: int = 0  # the attack's request number: it was due at seq / rate after its start
 
 
 def endpoint_of(method: str, url: str) -> str:
@@ -74,6 +77,8 @@ def parse_hit(line: str) -> Hit | None:
         started_s=started,
         latency_us=max(0, int(doc["latency"]) // 1000),  # nanoseconds
         error=error_kind(int(doc["code"]), doc.get("error") or ""),
+        attack=doc.get("attack") or "",
+        seq=int(doc.get("seq") or 0),
     )
 
 
@@ -93,12 +98,26 @@ class _Window:
 
 class PacedTally:
     """Hits folded into endpoint and window counts as they are read: the results of a 20,000
-    listener run are read once, not kept."""
+    listener run are read once, not kept.
 
-    def __init__(self, start_s: float, phase_s: float, window_s: int = WINDOW_S) -> None:
+    vegeta stamps a request when a worker sends it, not when it was due, so a generator short
+    of CPU would send late and its latencies would not show it. Each attack's requests are
+    due evenly (`intervals_s`, seconds between two): how late each was sent, relative to the
+    most punctual one, is the generator's lag behind its schedule."""
+
+    def __init__(
+        self,
+        start_s: float,
+        phase_s: float,
+        intervals_s: dict[str, float] | None = None,
+        window_s: int = WINDOW_S,
+    ) -> None:
         self.start_s = start_s
         self.phase_s = phase_s
         self.window_s = window_s
+        self.intervals_s = intervals_s or {}
+        # Per attack: sent - seq * interval, the attack's start as each request implies it.
+        self._implied_starts: dict[str, array[float]] = {}
         # Whole windows: a request started in the last moments (or late, behind the schedule)
         # counts in the last window rather than opening a short one of its own.
         self.last_window = max(1, round(phase_s / window_s)) - 1
@@ -106,6 +125,10 @@ class PacedTally:
         self.windows: dict[int, _Window] = {}
 
     def add(self, hit: Hit) -> None:
+        interval = self.intervals_s.get(hit.attack)
+        if interval is not None:
+            implied = self._implied_starts.setdefault(hit.attack, array("d"))
+            implied.append(hit.started_s - hit.seq * interval)
         endpoint = self.endpoints.setdefault(hit.kind, _Endpoint())
         endpoint.latency.record(hit.latency_us)
         index = math.floor((hit.started_s - self.start_s) / self.window_s)
@@ -143,6 +166,17 @@ class PacedTally:
                     "max": e.latency.max / 1000,
                 },
             }
+        return out
+
+    def schedule_lag(self) -> dict[str, dict[str, float]]:
+        """Per attack: how late its requests were sent behind an even schedule (p99, max)."""
+        out = {}
+        for attack, implied in self._implied_starts.items():
+            first = min(implied)
+            lag = LogHistogram()
+            for value in implied:
+                lag.record_seconds(value - first)
+            out[attack] = {"p99_ms": lag.percentile(99) / 1000, "max_ms": lag.max / 1000}
         return out
 
     def window_rows(self, p99_target_ms: float = P99_TARGET_MS) -> list[dict[str, Any]]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.tier_usage import process_class
 from benchmarks.vegeta_install import VegetaUnavailable, ensure_vegeta
-from benchmarks.vegeta_paced import main, process_class
+from benchmarks.vegeta_paced import main
 
 
 @pytest.mark.parametrize(

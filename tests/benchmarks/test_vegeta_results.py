@@ -63,7 +63,7 @@ def test_error_kinds_name_the_status_or_the_transport_error_without_addresses() 
 def test_parse_hit_reads_a_vegeta_json_line() -> None:
     hit = parse_hit(_line())
     at = datetime(2027, 1, 15, 8, tzinfo=UTC).timestamp() + 0.25
-    assert hit == Hit("segment", at, 1234, None)
+    assert hit == Hit("segment", at, 1234, None, "paced", 0)
 
 
 def test_parse_hit_keeps_the_nanosecond_timestamp_to_the_microsecond() -> None:
@@ -122,6 +122,19 @@ def test_a_window_without_segments_fails() -> None:
     tally = PacedTally(START, phase_s=10.0)
     tally.add_all([_hit("playlist", 0.5, 1.0), _hit("segment", 1.0, 1.0)])
     assert [w["ok"] for w in tally.window_rows()] == [True, False]
+
+
+def test_schedule_lag_is_how_late_requests_were_sent_behind_an_even_pace() -> None:
+    tally = PacedTally(START, phase_s=10.0, intervals_s={"paced": 0.01})
+    # Due at 0, 10, 20, ... ms; the fourth is sent 50 ms late; an unknown attack is ignored.
+    sent = [0.0, 0.01, 0.02, 0.08, 0.04]
+    tally.add_all(
+        Hit("segment", START + 1.0 + at, 1000, None, "paced", seq) for seq, at in enumerate(sent)
+    )
+    tally.add(Hit("events", START, 1000, None, "events", 7))
+    lag = tally.schedule_lag()
+    assert list(lag) == ["paced"]
+    assert lag["paced"]["max_ms"] == pytest.approx(50.0, rel=0.01)
 
 
 def _windows(oks: list[bool], started: list[int]) -> list[dict[str, object]]:
