@@ -15,6 +15,7 @@ from pathlib import Path
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.12.0"
 INSTALL_TIMEOUT_S = 600.0  # a cold module download and build; about a second when cached
+GO_LOCATIONS = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")  # the tarball's, Debian's: off PATH
 
 
 class VegetaUnavailable(RuntimeError):
@@ -34,9 +35,7 @@ def ensure_vegeta() -> Path:
     binary = vegeta_path()
     if binary.exists():
         return binary
-    go = shutil.which("go") or next(
-        (p for p in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go") if Path(p).exists()), None
-    )
+    go = shutil.which("go") or next((p for p in GO_LOCATIONS if Path(p).exists()), None)
     if go is None:
         raise VegetaUnavailable(
             f"vegeta {VEGETA_VERSION} is not at {binary} and there is no `go` on PATH to build "
