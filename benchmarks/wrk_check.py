@@ -18,15 +18,19 @@ edge that keeps up by dropping play evidence has not kept up.
 
 `--breakdown` adds phases that leave out what the client controls, to show what each costs
 the edge per request: playlists without gzip (no Accept-Encoding), playlists and segments
-without CMCD (no sample row, no buffer-starvation and throughput parsing).
+without CMCD (no sample row, no buffer-starvation and throughput parsing), and, with the nginx
+tier, segments with the log shipper stopped for the phase (nginx alone; the shipper ships the
+backlog afterwards).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -167,6 +171,19 @@ def _server_ticks(server: ServerProcess) -> int:
     return sum(cpu_ticks(pid) or 0 for pid in server.pids())
 
 
+def _shippers(server: ServerProcess) -> list[int]:
+    """The `streamer logship` processes below `server`."""
+    found = []
+    for pid in server.pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"\0logship\0" in cmdline:
+            found.append(pid)
+    return found
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -174,6 +191,9 @@ class Phase:
     base_url: str
     paths: list[str]
     headers: dict[str, str] = field(default_factory=lambda: dict(GZIP))
+    # Stop the tier's log shipper for the phase (it ships the backlog after): what nginx
+    # alone costs, apart from the shipper sharing its cores.
+    pause_shipper: bool = False
 
     @property
     def is_edge(self) -> bool:
@@ -183,14 +203,21 @@ class Phase:
 def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dict[str, float]:
     script = work / f"{phase.name.replace(' ', '_')}.lua"
     script.write_text(rotation_script(phase.paths, phase.headers))
-    before = _server_ticks(phase.server)
-    dropped_before = scrape_telemetry(phase.base_url)["dropped"] if phase.is_edge else 0.0
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
-         phase.base_url],
-        check=True, capture_output=True, text=True, timeout=seconds + 60,
-    ).stdout  # fmt: skip
-    ticks = _server_ticks(phase.server) - before
+    paused = _shippers(phase.server) if phase.pause_shipper else []
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        before = _server_ticks(phase.server)
+        dropped_before = scrape_telemetry(phase.base_url)["dropped"] if phase.is_edge else 0.0
+        output = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
+             phase.base_url],
+            check=True, capture_output=True, text=True, timeout=seconds + 60,
+        ).stdout  # fmt: skip
+        ticks = _server_ticks(phase.server) - before
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
     dropped = scrape_telemetry(phase.base_url)["dropped"] - dropped_before if phase.is_edge else 0.0
     result = parse_wrk(output)
     ok = max(1, result.requests - result.non_2xx)
@@ -270,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           [without_cmcd(p) for p in pools["playlist"]]),
                     Phase("edge segment, no CMCD", edge, edge_url,
                           [without_cmcd(p) for p in pools["segment"]]),
+                    Phase("edge segment, shipper paused", edge, edge_url, pools["segment"],
+                          pause_shipper=True),
                 ]  # fmt: skip
             results: dict[str, list[dict[str, float]]] = {p.name: [] for p in phases}
             for run in range(args.runs):
