@@ -19,6 +19,7 @@ class ShipStats:
     cmcd_malformed: int = 0  # CMCD fields or keys ignored (cdn_edge.cmcd reasons)
     batches: int = 0
     write_failures: int = 0  # store writes that failed and were retried
+    position_saves: int = 0  # durable saves of the position (at most two a second when busy)
     bytes_behind: int = 0  # bytes written to the log and not yet shipped
     seconds_behind: float = 0.0  # age of the newest shipped line while bytes are behind, else 0
     newest_ts: float = 0.0  # $msec of the newest line shipped
@@ -36,6 +37,7 @@ _COUNTERS = (
     ("cmcd_malformed", "logship_cmcd_malformed_total", "CMCD fields or keys ignored"),
     ("batches", "logship_batches_total", "Batches written to the session store"),
     ("write_failures", "logship_write_failures_total", "Session store writes retried"),
+    ("position_saves", "logship_position_saves_total", "Durable saves of the log position"),
 )
 _GAUGES = (
     ("bytes_behind", "logship_lag_bytes", "Bytes of the log not yet shipped"),
