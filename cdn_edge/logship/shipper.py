@@ -268,6 +268,10 @@ class Shipper:
         finally:
             self.save_position()  # only ever a position after written batches
 
+    @property
+    def log_name(self) -> str:
+        return self._tailer.path.name
+
     def stats(self) -> ShipStats:
         """The counts so far and the lag now."""
         position = self._tailer.position
