@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import logging
 import multiprocessing
-import os
 import queue
 import signal
 import time
@@ -138,8 +137,7 @@ def _supervise(
         if supervisor.stopping and deadline is None:
             deadline = time.monotonic() + supervisor.stop_timeout_s
             for process in alive:
-                if process.pid is not None:
-                    os.kill(process.pid, signal.SIGTERM)
+                process.terminate()  # SIGTERM; one that ended meanwhile is passed over
         if deadline is not None and time.monotonic() > deadline:
             for process in alive:
                 logger.error("%s did not stop in time; killed", process.name)
