@@ -76,6 +76,7 @@ from streamer.telemetry import PlayerEvent, TelemetryBatch
 
 NGINX_SEGMENT_RPS = 26_553  # nginx, 2 workers, static segments (benchmarks/README.md)
 TARGET_RATIO = 1.5
+PACED_WARMUP_S = 2.0  # the shard processes start and open their stores before nginx writes
 STAT_KEYS = ("deliveries", "cmcd_samples", "plays_counted", "unverified", "batches")
 TRACKS = 50
 SEGMENTS = 40  # 4 minutes of 6 s segments
@@ -242,9 +243,10 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
         batch_lines=args.batch_lines,
     )  # fmt: skip
     before = shipper.stats()
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, busy = time.perf_counter(), time.process_time(), _machine_busy_s()
     shipper.run(once=True)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    busy = _machine_busy_s() - busy
     stats = shipper.stats()
     shipper.close()
     lines = stats.lines
@@ -258,6 +260,7 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
         "batch_lines": args.batch_lines or max(DEFAULT_BATCH_LINES, store.telemetry_batch_items),
         "seconds": round(elapsed, 2),
         "cores_used": round(cpu / elapsed, 2),
+        "other_processes_cores": round(max(0.0, busy - cpu) / elapsed, 2),
         "lines_per_s": round(lines / elapsed),
         "target_lines_per_s": round(TARGET_RATIO * args.nginx_rps),
         "ratio_to_nginx_segment_rps": round(lines / elapsed / args.nginx_rps, 2),
@@ -298,6 +301,15 @@ def _children_cpu_s() -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
 
+def _machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat): with our own CPU time, what
+    other processes on this shared machine took during a run."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def run_sharded(
     settings: Settings, store: SessionStore, name: str, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -309,15 +321,17 @@ def run_sharded(
     paths = [data / f"access.{k}.log" for k in range(args.shards)]
     for path, lines in zip(paths, split_shards(blob, args.shards), strict=True):
         path.write_bytes(b"".join(lines))
-    started, cpu = time.perf_counter(), _children_cpu_s()
+    started, cpu, busy = time.perf_counter(), _children_cpu_s(), _machine_busy_s()
     stats = run_shards(ship_log, _jobs(settings, paths, args, once=True))
     elapsed, cpu = time.perf_counter() - started, _children_cpu_s() - cpu
+    busy = _machine_busy_s() - busy
     return {
         "store": name,
         "mode": f"{args.shards} shards",
         "lines": stats.lines,
         "seconds": round(elapsed, 2),
         "cores_used": round(cpu / elapsed, 2),
+        "other_processes_cores": round(max(0.0, busy - cpu) / elapsed, 2),
         "lines_per_s": round(stats.lines / elapsed),
         "ratio_to_nginx_segment_rps": round(stats.lines / elapsed / args.nginx_rps, 2),
         "lag_bytes_at_start": len(blob),
@@ -341,10 +355,10 @@ def run_paced(
     """nginx appending `--paced-rate` lines/s to the shards while the shippers follow."""
     data = settings.data_dir
     publish_records(data)
-    total = int(args.paced_rate * args.paced_s)
-    blob, sessions = generate(total, args.seed)
+    blob, sessions = generate(int(args.paced_rate * args.paced_s), args.seed)
     write_events(store, sessions)
     parts = split_shards(blob, args.shards)
+    total = sum(map(len, parts))
     paths = [data / f"access.{k}.log" for k in range(args.shards)]
     ends = []
     for path, lines in zip(paths, parts, strict=True):
@@ -360,6 +374,7 @@ def run_paced(
     def nginx_and_sampler() -> None:
         written = [0] * len(paths)
         files = [path.open("ab") for path in paths]
+        time.sleep(PACED_WARMUP_S)
         start = time.monotonic()
         next_sample = 0.5
         try:
@@ -391,11 +406,14 @@ def run_paced(
             os.kill(os.getpid(), signal.SIGTERM)  # stops run_shards in the main thread
 
     thread = threading.Thread(target=nginx_and_sampler, name="nginx-writer")
-    cpu = _children_cpu_s()
+    cpu, own, busy = _children_cpu_s(), time.process_time(), _machine_busy_s()
+    cpu_started = time.monotonic()
     thread.start()
     stats = run_shards(ship_log, _jobs(settings, paths, args, once=False))
     thread.join()
-    cpu = _children_cpu_s() - cpu
+    cpu, own = _children_cpu_s() - cpu, time.process_time() - own
+    busy = _machine_busy_s() - busy
+    cpu_wall = time.monotonic() - cpu_started
     behind = [n for at, n in samples if at <= args.paced_s]
     wall = done.get("drained_s", samples[-1][0] if samples else 0.0)
     return {
@@ -406,7 +424,9 @@ def run_paced(
         "seconds_writing": round(done.get("writer_s", 0.0), 2),
         "drained_after_s": round(wall - done.get("writer_s", 0.0), 2)
         if "drained_s" in done else None,
-        "cores_used": round(cpu / wall, 2) if wall else None,
+        "cores_used": round(cpu / cpu_wall, 2),  # warm-up included: a small understatement
+        "writer_cores": round(own / cpu_wall, 2),
+        "other_processes_cores": round(max(0.0, busy - cpu - own) / cpu_wall, 2),
         "lag_lines_max": max(behind, default=0),
         "lag_s_max": round(max(behind, default=0) / args.paced_rate, 2),
         "lag_lines_last_5s": [n for at, n in samples if args.paced_s - 5 < at <= args.paced_s],
@@ -455,13 +475,15 @@ def _summary(r: dict[str, Any]) -> str:
             f"{r['lag_lines_last_5s']}; "
             + (f"drained {drained} s after the writer stopped" if drained is not None
                else "NOT drained within 2 min")
-            + f"; {r['cores_used']} cores"
+            + f"; shippers {r['cores_used']} cores, writer {r['writer_cores']}, "
+            f"other processes {r['other_processes_cores']}"
         )  # fmt: skip
     text = head + (
         f"{r['lines']:>8} lines in {r['seconds']:>6.2f} s = {r['lines_per_s']:>7,} lines/s "
         f"({r['ratio_to_nginx_segment_rps']:.2f}x nginx segment req/s; target "
         f"{TARGET_RATIO}x = {round(TARGET_RATIO * NGINX_SEGMENT_RPS):,}); lag "
         f"{r['lag_bytes_at_start']:,} -> {r['lag_bytes_at_end']} bytes; {r['cores_used']} cores"
+        f" (other processes {r['other_processes_cores']})"
     )
     if "time_share" in r:
         share = r["time_share"]
