@@ -11,10 +11,12 @@ the lag at the start and at the end, and where the time went: parsing and buildi
 alone, play checks (store reads) and the store writes. The issue's target is lines/s at
 least 1.5 times nginx's measured segment rate (`--nginx-rps`, benchmarks/README.md).
 
-With `--shards N` (N > 1) the same log is also split into N files by a hash of the request
-id, as nginx's `log_shards` writes it, and shipped as `streamer logship --log 'access.*.log'`
-does: one process per file (cdn_edge.logship.shards), into a fresh store; lines/s there is
-the wall time from starting the processes to the last one ending, process start included.
+With `--shards N` (N > 1) the same log is also split into N files by a hash of the session
+id (the request id without one), as nginx's `log_shards` writes it, and shipped as
+`streamer logship --log 'access.*.log'` does: one process per file
+(cdn_edge.logship.shards), into a fresh store; lines/s there is the wall time from starting
+the processes to the last one ending, process start included.
+
 With `--paced-rate R`, the log is instead appended to the N files at R lines/s for
 `--paced-s` seconds while the shards run, and the lag (lines written and not yet under a
 saved position) is sampled every 0.5 s: a shipper that keeps up has a bounded lag.
@@ -275,16 +277,19 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
     }  # fmt: skip
 
 
+_SESSION_ID = re.compile(rb'"session_id":"([^"]*)"')
 _REQUEST_ID = re.compile(rb'"request_id":"([0-9a-f]{32})"')
 
 
 def split_shards(blob: bytes, shards: int) -> list[list[bytes]]:
-    """The lines of `blob` by shard, as nginx's split_clients on the request id spreads them."""
+    """The lines of `blob` by shard, as nginx's `log_shards` spreads them: by a hash of the
+    session id, or of the request id for a line without a session."""
     out: list[list[bytes]] = [[] for _ in range(shards)]
     for raw in blob.split(b"\n")[:-1]:
-        found = _REQUEST_ID.search(raw)
-        assert found is not None
-        out[zlib.crc32(found.group(1)) % shards].append(raw + b"\n")
+        session, request = _SESSION_ID.search(raw), _REQUEST_ID.search(raw)
+        assert session is not None and request is not None
+        key = session.group(1) or request.group(1)
+        out[zlib.crc32(key) % shards].append(raw + b"\n")
     return out
 
 

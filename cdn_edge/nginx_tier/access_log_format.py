@@ -42,11 +42,14 @@ worker writes only complete lines.
 A segment delivery is a line with route "segment", a session_id, and status 200 or 206. The
 token never appears: not in `uri`, and no field carries the raw request line or the Referer.
 
-Shards. One shipper process parses about 20-25k lines/s, less than two nginx workers serve, so
+Shards. One shipper process parses about 20k lines/s, less than two nginx workers serve, so
 the tier can write the log as N files (`log_shards`): access.0.log ... access.{N-1}.log. Each
-request goes to exactly one of them, chosen by `split_clients` on nginx's random $request_id
-(MurmurHash2), so the shards are even and every line is in one file only; each file is
-shipped by its own shipper with its own position (`streamer logship --log 'access.*.log'`).
+request goes to exactly one of them, chosen by `split_clients` (MurmurHash2) on the verified
+session id, or on nginx's random $request_id for a request without one (refused, proxied).
+Every line is in one file only, and all of a session's segment lines are in the same file:
+one shipper sees a session's deliveries, so two shippers never decide its play at once, each
+from half of them. Each file is shipped by its own shipper with its own position
+(`streamer logship --log 'access.*.log'`).
 """
 
 from __future__ import annotations
@@ -117,7 +120,14 @@ def render_access_logs(paths: tuple[Path, ...], options: str) -> list[str]:
     """The `access_log` directives (http context) writing every request to one of `paths`."""
     if len(paths) == 1:
         return [f"access_log {paths[0]} {LOG_FORMAT_NAME} {options};"]
-    lines = [f'split_clients "${{request_id}}" ${SHARD_VARIABLE} {{']
+    lines = [
+        # Evaluated when the line is logged, after njs verified the token and set the session.
+        f"map $streamer_session_id ${SHARD_VARIABLE}_key {{",
+        '    "" $request_id;',
+        "    default $streamer_session_id;",
+        "}",
+        f'split_clients "${SHARD_VARIABLE}_key" ${SHARD_VARIABLE} {{',
+    ]
     lines += [f"    {_split_percent(len(paths))} {k};" for k in range(len(paths) - 1)]
     lines += [f"    * {len(paths) - 1};", "}"]
     for k, path in enumerate(paths):

@@ -32,8 +32,9 @@ PLAYED = 20
 
 
 def shard_of(raw: bytes, shards: int) -> int:
-    # As nginx's split_clients: a hash of the request id picks the file.
-    return zlib.crc32(json.loads(raw)["request_id"].encode()) % shards
+    # As nginx's split_clients: a hash of the session (else the request id) picks the file.
+    fields = json.loads(raw)
+    return zlib.crc32((fields["session_id"] or fields["request_id"]).encode()) % shards
 
 
 def write_shards(tmp_path: Path, shards: int = 2) -> tuple[Path, list[bytes]]:

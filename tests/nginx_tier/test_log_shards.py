@@ -1,4 +1,5 @@
-"""The access log written as shards: every request in exactly one file, spread over all."""
+"""The access log written as shards: every request in exactly one file, a session's requests
+all in the same one, requests without a session spread over all."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from cdn_edge.nginx_tier.errors import TierConfigInvalid
 from tests.nginx_tier.conftest import request
 from tests.nginx_tier.vectors import vector_secrets, vectors
 
-SEG = f"/v1/s/{vectors()['tokens']['free']}/aac_160/seg_00001.m4s"
-REQUESTS = 60
+FREE = vectors()["tokens"]["free"]
+SEG = f"/v1/s/{FREE}/aac_160/seg_00001.m4s"
+REFUSED = f"/v1/s/{FREE[:-4]}AAAA/aac_160/seg_00001.m4s"  # a tampered signature: 401
+REQUESTS = 40
 
 
 def test_one_shard_is_the_plain_access_log(tier_config: NginxTierConfig) -> None:
@@ -50,11 +53,16 @@ def read_lines(paths: tuple[Path, ...], expect: int) -> list[list[dict[str, obje
 def test_nginx_writes_each_request_to_exactly_one_shard(tier_config: NginxTierConfig) -> None:
     config = replace(tier_config, log_shards=2)
     with start_nginx_tier(config, vector_secrets()) as tier:
-        statuses = {request(tier, SEG).status for _ in range(REQUESTS)}
-        assert statuses == {200}
+        assert {request(tier, SEG).status for _ in range(REQUESTS)} == {200}
+        assert {request(tier, REFUSED).status for _ in range(REQUESTS)} == {401}
         tier.reopen_logs()  # workers flush their buffers
-        shards = read_lines(config.access_logs, REQUESTS)
+        shards = read_lines(config.access_logs, 2 * REQUESTS)
     ids = [line["request_id"] for shard in shards for line in shard]
-    assert len(ids) == len(set(ids)) == REQUESTS
-    assert all(len(shard) >= REQUESTS // 5 for shard in shards), [len(s) for s in shards]
+    assert len(ids) == len(set(ids)) == 2 * REQUESTS
+    # The session's lines all in one file (one shipper decides its play) ...
+    with_session = [sum(1 for x in shard if x["session_id"]) for shard in shards]
+    assert sorted(with_session) == [0, REQUESTS]
+    # ... and the refused ones, without a session, spread by request id over both.
+    refused = [sum(1 for x in shard if x["status"] == 401) for shard in shards]
+    assert sum(refused) == REQUESTS and min(refused) >= REQUESTS // 5, refused
     assert not config.access_log.exists()
