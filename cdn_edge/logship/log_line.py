@@ -146,8 +146,12 @@ def parse_line(line: bytes) -> AccessLogLine:
     texts = [get(name, "") for name in _TEXT_FIELDS]
     request_id = get("request_id", "")
     # Only a \u escape can smuggle in a lone surrogate, so lines without one, whose values are
-    # all strings (nginx writes nothing else there), need no check per field.
+    # all strings (nginx writes nothing else there), need no check per field. The others are
+    # decoded again by the standard library (orjson turns an integer past 64 bits into a
+    # float, whose text differs) and checked field by field.
     if b"\\u" in line or any(type(t) is not str for t in texts) or type(request_id) is not str:
+        raw = json.loads(line)
+        get = raw.get
         texts = [_text(raw, name) for name in _TEXT_FIELDS]
         request_id = _text(raw, "request_id")
     if not _REQUEST_ID.fullmatch(request_id):
