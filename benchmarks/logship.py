@@ -53,7 +53,7 @@ from benchmarks.telemetry import bench_settings, new_keyspace_name
 from cdn_edge.logship.line_telemetry import line_telemetry, wants_timing
 from cdn_edge.logship.log_line import parse_line
 from cdn_edge.logship.offsets import OffsetFile
-from cdn_edge.logship.process import default_state_path, ship_log, write_turns_path
+from cdn_edge.logship.process import default_state_path, ship_log
 from cdn_edge.logship.shards import ShardJob, run_shards
 from cdn_edge.logship.shipper import DEFAULT_BATCH_LINES, Shipper
 from cdn_edge.logship.tailer import LogTailer
@@ -296,7 +296,7 @@ def split_shards(blob: bytes, shards: int) -> list[list[bytes]]:
 def _jobs(settings: Settings, paths: list[Path], args: argparse.Namespace, once: bool) -> list:
     kwargs = {
         "settings": settings, "once": once, "batch_lines": args.batch_lines,
-        "write_turns": write_turns_path(settings), "parent_pid": os.getpid(),
+        "parent_pid": os.getpid(),
     }  # fmt: skip
     return [ShardJob(path, dict(kwargs), logging.WARNING) for path in paths]
 

@@ -16,7 +16,6 @@ from cdn_edge.logship.shipper import Shipper
 from cdn_edge.logship.stats import ShipStats, render_metrics
 from cdn_edge.logship.tailer import ROTATE_WAIT_S, LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
-from cdn_edge.logship.write_turns import WriteTurns
 from streamer.backends import open_object_store
 from streamer.sessions import open_session_store
 from streamer.settings import Settings
@@ -25,13 +24,6 @@ logger = logging.getLogger(__name__)
 
 STATE_DIR = "logship"  # under settings.data_dir: one position file per shipped log
 REPORT_INTERVAL_S = 10.0  # the metrics file is rewritten, and lag logged, this often
-
-
-def write_turns_path(settings: Settings) -> Path | None:
-    """The lock file shards of one log take turns at, for a store with a single writer."""
-    if settings.session_store != "sqlite":
-        return None
-    return settings.data_dir / STATE_DIR / "sqlite-writes.lock"
 
 
 def default_state_path(settings: Settings, log: Path) -> Path:
@@ -135,7 +127,6 @@ def run_logship(
                 else shard_metrics_file(metrics_file, shard),
                 "metrics_labels": {"log": shard.name},
                 "parent_pid": os.getpid(),
-                "write_turns": write_turns_path(settings),
             },
             logging.getLogger().getEffectiveLevel(),
         )
@@ -155,14 +146,11 @@ def ship_log(
     metrics_labels: dict[str, str] | None = None,
     rotate_wait_s: float = ROTATE_WAIT_S,
     parent_pid: int | None = None,
-    write_turns: Path | None = None,
 ) -> ShipStats:
     """Ship one log file in this process (see run_logship); as a shard, stop when the
-    process `parent_pid` is gone, and write only in turn with the others (`write_turns`,
-    a lock file) when they share an SQLite store."""
+    process `parent_pid` is gone."""
     positions = OffsetFile(state or default_state_path(settings, log))
     positions.lock()
-    turns = WriteTurns(write_turns) if write_turns is not None else None
     store = open_session_store(settings)
     tailer = LogTailer(log, positions.load(), rotate_wait_s=rotate_wait_s)
     shipper = Shipper(
@@ -171,7 +159,6 @@ def ship_log(
         store,
         TrackTimelines(open_object_store(settings)),
         batch_lines=batch_lines,
-        write_turns=turns,
     )
     reporter = _Reporter(shipper, metrics_file, metrics_labels, parent_pid)
     previous = {sig: signal.signal(sig, reporter.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -184,5 +171,3 @@ def ship_log(
         shipper.close()
         store.close()
         positions.close()
-        if turns is not None:
-            turns.close()

@@ -28,7 +28,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from cdn_edge.logship.delivery_plays import DeliveryPlays
@@ -94,7 +93,6 @@ class Shipper:
         sleep: Callable[[float], None] = time.sleep,
         poll_interval_s: float = POLL_INTERVAL_S,
         position_interval_s: float = POSITION_INTERVAL_S,
-        write_turns: AbstractContextManager[None] | None = None,
     ) -> None:
         self._tailer = tailer
         self._positions = positions
@@ -107,7 +105,6 @@ class Shipper:
         self._sleep = sleep
         self._poll_interval_s = poll_interval_s
         self._monotonic = monotonic
-        self._write_turns = write_turns or nullcontext()  # shards sharing one SQLite file
         self._position_interval_s = position_interval_s
         self._unsaved: LogPosition | None = None  # after written batches; not saved yet
         self._save_due = 0.0
@@ -164,10 +161,7 @@ class Shipper:
                     deliveries=tuple(converted.deliveries),
                     plays=claims,
                 )
-                counted = ()
-                if len(batch):
-                    with self._write_turns:
-                        counted = self._store.write_telemetry(batch)
+                counted = self._store.write_telemetry(batch) if len(batch) else ()
                 self._plays.written(claims)
                 self._counts["plays_counted"] += len(counted)
                 self._failures = 0

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -19,7 +18,6 @@ from cdn_edge.logship.errors import ShipperStateError
 from cdn_edge.logship.offsets import OffsetFile
 from cdn_edge.logship.shards import expand_logs, shard_metrics_file
 from cdn_edge.logship.stats import ShipStats, combine_stats, render_metrics
-from cdn_edge.logship.write_turns import WriteTurns
 from streamer.plays import utc_day
 from streamer.sqlite_session_store import SqliteSessionStore
 from streamer.telemetry import TelemetryBatch
@@ -164,18 +162,3 @@ def test_shard_stats_add_up_and_metrics_carry_the_log_label() -> None:
     text = render_metrics(a, {"log": 'access."0".log'})
     assert 'logship_lines_total{log="access.\\"0\\".log"} 3' in text
     assert 'logship_malformed_lines_total{log="access.\\"0\\".log",reason="not_json"} 1' in text
-
-
-def test_shards_of_one_sqlite_store_take_turns_at_writing(tmp_path: Path) -> None:
-    first, second = WriteTurns(tmp_path / "w.lock"), WriteTurns(tmp_path / "w.lock")
-    order: list[str] = []
-    with first:
-        waiter = threading.Thread(target=lambda: [second.__enter__(), order.append("second")])
-        waiter.start()
-        time.sleep(0.1)
-        order.append("first done")
-    waiter.join(timeout=5)
-    second.__exit__(None, None, None)
-    first.close()
-    second.close()
-    assert order == ["first done", "second"]
