@@ -1,6 +1,7 @@
 """How fast `streamer logship` ships nginx access-log lines into the session store.
 
     python -m benchmarks.logship [--lines 200000] [--store sqlite|scylla|both]
+                                 [--shards 2] [--paced-rate 40000 --paced-s 20]
 
 Generates a realistic log (listeners playing 4-minute tracks in real time, one segment
 request each 6 s, CMCD in the query for most and in headers for some, init segments, a few
@@ -10,19 +11,40 @@ the lag at the start and at the end, and where the time went: parsing and buildi
 alone, play checks (store reads) and the store writes. The issue's target is lines/s at
 least 1.5 times nginx's measured segment rate (`--nginx-rps`, benchmarks/README.md).
 
-Scylla runs need `scripts/services up cassandra`; a keyspace of its own is created and
-dropped.
+With `--shards N` (N > 1) the same log is also split into N files by a hash of the session
+id (the request id without one), as nginx's `log_shards` writes it, and shipped as
+`streamer logship --log 'access.*.log'` does: one process per file
+(cdn_edge.logship.shards), into a fresh store; lines/s there is the wall time from starting
+the processes to the last one ending, process start included.
+
+With `--paced-rate R`, the log is instead appended to the N files at R lines/s for
+`--paced-s` seconds while the shards run, and the lag (lines written and not yet under a
+saved position) is sampled every 0.5 s: a shipper that keeps up has a bounded lag.
+
+Each scenario gets a store of its own (a fresh SQLite file, a fresh keyspace), so none
+replays another's lines. Scylla runs need `scripts/services up cassandra`; the keyspaces
+are created and dropped.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import dataclasses
 import json
+import logging
+import os
 import random
+import re
+import resource
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,7 +53,9 @@ from benchmarks.telemetry import bench_settings, new_keyspace_name
 from cdn_edge.logship.line_telemetry import line_telemetry, wants_timing
 from cdn_edge.logship.log_line import parse_line
 from cdn_edge.logship.offsets import OffsetFile
-from cdn_edge.logship.shipper import Shipper
+from cdn_edge.logship.process import default_state_path, ship_log
+from cdn_edge.logship.shards import ShardJob, run_shards
+from cdn_edge.logship.shipper import DEFAULT_BATCH_LINES, Shipper
 from cdn_edge.logship.tailer import LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
 from streamer.catalog import (
@@ -48,11 +72,14 @@ from streamer.cql_schema import migrate
 from streamer.local_object_store import LocalObjectStore
 from streamer.scylla_session_store import ScyllaSessionStore
 from streamer.sessions import SessionStore
-from streamer.sqlite_session_store import SqliteSessionStore
+from streamer.settings import Settings, load_settings
+from streamer.sqlite_session_store import SESSION_STORE_FILE, SqliteSessionStore
 from streamer.telemetry import PlayerEvent, TelemetryBatch
 
 NGINX_SEGMENT_RPS = 26_553  # nginx, 2 workers, static segments (benchmarks/README.md)
 TARGET_RATIO = 1.5
+PACED_WARMUP_S = 2.0  # the shard processes start and open their stores before nginx writes
+STAT_KEYS = ("deliveries", "cmcd_samples", "plays_counted", "unverified", "batches")
 TRACKS = 50
 SEGMENTS = 40  # 4 minutes of 6 s segments
 SEGMENT_S = 6.0
@@ -195,11 +222,17 @@ class _Timed:
         return getattr(self.inner, name)
 
 
-def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    objects = LocalObjectStore(work / "objects")
+def publish_records(data_dir: Path) -> LocalObjectStore:
+    objects = LocalObjectStore(data_dir / "objects")
     for t in range(TRACKS):
         record = _record(f"trk{t}")
         objects.put(version_record_key(record.track_id, "v1"), encode_track_record(record), "a/j")
+    return objects
+
+
+def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One shipper in this process, the whole log as a backlog."""
+    objects = publish_records(work)
     blob, sessions = generate(args.lines, args.seed)
     played = write_events(store, sessions)
     log = work / f"{name}.access.log"
@@ -212,20 +245,24 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
         batch_lines=args.batch_lines,
     )  # fmt: skip
     before = shipper.stats()
-    started = time.perf_counter()
+    started, cpu, busy = time.perf_counter(), time.process_time(), _machine_busy_s()
     shipper.run(once=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    busy = _machine_busy_s() - busy
     stats = shipper.stats()
     shipper.close()
     lines = stats.lines
     return {
         "store": name,
+        "mode": "1 process",
         "lines": lines,
         "bytes": len(blob),
         "sessions": sessions,
         "sessions_with_events": played,
-        "batch_lines": args.batch_lines or store.telemetry_batch_items,
+        "batch_lines": args.batch_lines or max(DEFAULT_BATCH_LINES, store.telemetry_batch_items),
         "seconds": round(elapsed, 2),
+        "cores_used": round(cpu / elapsed, 2),
+        "other_processes_cores": round(max(0.0, busy - cpu) / elapsed, 2),
         "lines_per_s": round(lines / elapsed),
         "target_lines_per_s": round(TARGET_RATIO * args.nginx_rps),
         "ratio_to_nginx_segment_rps": round(lines / elapsed / args.nginx_rps, 2),
@@ -236,55 +273,266 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
             "play_check_reads": round(timed.seconds["read"] / elapsed, 2),
             "store_writes": round(timed.seconds["write"] / elapsed, 2),
         },
-        "stats": {k: v for k, v in asdict(stats).items() if k in ("deliveries", "cmcd_samples",
-                                                                    "plays_counted", "unverified")},
+        "stats": {k: v for k, v in asdict(stats).items() if k in STAT_KEYS},
     }  # fmt: skip
+
+
+_SESSION_ID = re.compile(rb'"session_id":"([^"]*)"')
+_REQUEST_ID = re.compile(rb'"request_id":"([0-9a-f]{32})"')
+
+
+def split_shards(blob: bytes, shards: int) -> list[list[bytes]]:
+    """The lines of `blob` by shard, as nginx's `log_shards` spreads them: by a hash of the
+    session id, or of the request id for a line without a session."""
+    out: list[list[bytes]] = [[] for _ in range(shards)]
+    for raw in blob.split(b"\n")[:-1]:
+        session, request = _SESSION_ID.search(raw), _REQUEST_ID.search(raw)
+        assert session is not None and request is not None
+        key = session.group(1) or request.group(1)
+        out[zlib.crc32(key) % shards].append(raw + b"\n")
+    return out
+
+
+def _jobs(settings: Settings, paths: list[Path], args: argparse.Namespace, once: bool) -> list:
+    kwargs = {
+        "settings": settings, "once": once, "batch_lines": args.batch_lines,
+        "parent_pid": os.getpid(),
+    }  # fmt: skip
+    return [ShardJob(path, dict(kwargs), logging.WARNING) for path in paths]
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # processes ended and waited for
+    return float(usage.ru_utime + usage.ru_stime)
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat): with our own CPU time, what
+    other processes on this shared machine took during a run."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_sharded(
+    settings: Settings, store: SessionStore, name: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """`streamer logship --log 'access.*.log' --once` on the log split in `--shards` files."""
+    data = settings.data_dir
+    publish_records(data)
+    blob, sessions = generate(args.lines, args.seed)
+    write_events(store, sessions)
+    paths = [data / f"access.{k}.log" for k in range(args.shards)]
+    for path, lines in zip(paths, split_shards(blob, args.shards), strict=True):
+        path.write_bytes(b"".join(lines))
+    started, cpu, busy = time.perf_counter(), _children_cpu_s(), _machine_busy_s()
+    stats = run_shards(ship_log, _jobs(settings, paths, args, once=True))
+    elapsed, cpu = time.perf_counter() - started, _children_cpu_s() - cpu
+    busy = _machine_busy_s() - busy
+    return {
+        "store": name,
+        "mode": f"{args.shards} shards",
+        "lines": stats.lines,
+        "seconds": round(elapsed, 2),
+        "cores_used": round(cpu / elapsed, 2),
+        "other_processes_cores": round(max(0.0, busy - cpu) / elapsed, 2),
+        "lines_per_s": round(stats.lines / elapsed),
+        "ratio_to_nginx_segment_rps": round(stats.lines / elapsed / args.nginx_rps, 2),
+        "lag_bytes_at_start": len(blob),
+        "lag_bytes_at_end": stats.bytes_behind,
+        "stats": {k: v for k, v in asdict(stats).items() if k in STAT_KEYS},
+    }  # fmt: skip
+
+
+def _shipped_lines(settings: Settings, path: Path, ends: list[int]) -> int:
+    """Lines of `path` under its saved position (the position trails the store by < 0.5 s)."""
+    try:
+        offset = json.loads(default_state_path(settings, path).read_text())["offset"]
+    except (FileNotFoundError, ValueError):
+        return 0
+    return bisect.bisect_right(ends, offset)
+
+
+def run_paced(
+    settings: Settings, store: SessionStore, name: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """nginx appending `--paced-rate` lines/s to the shards while the shippers follow."""
+    data = settings.data_dir
+    publish_records(data)
+    blob, sessions = generate(int(args.paced_rate * args.paced_s), args.seed)
+    write_events(store, sessions)
+    parts = split_shards(blob, args.shards)
+    total = sum(map(len, parts))
+    paths = [data / f"access.{k}.log" for k in range(args.shards)]
+    ends = []
+    for path, lines in zip(paths, parts, strict=True):
+        path.touch()
+        at, offsets = 0, []
+        for raw in lines:
+            at += len(raw)
+            offsets.append(at)
+        ends.append(offsets)
+    samples: list[tuple[float, int]] = []  # (seconds since the start, lines behind)
+    done: dict[str, float] = {}
+
+    def nginx_and_sampler() -> None:
+        written = [0] * len(paths)
+        files = [path.open("ab") for path in paths]
+        time.sleep(PACED_WARMUP_S)
+        start = time.monotonic()
+        next_sample = 0.5
+        try:
+            while True:
+                now = time.monotonic() - start
+                share = min(1.0, now / args.paced_s)
+                for k, lines in enumerate(parts):
+                    upto = int(len(lines) * share)
+                    if upto > written[k]:
+                        files[k].write(b"".join(lines[written[k] : upto]))
+                        files[k].flush()
+                        written[k] = upto
+                if share >= 1.0 and "writer_s" not in done:
+                    done["writer_s"] = now
+                if now >= next_sample:
+                    next_sample += 0.5
+                    pairs = zip(paths, ends, strict=True)
+                    shipped = [_shipped_lines(settings, p, e) for p, e in pairs]
+                    samples.append((now, sum(written) - sum(shipped)))
+                    if share >= 1.0 and sum(shipped) == total:
+                        done["drained_s"] = now
+                        return
+                    if share >= 1.0 and now > args.paced_s + 120:
+                        return  # not drained two minutes after the writer stopped
+                time.sleep(0.02)
+        finally:
+            for f in files:
+                f.close()
+            os.kill(os.getpid(), signal.SIGTERM)  # stops run_shards in the main thread
+
+    thread = threading.Thread(target=nginx_and_sampler, name="nginx-writer")
+    cpu, own, busy = _children_cpu_s(), time.process_time(), _machine_busy_s()
+    cpu_started = time.monotonic()
+    thread.start()
+    stats = run_shards(ship_log, _jobs(settings, paths, args, once=False))
+    thread.join()
+    cpu, own = _children_cpu_s() - cpu, time.process_time() - own
+    busy = _machine_busy_s() - busy
+    cpu_wall = time.monotonic() - cpu_started
+    behind = [n for at, n in samples if at <= args.paced_s]
+    wall = done.get("drained_s", samples[-1][0] if samples else 0.0)
+    return {
+        "store": name,
+        "mode": f"{args.shards} shards, paced",
+        "rate_lines_per_s": args.paced_rate,
+        "lines": total,
+        "seconds_writing": round(done.get("writer_s", 0.0), 2),
+        "drained_after_s": round(wall - done.get("writer_s", 0.0), 2)
+        if "drained_s" in done else None,
+        "cores_used": round(cpu / cpu_wall, 2),  # warm-up included: a small understatement
+        "writer_cores": round(own / cpu_wall, 2),
+        "other_processes_cores": round(max(0.0, busy - cpu - own) / cpu_wall, 2),
+        "lag_lines_max": max(behind, default=0),
+        "lag_s_max": round(max(behind, default=0) / args.paced_rate, 2),
+        "lag_lines_last_5s": [n for at, n in samples if args.paced_s - 5 < at <= args.paced_s],
+        "lines_shipped": stats.lines,
+    }  # fmt: skip
+
+
+@contextmanager
+def fresh_store(
+    kind: str, args: argparse.Namespace, data_dir: Path
+) -> Iterator[tuple[Settings, SessionStore]]:
+    """A store of its own for one scenario, and settings that open the same store."""
+    data_dir.mkdir(parents=True)
+    if kind == "sqlite":
+        settings = load_settings(environ={}, data_dir=data_dir)
+        store: SessionStore = SqliteSessionStore(data_dir / SESSION_STORE_FILE)
+        try:
+            yield settings, store
+        finally:
+            store.close()
+        return
+    settings = dataclasses.replace(
+        bench_settings(args, new_keyspace_name(time.time())),
+        data_dir=data_dir, object_store="local", session_store="scylla",
+    )  # fmt: skip
+    migrate(settings)
+    try:
+        store = ScyllaSessionStore.from_settings(settings)
+        try:
+            yield settings, store
+        finally:
+            store.close()
+    finally:
+        with open_cql_session(settings, use_keyspace=False) as admin:
+            drop = f"DROP KEYSPACE IF EXISTS {settings.cql_keyspace}"
+            admin.execute_schema(drop, action="drop the benchmark keyspace")
+
+
+def _summary(r: dict[str, Any]) -> str:
+    head = f"{r['store']:7} {r['mode']:>16}: "
+    if "rate_lines_per_s" in r:
+        drained = r["drained_after_s"]
+        return head + (
+            f"{r['rate_lines_per_s']:,} lines/s appended for {r['seconds_writing']} s: lag max "
+            f"{r['lag_lines_max']:,} lines ({r['lag_s_max']} s), last 5 s "
+            f"{r['lag_lines_last_5s']}; "
+            + (f"drained {drained} s after the writer stopped" if drained is not None
+               else "NOT drained within 2 min")
+            + f"; shippers {r['cores_used']} cores, writer {r['writer_cores']}, "
+            f"other processes {r['other_processes_cores']}"
+        )  # fmt: skip
+    text = head + (
+        f"{r['lines']:>8} lines in {r['seconds']:>6.2f} s = {r['lines_per_s']:>7,} lines/s "
+        f"({r['ratio_to_nginx_segment_rps']:.2f}x nginx segment req/s; target "
+        f"{TARGET_RATIO}x = {round(TARGET_RATIO * NGINX_SEGMENT_RPS):,}); lag "
+        f"{r['lag_bytes_at_start']:,} -> {r['lag_bytes_at_end']} bytes; {r['cores_used']} cores"
+        f" (other processes {r['other_processes_cores']})"
+    )
+    if "time_share" in r:
+        share = r["time_share"]
+        text += (
+            f"; time: parse {share['parse_and_items']:.0%}, play reads "
+            f"{share['play_check_reads']:.0%}, writes {share['store_writes']:.0%}"
+        )
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.logship", description=__doc__)
     parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--batch-lines", type=int, help="default: the store's batch size")
+    parser.add_argument("--batch-lines", type=int, help="default: the shipper's default")
     parser.add_argument("--store", choices=("sqlite", "scylla", "both"), default="both")
+    parser.add_argument("--shards", type=int, default=2, help="1: the single process only")
+    parser.add_argument("--no-single", action="store_true", help="skip the 1-process run")
+    parser.add_argument("--paced-rate", type=float, help="lines/s appended while shipping")
+    parser.add_argument("--paced-s", type=float, default=20.0)
     parser.add_argument("--nginx-rps", type=float, default=NGINX_SEGMENT_RPS)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--cql-hosts")
     parser.add_argument("--cql-port", type=int)
     args = parser.parse_args(argv)
+    kinds = ("sqlite", "scylla") if args.store == "both" else (args.store,)
+    scenarios: list[tuple[str, Callable[..., dict[str, Any]]]] = []
+    if not args.no_single:
+        scenarios.append(("single", lambda settings, store, kind: run(
+            store, kind, args, settings.data_dir)))  # fmt: skip
+    if args.shards > 1 and not args.paced_rate:
+        scenarios.append(("sharded", lambda settings, store, kind: run_sharded(
+            settings, store, kind, args)))  # fmt: skip
+    if args.paced_rate:
+        scenarios.append(("paced", lambda settings, store, kind: run_paced(
+            settings, store, kind, args)))  # fmt: skip
     results = []
     with tempfile.TemporaryDirectory(prefix="logship-bench-") as tmp:
-        work = Path(tmp)
-        if args.store in ("sqlite", "both"):
-            store = SqliteSessionStore(work / "sessions.sqlite3")
-            try:
-                results.append(run(store, "sqlite", args, work))
-            finally:
-                store.close()
-            print(json.dumps(results[-1]), flush=True)
-        if args.store in ("scylla", "both"):
-            settings = bench_settings(args, new_keyspace_name(time.time()))
-            migrate(settings)
-            try:
-                scylla = ScyllaSessionStore.from_settings(settings)
-                try:
-                    results.append(run(scylla, "scylla", args, work))
-                finally:
-                    scylla.close()
+        for kind in kinds:
+            for label, scenario in scenarios:
+                with fresh_store(kind, args, Path(tmp) / f"{kind}-{label}") as (settings, store):
+                    results.append(scenario(settings, store, kind))
                 print(json.dumps(results[-1]), flush=True)
-            finally:
-                with open_cql_session(settings, use_keyspace=False) as admin:
-                    drop = f"DROP KEYSPACE IF EXISTS {settings.cql_keyspace}"
-                    admin.execute_schema(drop, action="drop the benchmark keyspace")
     for r in results:
-        share = r["time_share"]
-        print(
-            f"{r['store']:7} {r['lines']:>8} lines in {r['seconds']:>6.2f} s = "
-            f"{r['lines_per_s']:>7,} lines/s ({r['ratio_to_nginx_segment_rps']:.2f}x nginx "
-            f"segment req/s; target {TARGET_RATIO}x = {r['target_lines_per_s']:,}); "
-            f"lag {r['lag_bytes_at_start']:,} -> {r['lag_bytes_at_end']} bytes; time: parse "
-            f"{share['parse_and_items']:.0%}, play reads {share['play_check_reads']:.0%}, "
-            f"writes {share['store_writes']:.0%}"
-        )
+        print(_summary(r))
     return 0
 
 

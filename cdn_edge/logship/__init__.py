@@ -8,8 +8,9 @@ sample, and the play claims deliveries complete), exactly once across crashes an
 
 from cdn_edge.logship.log_line import AccessLogLine, parse_line
 from cdn_edge.logship.offsets import LogPosition, OffsetFile
+from cdn_edge.logship.shards import expand_logs
 from cdn_edge.logship.shipper import Shipper
-from cdn_edge.logship.stats import ShipStats, render_metrics
+from cdn_edge.logship.stats import ShipStats, combine_stats, render_metrics
 from cdn_edge.logship.tailer import LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
 
@@ -21,6 +22,8 @@ __all__ = [
     "ShipStats",
     "Shipper",
     "TrackTimelines",
+    "combine_stats",
+    "expand_logs",
     "parse_line",
     "render_metrics",
 ]

@@ -3,7 +3,8 @@
     LogshipError                    base
     ├── MalformedLine               a complete log line that is not an access-log record
     ├── ShipperStateError           the offset file is unreadable or held by another shipper
-    └── ShipperStopped              asked to stop while a batch was still failing
+    ├── ShipperStopped              asked to stop while a batch was still failing
+    └── ShardFailed                 the shipper process of one log file exited with an error
 
 None of them maps to an HTTP status: the shipper is a process, not a handler.
 """
@@ -29,3 +30,8 @@ class ShipperStateError(LogshipError):
 
 class ShipperStopped(LogshipError):
     """Asked to stop while retrying a batch: its position is not saved, so it ships again."""
+
+
+class ShardFailed(LogshipError):
+    """One log file's shipper process failed: the others were stopped (their positions are
+    saved), and a supervisor restarting `streamer logship` resumes every file."""

@@ -27,6 +27,11 @@ from streamer.telemetry import CmcdSample, ObjectRoute, SegmentDelivery
 MAX_OBJECT_CHARS = 256  # as the edge keeps CMCD object names
 DELIVERED_STATUSES = frozenset({200, 206})  # the edge records a delivery only with the bytes
 Timing = tuple[float, float]  # (start, duration) of a media segment in seconds
+# What encodeURIComponent (hls.js) escapes in a CMCD dictionary: '=', ',', '"', '/', ' '.
+# Each decodes to a character that is not '%', so replacing them one after another decodes
+# exactly as unquote_plus does, several times faster, when no '%' is left; anything else
+# (%25, '+', lower-case hex, UTF-8 escapes) goes through unquote_plus.
+_CMCD_ESCAPES = (("%3D", "="), ("%2C", ","), ("%22", '"'), ("%2F", "/"), ("%20", " "))
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,16 @@ def _route(line: AccessLogLine) -> ObjectRoute:
     return "playlist" if line.object.endswith(".m3u8") else "segment"
 
 
+def unquote_cmcd(query: str) -> str:
+    """The CMCD query argument decoded as aiohttp decodes a query ('+' is a space)."""
+    if "+" in query:
+        return unquote_plus(query)
+    decoded = query
+    for escape, char in _CMCD_ESCAPES:
+        decoded = decoded.replace(escape, char)
+    return decoded if "%" not in decoded else unquote_plus(query)
+
+
 def _cmcd_headers(line: AccessLogLine) -> dict[str, str]:
     # nginx logs "" for an absent header; a present but empty one says nothing either.
     pairs = (
@@ -90,7 +105,7 @@ def _items(line: AccessLogLine, timing: Timing | None) -> LineTelemetry:
     sample = None
     problems: tuple[str, ...] = ()
     # aiohttp's query decoding, which the edge reads CMCD through: '+' is a space.
-    query = unquote_plus(line.cmcd_query) if line.cmcd_query else None
+    query = unquote_cmcd(line.cmcd_query) if line.cmcd_query else None
     read = read_cmcd_keys(query, _cmcd_headers(line))
     if read is not None:
         keys, problems = read

@@ -10,6 +10,12 @@ identity comes from the line (CMCD by $request_id, deliveries by session, object
 and the stores keep the first copy; a session's play is claimed again and the store, which
 keeps one play per session, counts it no second time.
 
+Because replaying is harmless, the position need not follow every batch: while a backlog is
+shipped it is saved (two fsyncs) at most every `position_interval_s`, and at once when the
+log is caught up, when the tailer moves to another file, and when the loop ends. A crash then
+ships up to that interval's batches again, and duplicates nothing. The saved position never
+runs ahead of the store: only positions after written batches are ever saved.
+
 A store or object-store outage stops the loop on its batch: it is retried with capped
 exponential backoff and the position does not move, so no line is skipped for a failure
 that may pass. Only lines that can never be stored (malformed) are skipped, each counted
@@ -32,7 +38,7 @@ from cdn_edge.logship.line_telemetry import (
     wants_timing,
 )
 from cdn_edge.logship.log_line import parse_line
-from cdn_edge.logship.offsets import PositionStore
+from cdn_edge.logship.offsets import LogPosition, PositionStore
 from cdn_edge.logship.stats import ShipStats
 from cdn_edge.logship.tailer import LogRead, LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
@@ -43,8 +49,13 @@ from streamer.telemetry import CmcdSample, SegmentDelivery, TelemetryBatch
 logger = logging.getLogger(__name__)
 
 # A batch is at most this many lines or bytes. Lines are ~600 bytes and give up to two
-# items; the store's own batch size (SessionStore.telemetry_batch_items) is the default.
+# items. Past ~2,000 lines a batch the SQLite commit and the play checks are amortised
+# (benchmarks/README.md, "Access-log shipper"); the store's own batch size is used if larger.
+DEFAULT_BATCH_LINES = 2000
 MAX_BATCH_BYTES = 4 * 1024 * 1024
+# While a backlog ships, the position is saved this often: a crash ships at most this much
+# again (harmless, see above) and a busy shipper fsyncs twice a second at most, not per batch.
+POSITION_INTERVAL_S = 0.5
 POLL_INTERVAL_S = 0.2  # an idle log is looked at this often (inotify is not needed at this rate)
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -78,19 +89,25 @@ class Shipper:
         batch_lines: int | None = None,
         batch_bytes: int = MAX_BATCH_BYTES,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         poll_interval_s: float = POLL_INTERVAL_S,
+        position_interval_s: float = POSITION_INTERVAL_S,
     ) -> None:
         self._tailer = tailer
         self._positions = positions
         self._store = store
         self._timelines = timelines
         self._plays = DeliveryPlays(store)
-        self._batch_lines = batch_lines or store.telemetry_batch_items
+        self._batch_lines = batch_lines or max(DEFAULT_BATCH_LINES, store.telemetry_batch_items)
         self._batch_bytes = batch_bytes
         self._clock = clock
         self._sleep = sleep
         self._poll_interval_s = poll_interval_s
+        self._monotonic = monotonic
+        self._position_interval_s = position_interval_s
+        self._unsaved: LogPosition | None = None  # after written batches; not saved yet
+        self._save_due = 0.0
         self._failures = 0
         self._counts: Counter[str] = Counter()
         self._malformed: Counter[str] = Counter()
@@ -100,7 +117,8 @@ class Shipper:
     # One batch
 
     def ship_batch(self) -> LogRead:
-        """Read one batch and ship it; returns when it is written and the position saved."""
+        """Read one batch and ship it; returns when it is written (and the position saved when
+        due: see the module docstring)."""
         read = self._tailer.read(self._batch_lines, self._batch_bytes)
         for skipped in read.skipped:
             self._malformed[skipped.reason] += 1
@@ -115,9 +133,22 @@ class Shipper:
         if read.lines:
             converted = self._write(read)
             self._account(read, converted)
-        if read.position is not None and (read.lines or read.skipped or read.switched):
-            self._positions.save(read.position)
+        moved = bool(read.lines or read.skipped or read.switched)
+        if read.position is not None and moved:
+            self._unsaved = read.position
+        # Caught up (an empty read), or another file: save now. A rotated file may be gone
+        # by the next start, so its last position must not be left for a later save.
+        if not moved or read.switched or self._monotonic() >= self._save_due:
+            self.save_position()
         return read
+
+    def save_position(self) -> None:
+        """Save the position after the batches written so far, if it moved."""
+        if self._unsaved is not None:
+            self._positions.save(self._unsaved)
+            self._unsaved = None
+            self._counts["position_saves"] += 1
+        self._save_due = self._monotonic() + self._position_interval_s
 
     def _write(self, read: LogRead) -> _Converted:
         """Convert and write the batch, retrying failures that may pass, until it is written."""
@@ -222,17 +253,24 @@ class Shipper:
         """Ship until `stop()` (checked between batches and between retries); `once`: until
         nothing is left."""
         self._stop = stop
-        while not stop():
-            try:
-                read = self.ship_batch()
-            except ShipperStopped as exc:
-                logger.warning("%s", exc)
-                return
-            if read.lines or read.skipped or read.switched:
-                continue
-            if once and not self._tailer.rotation_pending:
-                return  # (a rotated file is finished, and the new one shipped, before that)
-            self._sleep(self._poll_interval_s)
+        try:
+            while not stop():
+                try:
+                    read = self.ship_batch()
+                except ShipperStopped as exc:
+                    logger.warning("%s", exc)
+                    return
+                if read.lines or read.skipped or read.switched:
+                    continue
+                if once and not self._tailer.rotation_pending:
+                    return  # (a rotated file is finished, and the new one shipped, before that)
+                self._sleep(self._poll_interval_s)
+        finally:
+            self.save_position()  # only ever a position after written batches
+
+    @property
+    def log_name(self) -> str:
+        return self._tailer.path.name
 
     def stats(self) -> ShipStats:
         """The counts so far and the lag now."""
@@ -250,6 +288,7 @@ class Shipper:
             cmcd_malformed=counts["cmcd_malformed"],
             batches=counts["batches"],
             write_failures=counts["write_failures"],
+            position_saves=counts["position_saves"],
             bytes_behind=behind,
             seconds_behind=max(0.0, self._clock() - self._newest_ts)
             if behind and self._newest_ts

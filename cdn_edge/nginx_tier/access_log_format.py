@@ -41,9 +41,20 @@ worker writes only complete lines.
 
 A segment delivery is a line with route "segment", a session_id, and status 200 or 206. The
 token never appears: not in `uri`, and no field carries the raw request line or the Referer.
+
+Shards. One shipper process parses about 20k lines/s, less than two nginx workers serve, so
+the tier can write the log as N files (`log_shards`): access.0.log ... access.{N-1}.log. Each
+request goes to exactly one of them, chosen by `split_clients` (MurmurHash2) on the verified
+session id, or on nginx's random $request_id for a request without one (refused, proxied).
+Every line is in one file only, and all of a session's segment lines are in the same file:
+one shipper sees a session's deliveries, so two shippers never decide its play at once, each
+from half of them. Each file is shipped by its own shipper with its own position
+(`streamer logship --log 'access.*.log'`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 LOG_FORMAT_NAME = "streamer_json"
 
@@ -85,3 +96,43 @@ def render_log_format() -> str:
         parts.append(f'"{name}":{value}' if number else f'"{name}":"{value}"')
     body = ",".join(parts)
     return f"log_format {LOG_FORMAT_NAME} escape=json '{{{body}}}';"
+
+
+MAX_LOG_SHARDS = 64
+SHARD_VARIABLE = "streamer_log_shard"
+
+
+def shard_log_paths(log: Path, shards: int) -> tuple[Path, ...]:
+    """The files of a log written as `shards` shards: access.log, or access.0.log, ..."""
+    if not 1 <= shards <= MAX_LOG_SHARDS:
+        raise ValueError(f"log shards must be 1 to {MAX_LOG_SHARDS}, got {shards}")
+    if shards == 1:
+        return (log,)
+    return tuple(log.with_name(f"{log.stem}.{k}{log.suffix}") for k in range(shards))
+
+
+def _split_percent(shards: int) -> str:
+    # split_clients takes percentages with two decimals; the last shard takes the rest ("*").
+    return f"{(10_000 // shards) / 100:.2f}%"
+
+
+def render_access_logs(paths: tuple[Path, ...], options: str) -> list[str]:
+    """The `access_log` directives (http context) writing every request to one of `paths`."""
+    if len(paths) == 1:
+        return [f"access_log {paths[0]} {LOG_FORMAT_NAME} {options};"]
+    lines = [
+        # Evaluated when the line is logged, after njs verified the token and set the session.
+        f"map $streamer_session_id ${SHARD_VARIABLE}_key {{",
+        '    "" $request_id;',
+        "    default $streamer_session_id;",
+        "}",
+        f'split_clients "${SHARD_VARIABLE}_key" ${SHARD_VARIABLE} {{',
+    ]
+    lines += [f"    {_split_percent(len(paths))} {k};" for k in range(len(paths) - 1)]
+    lines += [f"    * {len(paths) - 1};", "}"]
+    for k, path in enumerate(paths):
+        lines += [
+            f"map ${SHARD_VARIABLE} ${SHARD_VARIABLE}_{k} {{ {k} 1; default 0; }}",
+            f"access_log {path} {LOG_FORMAT_NAME} {options} if=${SHARD_VARIABLE}_{k};",
+        ]
+    return lines

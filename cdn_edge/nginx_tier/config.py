@@ -34,7 +34,12 @@ from cdn_edge.cors import (
     EXPOSE_HEADERS,
     PREFLIGHT_MAX_AGE_S,
 )
-from cdn_edge.nginx_tier.access_log_format import LOG_FORMAT_NAME, render_log_format
+from cdn_edge.nginx_tier.access_log_format import (
+    MAX_LOG_SHARDS,
+    render_access_logs,
+    render_log_format,
+    shard_log_paths,
+)
 from cdn_edge.nginx_tier.errors import TierConfigInvalid
 from streamer.object_store import IMMUTABLE
 
@@ -43,6 +48,7 @@ DEBIAN_JS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")  # libng
 SEGMENT_CONTENT_TYPE = "audio/mp4"  # what the Python edge sends (catalog_cache.content_type_for)
 DEFAULT_WORKER_CONNECTIONS = 4096
 DEFAULT_EDGE_KEEPALIVE = 64  # idle connections to the Python edge kept per nginx worker
+ACCESS_LOG_BUFFERING = "buffer=64k flush=1s"
 DEFAULT_CACHE_BYTES = 10 * 1024**3
 SLICE_BYTES = 1024 * 1024  # most audio segments (100 kB-1 MB) are one slice: one upstream GET
 EDGE_RETRY_AFTER_S = 2  # as the Python edge's 503s (middleware.BACKEND_RETRY_AFTER_S)
@@ -98,6 +104,8 @@ class NginxTierConfig:
     js_module: Path = DEBIAN_JS_MODULE
     script: Path = SCRIPT
     edge_keepalive: int = DEFAULT_EDGE_KEEPALIVE
+    # The access log as this many files, one shipper each (access_log_format.py, "Shards").
+    log_shards: int = 1
 
     def __post_init__(self) -> None:
         for name in ("prefix", "script", "js_module"):
@@ -126,6 +134,8 @@ class NginxTierConfig:
             raise TierConfigInvalid(f"server_id {self.server_id!r} is not 1-64 of [A-Za-z0-9.-]")
         if not 1 <= self.edge_keepalive <= 10_000:
             raise TierConfigInvalid(f"edge_keepalive {self.edge_keepalive} is not 1-10000")
+        if not 1 <= self.log_shards <= MAX_LOG_SHARDS:
+            raise TierConfigInvalid(f"log_shards {self.log_shards} is not 1-{MAX_LOG_SHARDS}")
         for name in ("prefix", "objects_root", "script"):
             value = getattr(self, name)
             if value is not None and not _safe_path(value):
@@ -142,7 +152,13 @@ class NginxTierConfig:
 
     @property
     def access_log(self) -> Path:
+        """The access log; with log_shards > 1, the name its shards are named after."""
         return self.prefix / "logs" / "access.log"
+
+    @property
+    def access_logs(self) -> tuple[Path, ...]:
+        """The files nginx writes the access log to: access.log, or access.0.log, ..."""
+        return shard_log_paths(self.access_log, self.log_shards)
 
     @property
     def error_log(self) -> Path:
@@ -303,7 +319,7 @@ def _http_head(config: NginxTierConfig) -> list[str]:
         "open_file_cache_valid 60s;",
         "",
         render_log_format(),
-        f"access_log {config.access_log} {LOG_FORMAT_NAME} buffer=64k flush=1s;",
+        *render_access_logs(config.access_logs, ACCESS_LOG_BUFFERING),
         "",
         f"js_import streamer_tier from {config.script};",
         f"js_preload_object streamer from {config.njs_settings_file};",

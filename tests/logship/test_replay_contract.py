@@ -74,6 +74,7 @@ def ship(log: Path, store: SessionStore, objects: Path, positions: CrashAfter) -
         TrackTimelines(LocalObjectStore(objects)),
         batch_lines=5,  # several batches, so a crash can fall between them
         sleep=lambda _: None,
+        position_interval_s=0.0,  # a save after every batch: a crash point between any two
     )
     shipper.run(once=True)
     stats = shipper.stats()

@@ -104,3 +104,42 @@ def test_garbage_is_counted_and_skipped_and_metrics_render(
     text = render_metrics(stats)
     assert 'logship_malformed_lines_total{reason="not_json"} 1' in text
     assert "logship_lag_bytes 12" in text
+
+
+def test_a_backlog_saves_its_position_once_an_interval_and_on_catching_up(
+    tmp_path: Path, flaky: FlakyStore
+) -> None:
+    lines = [x for s in ("s1", "s2", "s3") for x in session_lines(s)]
+    (tmp_path / "access.log").write_bytes(b"".join(lines))
+    now = {"t": 100.0}
+    saved: list[LogPosition] = []
+
+    def monotonic() -> float:
+        now["t"] += 0.2  # each batch takes 0.2 s
+        return now["t"]
+
+    class Recording(OffsetFile):
+        def save(self, position: LogPosition) -> None:
+            saved.append(position)
+            super().save(position)
+
+    data = tmp_path / "data"
+    published_track(data)
+    ship = Shipper(
+        LogTailer(tmp_path / "access.log"),
+        Recording(tmp_path / "state.json"),
+        flaky,
+        TrackTimelines(LocalObjectStore(data / "objects")),
+        batch_lines=2,
+        monotonic=monotonic,
+        position_interval_s=0.5,
+        sleep=lambda _: None,
+    )
+    ship.run(once=True)
+    # 12 batches: saved after the first, then once 0.5 s passed (every third batch here),
+    # and at the end; never ahead of what was written.
+    offsets = [p.offset for p in saved]
+    assert offsets == sorted(offsets) and 3 < len(saved) < 8
+    assert offsets[-1] == len(b"".join(lines)) == ship.stats().offset
+    assert ship.stats().position_saves == len(saved)
+    assert OffsetFile(tmp_path / "state.json").load() == saved[-1]
