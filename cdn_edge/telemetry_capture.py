@@ -36,6 +36,7 @@ from cdn_edge.playback_tokens import SessionClaims
 from cdn_edge.telemetry_metrics import TelemetryMetrics
 from cdn_edge.telemetry_writer import TelemetryWriter
 from cdn_edge.unique_ids import UniqueIds
+from streamer.catalog import segment_timeline
 from streamer.telemetry import CmcdSample, ObjectRoute, SegmentDelivery
 
 logger = logging.getLogger(__name__)
@@ -108,17 +109,6 @@ class TcpEstimates:
         estimate = tcp_estimate(transport)
         self._known[transport] = (now, estimate)
         return estimate
-
-
-def _timeline(track: PublishedTrack) -> dict[str, tuple[float, float]]:
-    """Media segment name -> (start, duration) in seconds, per rendition."""
-    out: dict[str, tuple[float, float]] = {}
-    for rendition in track.record.renditions:
-        start = 0.0
-        for segment in rendition.segments:
-            out[segment.key] = (start, segment.duration_s)
-            start += segment.duration_s
-    return out
 
 
 class TelemetryCapture:
@@ -214,7 +204,7 @@ class TelemetryCapture:
         key = (track.record.track_id, track.record.version)
         timeline = self._timelines.get(key)
         if timeline is None:
-            timeline = self._timelines[key] = _timeline(track)
+            timeline = self._timelines[key] = segment_timeline(track.record)
             while len(self._timelines) > TIMELINES_KEPT:
                 self._timelines.popitem(last=False)
         else:

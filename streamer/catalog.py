@@ -175,3 +175,15 @@ def decode_track_record(data: bytes) -> TrackRecord:
         raise
     except (ValueError, KeyError, TypeError) as exc:
         raise CatalogError(f"track record does not decode: {exc}") from exc
+
+
+def segment_timeline(record: TrackRecord) -> dict[str, tuple[float, float]]:
+    """Media segment key ("aac_160/seg_00003.m4s") -> (start, duration) in seconds, each
+    rendition timed from its own start."""
+    out: dict[str, tuple[float, float]] = {}
+    for rendition in record.renditions:
+        start = 0.0
+        for segment in rendition.segments:
+            out[segment.key] = (start, segment.duration_s)
+            start += segment.duration_s
+    return out

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from cdn_edge.errors import MalformedName
 from cdn_edge.logship.line_telemetry import Timing
 from cdn_edge.names import check_name
-from streamer.catalog import TrackRecord, decode_track_record, version_record_key
+from streamer.catalog import decode_track_record, segment_timeline, version_record_key
 from streamer.errors import CatalogError, ObjectNotFound
 from streamer.object_store import ObjectReader
 
@@ -25,17 +25,6 @@ TIMELINES_KEPT = 1024  # track versions kept, as the edge keeps them
 # A version the store does not have is asked for again after this: it may be published late
 # (nginx cannot serve it before, but a log may be replayed into a fresh store).
 MISSING_TTL_S = 60.0
-
-
-def segment_timeline(record: TrackRecord) -> dict[str, Timing]:
-    """Media segment key ("aac_160/seg_00003.m4s") -> (start, duration), per rendition."""
-    out: dict[str, Timing] = {}
-    for rendition in record.renditions:
-        start = 0.0
-        for segment in rendition.segments:
-            out[segment.key] = (start, segment.duration_s)
-            start += segment.duration_s
-    return out
 
 
 class TrackTimelines:

@@ -10,8 +10,8 @@ from aiohttp import web
 from cdn_edge.logship.errors import MalformedLine
 from cdn_edge.logship.line_telemetry import line_telemetry, unix_ms
 from cdn_edge.logship.log_line import parse_line
-from cdn_edge.logship.timelines import TrackTimelines, segment_timeline
-from streamer.catalog import version_record_key
+from cdn_edge.logship.timelines import TrackTimelines
+from streamer.catalog import segment_timeline, version_record_key
 from streamer.errors import StorageError
 from streamer.memory_object_store import InMemoryObjectStore
 from streamer.object_store import ObjectReader
