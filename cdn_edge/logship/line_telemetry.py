@@ -66,6 +66,14 @@ def _route(line: AccessLogLine) -> ObjectRoute:
     return "playlist" if line.object.endswith(".m3u8") else "segment"
 
 
+def _object(line: AccessLogLine) -> str:
+    """As the edge names it: a media playlist by its rendition, a segment by its key."""
+    if not line.object:
+        return "-"
+    name = line.rendition if _route(line) == "playlist" else line.object_key
+    return name[:MAX_OBJECT_CHARS]
+
+
 def unquote_cmcd(query: str) -> str:
     """The CMCD query argument decoded as aiohttp decodes a query ('+' is a space)."""
     if "+" in query:
@@ -115,7 +123,7 @@ def _items(line: AccessLogLine, timing: Timing | None) -> LineTelemetry:
                 sample_id=line.request_id,
                 received_ms=at_ms,
                 route=_route(line),
-                object=line.object_key[:MAX_OBJECT_CHARS] if line.object else "-",
+                object=_object(line),
                 status=line.status,
                 keys=keys,
             )

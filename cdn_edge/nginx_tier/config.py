@@ -60,6 +60,12 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")  # S3 bucket naming r
 _REGION = re.compile(r"[a-z0-9\-]{1,32}")
 
 
+# Playlists cached by nginx: a few KB each, one per published rendition and encoding.
+PLAYLIST_CACHE_ZONE = "16m"  # keys: about 128,000 entries
+PLAYLIST_CACHE_MAX = "1g"
+PLAYLIST_CACHE_VALID = "1d"  # a published version never changes; a day bounds a stale one
+
+
 @dataclass(frozen=True)
 class S3Origin:
     """The S3 server nginx shields in production, and its on-disk cache under the prefix."""
@@ -348,6 +354,17 @@ def _http_head(config: NginxTierConfig) -> list[str]:
         '    "~^[A-Za-z0-9_.\\-]{8,64}$" $http_x_request_id;',
         "}",
         "",
+        # Media playlists are cached per published rendition and per encoding; "gzip" only
+        # when the player takes it (q=0 refuses it, RFC 9110 12.5.3), so the edge's choice
+        # below sees the same header for every request that shares a cached body.
+        "map $http_accept_encoding $streamer_gzip {",
+        '    default "";',
+        '    "~*gzip(?!\\s*;\\s*q=0(\\.0*)?(\\s|,|$))" gzip;',
+        "}",
+        f"proxy_cache_path {config.prefix / 'playlists'} levels=1:2 "
+        f"keys_zone=streamer_playlists:{PLAYLIST_CACHE_ZONE} max_size={PLAYLIST_CACHE_MAX} "
+        "inactive=1h use_temp_path=off;",
+        "",
         "upstream streamer_edge {",
         f"    server {config.edge_upstream} max_fails=0;",
         f"    keepalive {config.edge_keepalive};",
@@ -460,6 +477,50 @@ def _s3_origin(config: NginxTierConfig) -> list[str]:
     ]
 
 
+def _playlist_location(config: NginxTierConfig) -> list[str]:
+    """Media playlists: the same njs gate as segments, then the edge's body from the cache.
+
+    The body of /v1/s/{token}/{rendition}/playlist.m3u8 names everything relatively, so it is
+    the same for every session of a published version (cdn_edge.playlists): the edge renders
+    it once per version, rendition and encoding, and nginx serves every other request after
+    one token check. The edge is asked without the CMCD query, so a miss is not a sample: the
+    access log line is (`streamer logship`)."""
+    body = [
+        "set $streamer_route playlist;",
+        f"error_log {config.error_log} crit;",
+        *_preflight(),
+        "if ($request_method !~ ^(GET|HEAD)$) { return 405; }",
+        "if ($streamer_auth = 400) { return 400; }",
+        "if ($streamer_auth = 401) { return 401; }",
+        "if ($streamer_auth = 403) { return 403; }",
+        "if ($streamer_auth != ok) { return 500; }  # fail closed if njs threw",
+        *(f"error_page {status} = {name};" for status, (name, _, _) in _REFUSALS.items()),
+        f"error_page 502 504 = {_EDGE_DOWN};",
+        "proxy_pass http://streamer_edge$uri;  # without the query",
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header Accept-Encoding $streamer_gzip;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Request-Id $streamer_request_id;",
+        "proxy_cache streamer_playlists;",
+        'proxy_cache_key "$streamer_object_path $streamer_gzip";',
+        "proxy_cache_lock on;  # single flight: one render per rendition and encoding",
+        "proxy_cache_lock_timeout 5s;",
+        # The edge says "private" because the URL is personal; the body is not, and it never
+        # changes for a published version.
+        "proxy_ignore_headers Cache-Control Expires Set-Cookie;",
+        f"proxy_cache_valid 200 {PLAYLIST_CACHE_VALID};",
+        "proxy_connect_timeout 5s;",
+        "proxy_read_timeout 30s;",
+    ]
+    return [
+        'location ~ "^/v1/s/[^/]+/[^/]+/playlist\\.m3u8$" {',
+        *("    " + line for line in body),
+        "}",
+    ]
+
+
 def _edge_location(config: NginxTierConfig) -> list[str]:
     body = [
         "set $streamer_route edge;",
@@ -515,6 +576,7 @@ def render_config(config: NginxTierConfig) -> str:
         f"listen {config.listen_host}:{config.listen_port} backlog=4096;",
         "server_name _;",
         *_segment_location(config),
+        *_playlist_location(config),
         *_edge_location(config),
         *_refusal_locations(),
     ]

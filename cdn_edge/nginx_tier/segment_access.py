@@ -4,7 +4,8 @@ The njs gate is the one that runs; this is its specification, built on `Playback
 one set of test vectors (tests/vectors/session_tokens.json) checks that the Python signer and
 verifier and nginx agree. Pure: the time is passed in.
 
-    400 malformed_name   the raw path is not /v1/s/{token}/{rendition}/{init.mp4|seg_NNNNN.m4s}
+    400 malformed_name   the raw path is not /v1/s/{token}/{rendition}/{file}, file one of
+                         init.mp4, seg_NNNNN.m4s, playlist.m3u8
     401 token_invalid    the token is malformed, forged, or its claims are not a session's
     401 token_expired    now >= exp
     403 token_mismatch   an authentic token of another kind (key "k", segment "g")
@@ -25,7 +26,7 @@ from drm import TokenClaimMismatch, TokenError, TokenExpired
 # Kept in step with SEGMENT_PATH in streamer_tier.js.
 SEGMENT_PATH = re.compile(
     r"/v1/s/([A-Za-z0-9_.\-]{1,2048})/"
-    r"([A-Za-z0-9_][A-Za-z0-9_.]{0,63})/(init\.mp4|seg_[0-9]{5,}\.m4s)"
+    r"([A-Za-z0-9_][A-Za-z0-9_.]{0,63})/(init\.mp4|seg_[0-9]{5,}\.m4s|playlist\.m3u8)"
 )
 
 

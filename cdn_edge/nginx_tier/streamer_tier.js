@@ -1,6 +1,7 @@
 /*
- * The segment gate of the nginx tier (njs 0.7): verify the session token in the path of
- * /v1/s/{token}/{rendition}/{file}, then let nginx serve the object.
+ * The gate of the nginx tier (njs 0.7): verify the session token in the path of
+ * /v1/s/{token}/{rendition}/{file}, then let nginx serve the object (a segment) or the media
+ * playlist from its cache (playlist.m3u8, the same bytes for every session).
  *
  * `authorize` is a js_set handler: nginx calls it once per request (the value is cached) and
  * the location's `if`s turn its answer into a status. It also fills the js_var variables the
@@ -16,7 +17,7 @@ import crypto from 'crypto';
 // dot segment never matches. A rendition never starts with '.' (cdn_edge/names.py).
 const SEGMENT_PATH = new RegExp(
     '^/v1/s/([A-Za-z0-9_.-]{1,2048})/' +
-    '([A-Za-z0-9_][A-Za-z0-9_.]{0,63})/(init\\.mp4|seg_[0-9]{5,}\\.m4s)$');
+    '([A-Za-z0-9_][A-Za-z0-9_.]{0,63})/(init\\.mp4|seg_[0-9]{5,}\\.m4s|playlist\\.m3u8)$');
 // drm.tokens: base64url payload "." 43-character base64url HMAC-SHA256.
 const TOKEN = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/;
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;  // track ids and versions (names.py)
@@ -106,7 +107,7 @@ function authorize(r) {
     const m = SEGMENT_PATH.exec(q < 0 ? raw : raw.substring(0, q));
     if (m === null) {
         return refuse(r, 400, 'malformed_name',
-            'expected /v1/s/{token}/{rendition}/{init.mp4 or seg_NNNNN.m4s}');
+            'expected /v1/s/{token}/{rendition}/{init.mp4, seg_NNNNN.m4s or playlist.m3u8}');
     }
     const rendition = m[2];
     const file = m[3];

@@ -94,6 +94,13 @@ def test_init_segments_and_range_requests(reader: ObjectReader) -> None:
     assert ranged.delivery is not None
 
 
+def test_media_playlists_are_samples_named_as_the_edge_names_them(reader: ObjectReader) -> None:
+    # nginx serves media playlists from its cache now; the edge named them by rendition.
+    _, playlist = shipped(reader, object="playlist.m3u8", cmcd_query="ot%3Dm")
+    assert playlist.delivery is None and playlist.cmcd is not None
+    assert (playlist.cmcd.route, playlist.cmcd.object) == ("playlist", "aac_160")
+
+
 @pytest.mark.parametrize("status", ["304", "403", "404", "416", "500"])
 def test_no_delivery_unless_the_bytes_were_served(reader: ObjectReader, status: str) -> None:
     _, items = shipped(reader, status=status, cmcd_query="bl%3D100")

@@ -126,7 +126,7 @@ def test_preflight(tier: NginxTier) -> None:
 
 
 def test_everything_else_goes_to_the_edge(tier: NginxTier) -> None:
-    path = f"/v1/s/{FREE}/aac_160/playlist.m3u8?CMCD=sid%3D%22x%22"
+    path = f"/v1/s/{FREE}/keys/v1-free-0?CMCD=sid%3D%22x%22"
     reply = request(tier, path, headers={"Host": "edge.example", "X-Forwarded-For": "10.0.0.9"})
     assert reply.status == 200
     seen = reply.json()
@@ -232,3 +232,24 @@ def test_stop_drains_and_frees_the_port(tier: NginxTier) -> None:
     assert not tier.running()
     with pytest.raises(OSError):
         request(tier, SEG)
+
+
+def test_media_playlists_pass_the_gate_then_come_from_the_cache(tier: NginxTier) -> None:
+    path = f"/v1/s/{FREE}/aac_160/playlist.m3u8"
+    first = request(tier, f"{path}?CMCD=ot%3Dm", headers={"X-Request-Id": "first-request"})
+    again = request(tier, f"{path}?CMCD=ot%3Dm%2Cbl%3D900", headers={"X-Request-Id": "again-1"})
+    assert first.status == again.status == 200
+    asked = first.json()
+    # The edge was asked once, without the query; the second answer is the cached first.
+    assert asked["path"] == path
+    assert asked["headers"]["X-Request-Id"] == "first-request"
+    assert again.body == first.body
+    # Another encoding is another body; a refused gzip (q=0) is the plain one.
+    zipped = request(tier, path, headers={"Accept-Encoding": "gzip, br"})
+    assert zipped.json()["headers"]["Accept-Encoding"] == "gzip"
+    refused = request(tier, path, headers={"Accept-Encoding": "gzip;q=0"})
+    assert refused.body == first.body
+    # The same gate as segments: nothing reaches the edge or the cache without a good token.
+    forged = FREE[:-4] + ("AAAA" if not FREE.endswith("AAAA") else "BBBB")
+    assert request(tier, f"/v1/s/{forged}/aac_160/playlist.m3u8").status == 401
+    assert request(tier, f"/v1/s/{FREE}/flac/playlist.m3u8").status == 403  # not offered
