@@ -35,6 +35,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cdn_edge.catalog_cache import PublishedTrack
 from cdn_edge.compression import MIN_GZIP_BYTES, gzip_bytes
@@ -70,6 +71,7 @@ CACHED_GZIP_LEVEL = 9
 # Placeholders cannot occur in real URIs: '~' is outside every name and token the edge
 # accepts, and pathway base URLs are refused with one (see cdn_edge.pathways).
 _SESSION_SLOT = "~t~"
+_Cached = TypeVar("_Cached", "Template", "PlaylistBody")
 _PLACEHOLDER = re.compile(r"~t~")
 
 
@@ -115,6 +117,20 @@ class PlaylistBody:
         return cls(plain, None if small else gzip_bytes(plain, CACHED_GZIP_LEVEL))
 
 
+def _cached(
+    cache: OrderedDict[tuple[str, ...], _Cached], key: tuple[str, ...], build: Callable[[], _Cached]
+) -> _Cached:
+    """`cache[key]`, built on a miss; the least recently used goes past MAX_TEMPLATES."""
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = build()
+        if len(cache) > MAX_TEMPLATES:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return value
+
+
 class PlaylistBuilder:
     """Renders session playlists from published tracks, bodies and templates cached."""
 
@@ -122,7 +138,8 @@ class PlaylistBuilder:
         """`pathways`: where variants may be fetched; steering is on with two or more."""
         self._base = base_url.rstrip("/")
         self._pathways = {p.id: p for p in pathways}
-        self._cached: OrderedDict[tuple[str, ...], Template | PlaylistBody] = OrderedDict()
+        self._bodies: OrderedDict[tuple[str, ...], PlaylistBody] = OrderedDict()
+        self._templates: OrderedDict[tuple[str, ...], Template] = OrderedDict()
 
     @property
     def steered(self) -> bool:
@@ -135,12 +152,11 @@ class PlaylistBuilder:
         """Without steering: the session's variants, relative to its directory."""
         if self.steered:
             raise ValueError("with pathways, multivariant playlists name the session's token")
-        body = self._get(
+        return _cached(
+            self._bodies,
             ("mv", track.prefix, *session.variants),
             lambda: PlaylistBody.of(self._multivariant(track, session, None)),
         )
-        assert isinstance(body, PlaylistBody)
-        return body
 
     def steered_multivariant(
         self, track: PublishedTrack, session: SessionClaims, session_token: str, first_pathway: str
@@ -151,11 +167,11 @@ class PlaylistBuilder:
                 f"a steered multivariant playlist needs one of the pathways "
                 f"{sorted(self._pathways)} to start on, got {first_pathway!r}"
             )
-        template = self._get(
+        template = _cached(
+            self._templates,
             ("mvs", track.prefix, first_pathway, *session.variants),
             lambda: Template.split(self._multivariant(track, session, first_pathway)),
         )
-        assert isinstance(template, Template)
         return template.fill(session_token)
 
     def media(
@@ -163,12 +179,11 @@ class PlaylistBuilder:
     ) -> PlaylistBody:
         """Raises NotFound for a rendition not offered, NotEntitled above the session's tier."""
         rendition = self.check_offered(track, session, rendition_name)
-        body = self._get(
+        return _cached(
+            self._bodies,
             ("m", track.prefix, rendition.name),
             lambda: PlaylistBody.of(self._media(rendition)),
         )
-        assert isinstance(body, PlaylistBody)
-        return body
 
     @staticmethod
     def check_offered(
@@ -183,21 +198,6 @@ class PlaylistBuilder:
         if rendition.name not in session.variants:
             raise NotFound(f"rendition {rendition.name} was not offered to this session")
         return rendition
-
-    # Bodies and templates
-
-    def _get(
-        self, cache_key: tuple[str, ...], build: Callable[[], Template | PlaylistBody]
-    ) -> Template | PlaylistBody:
-        cached = self._cached.get(cache_key)
-        if cached is None:
-            cached = build()
-            self._cached[cache_key] = cached
-            if len(self._cached) > MAX_TEMPLATES:
-                self._cached.popitem(last=False)
-        else:
-            self._cached.move_to_end(cache_key)
-        return cached
 
     @staticmethod
     def _media(rendition: RenditionRecord) -> str:

@@ -133,7 +133,7 @@ def test_bodies_are_rendered_once_and_shared_by_every_session(published: Publish
     other = dataclasses.replace(FREE, session_id="sid2", user_id="u2")
     assert builder.media(published, other, "aac_96") is first
     assert builder.multivariant(published, other) is builder.multivariant(published, FREE)
-    assert len(builder._cached) == 2  # one body per (version, rendition) and variant set
+    assert len(builder._bodies) == 2  # one body per (version, rendition) and variant set
 
 
 @pytest.mark.parametrize("rendition", ["aac_256", "flac"])

@@ -88,7 +88,7 @@ def test_templates_per_first_pathway_shared_by_sessions(published: PublishedTrac
     assert TOKEN in a and other_token not in a and other_token in b
     assert a.replace(TOKEN, "T") == b.replace(other_token, "T")
     builder.steered_multivariant(published, SESSION, TOKEN, "cdn-b")
-    assert len(builder._cached) == 2
+    assert len(builder._templates) == 2
 
 
 def test_steered_playlists_need_a_known_pathway(published: PublishedTrack) -> None:
