@@ -401,13 +401,9 @@ def _preflight() -> list[str]:
     ]
 
 
-def _segment_location(config: NginxTierConfig) -> list[str]:
-    # Matched on the normalised path; njs then checks the raw one strictly.
-    body = [
-        "set $streamer_route segment;",
-        # Error lines quote the request line, token and all; the access log has the status.
-        f"error_log {config.error_log} crit;",
-        *_preflight(),
+def _token_gate() -> list[str]:
+    """GET and HEAD only, after the njs check of the session token in the path."""
+    return [
         "if ($request_method !~ ^(GET|HEAD)$) { return 405; }",
         # $streamer_auth runs the njs gate once; `if` with `return` alone is safe in nginx.
         "if ($streamer_auth = 400) { return 400; }",
@@ -415,6 +411,17 @@ def _segment_location(config: NginxTierConfig) -> list[str]:
         "if ($streamer_auth = 403) { return 403; }",
         "if ($streamer_auth != ok) { return 500; }  # fail closed if njs threw",
         *(f"error_page {status} = {name};" for status, (name, _, _) in _REFUSALS.items()),
+    ]
+
+
+def _segment_location(config: NginxTierConfig) -> list[str]:
+    # Matched on the normalised path; njs then checks the raw one strictly.
+    body = [
+        "set $streamer_route segment;",
+        # Error lines quote the request line, token and all; the access log has the status.
+        f"error_log {config.error_log} crit;",
+        *_preflight(),
+        *_token_gate(),
         _header("Cache-Control", IMMUTABLE),
         *_cors(False),
         "add_header CMSD-Static $streamer_cmsd_static;",
@@ -489,12 +496,7 @@ def _playlist_location(config: NginxTierConfig) -> list[str]:
         "set $streamer_route playlist;",
         f"error_log {config.error_log} crit;",
         *_preflight(),
-        "if ($request_method !~ ^(GET|HEAD)$) { return 405; }",
-        "if ($streamer_auth = 400) { return 400; }",
-        "if ($streamer_auth = 401) { return 401; }",
-        "if ($streamer_auth = 403) { return 403; }",
-        "if ($streamer_auth != ok) { return 500; }  # fail closed if njs threw",
-        *(f"error_page {status} = {name};" for status, (name, _, _) in _REFUSALS.items()),
+        *_token_gate(),
         f"error_page 502 504 = {_EDGE_DOWN};",
         "proxy_pass http://streamer_edge$uri;  # without the query",
         "proxy_http_version 1.1;",
