@@ -20,10 +20,10 @@ from pathlib import Path
 from benchmarks.servers import ServerProcess, free_port
 from cdn_edge.listener_auth import issue_listener_token
 from streamer.catalog import current_record_key, decode_track_record
-from streamer.local_object_store import LocalObjectStore
-from streamer.sessions import SESSION_STORE_FILE
+from streamer.objects.local import LocalObjectStore
+from streamer.sessions.port import SESSION_STORE_FILE
 from streamer.settings import load_settings
-from streamer.telemetry_spool import SPOOL_DIR
+from streamer.telemetry.spool import SPOOL_DIR
 from streamer.token_secrets import load_token_secrets
 from transcoder.sample_master import write_sample_master
 
@@ -67,7 +67,7 @@ def prepare_track(
         if not master.exists():
             write_sample_master(master, seconds=seconds)
     subprocess.run(
-        [sys.executable, "-m", "streamer.cli", "--data-dir", str(data_dir),
+        [sys.executable, "-m", "streamer_app.cli", "--data-dir", str(data_dir),
          "ingest", str(master), "--track-id", track_id, "--json"],
         check=True, timeout=INGEST_TIMEOUT_S, stdout=subprocess.DEVNULL, env=edge_env(data_dir),
     )  # fmt: skip
@@ -83,7 +83,6 @@ def edge_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMER_")}
     env["STREAMER_DATA_DIR"] = str(data_dir)
     # Production edges run no ingest workers (they poll the job queue every second).
-    env["STREAMER_SERVE_INGEST_WORKERS"] = "0"
     return env
 
 
@@ -109,7 +108,7 @@ def start_edge(
     empty_session_store(data_dir)
     port = port or free_port()
     argv = [
-        sys.executable, "-m", "streamer.cli", "--data-dir", str(data_dir),
+        sys.executable, "-m", "streamer_app.cli", "--data-dir", str(data_dir),
         "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--segments", segments,
     ]  # fmt: skip

@@ -67,14 +67,14 @@ from streamer.catalog import (
     encode_track_record,
     version_record_key,
 )
-from streamer.cql import open_cql_session
-from streamer.cql_schema import migrate
-from streamer.local_object_store import LocalObjectStore
-from streamer.scylla_session_store import ScyllaSessionStore
-from streamer.sessions import SessionStore
+from streamer.cql.connection import open_cql_session
+from streamer.cql.schema import migrate
+from streamer.objects.local import LocalObjectStore
+from streamer.sessions.port import SessionStore
+from streamer.sessions.scylla import ScyllaSessionStore
+from streamer.sessions.sqlite import SESSION_STORE_FILE, SqliteSessionStore
 from streamer.settings import Settings, load_settings
-from streamer.sqlite_session_store import SESSION_STORE_FILE, SqliteSessionStore
-from streamer.telemetry import PlayerEvent, TelemetryBatch
+from streamer.telemetry.model import PlayerEvent, TelemetryBatch
 
 NGINX_SEGMENT_RPS = 26_553  # nginx, 2 workers, static segments (benchmarks/README.md)
 TARGET_RATIO = 1.5

@@ -33,7 +33,7 @@ from benchmarks.procstat import MACHINE
 from benchmarks.recording import summarize_endpoint, time_line
 from benchmarks.session_pool import SessionUrls, open_sessions
 from benchmarks.stats import summarize
-from cdn_edge.key_budget import LISTENER_BUDGET, MIN_REFILL_S, SESSION_MARGIN
+from cdn_edge.policy.key_budget import LISTENER_BUDGET, MIN_REFILL_S, SESSION_MARGIN
 
 RATE_ENDPOINTS = ("playlist", "key", "segment")
 KEY_RATE_GUESS = 6000.0  # req/s the key pool is sized for; --key-sessions overrides
@@ -43,7 +43,7 @@ START_DELAY_S = 1.5  # client processes import aiohttp before they start togethe
 
 
 def key_budget(track_s: float) -> Budget:
-    """What each key URL may be asked within the edge's key budgets (cdn_edge.key_budget),
+    """What each key URL may be asked within the edge's key budgets (cdn_edge.policy.key_budget),
     mirrored by the client so that no key request is refused for asking too often.
 
     Every pool session has a listener of its own; the bucket mirrored is the smaller of the

@@ -36,14 +36,14 @@ from typing import Any
 
 # The store's own row encoding and statement, so the append-only table differs from the store
 # by its indexes alone.
-from streamer.sqlite_session_store import (
+from streamer.sessions.sqlite import (
     _CMCD_COLUMNS,
     SqliteSessionStore,
     _cmcd_row,
     _insert_json_rows,
     _rows_json,
 )
-from streamer.telemetry import CmcdSample, TelemetryBatch
+from streamer.telemetry.model import CmcdSample, TelemetryBatch
 
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 KEYS = {"br": 160, "ot": "m", "sf": "h", "st": "v"}  # hls.js on a media playlist request

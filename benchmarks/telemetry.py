@@ -52,10 +52,10 @@ from benchmarks.telemetry_driver import (
 from benchmarks.telemetry_edge import run_writer, store_deliveries
 from benchmarks.telemetry_report import FAIL, render_markdown, summarize_runs
 from benchmarks.telemetry_workload import Workload, build_workload
-from streamer.cql import Cql, open_cql_session
-from streamer.cql_schema import migrate
+from streamer.cql.connection import Cql, open_cql_session
+from streamer.cql.schema import migrate
 from streamer.errors import StorageError
-from streamer.scylla_session_store import ScyllaSessionStore
+from streamer.sessions.scylla import ScyllaSessionStore
 from streamer.settings import ENV_PREFIX, Settings, load_settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # ignored by git

@@ -1,6 +1,6 @@
 """The telemetry benchmark's baseline and its checks: the CQL driver alone, no store around it.
 
-`DriverOnly` is a session of the driver with the policies `streamer.cql` gives the store
+`DriverOnly` is a session of the driver with the policies `streamer.cql.connection` gives the store
 (token-aware round robin, the configured consistency, the same request timeout), opened in
 the benchmark's keyspace. `insert_all` runs one prepared statement over a stream of rows with a
 fixed number of requests in flight: each completion sends the next row from the driver's I/O
@@ -29,7 +29,7 @@ from cassandra.cluster import (
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 
-from streamer.cql import (
+from streamer.cql.connection import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_REQUEST_TIMEOUT_S,
     Cql,
@@ -39,9 +39,9 @@ from streamer.cql import (
     parse_hosts,
 )
 from streamer.errors import StorageError
-from streamer.scylla_session_store import _WRITE_EVENT, FIRST_WINS_BASE_US, _event_row
+from streamer.sessions.scylla import _WRITE_EVENT, FIRST_WINS_BASE_US, _event_row
 from streamer.settings import Settings
-from streamer.telemetry import PlayerEvent
+from streamer.telemetry.model import PlayerEvent
 
 # The baseline runs the very statement the store runs for a player event, on the rows the
 # store makes of it: imported from the store, private as they are, so that they cannot drift.

@@ -30,15 +30,15 @@ from prometheus_client import CollectorRegistry
 from benchmarks.histogram import LogHistogram
 from benchmarks.telemetry_workload import Workload
 from cdn_edge.errors import RateLimited
-from cdn_edge.telemetry_metrics import TelemetryMetrics
-from cdn_edge.telemetry_sink import SessionStoreSink
-from cdn_edge.telemetry_writer import (
+from cdn_edge.telemetry.metrics import TelemetryMetrics
+from cdn_edge.telemetry.sink import SessionStoreSink
+from cdn_edge.telemetry.writer import (
     DEFAULT_FLUSH_INTERVAL_S,
     TelemetrySink,
     TelemetryWriter,
 )
-from streamer.sessions import PlaybackSession, SessionStore
-from streamer.telemetry import (
+from streamer.sessions.port import PlaybackSession, SessionStore
+from streamer.telemetry.model import (
     PlayClaim,
     PlayerEvent,
     SegmentDelivery,

@@ -1,11 +1,11 @@
 """The telemetry benchmark's workload: player events of many sessions, as the edge receives them.
 
 Each session is one listener playing one track, reported as the player page does
-(cdn_edge/player.html) and as the events API takes it (cdn_edge/events_api.py): `play` (with
-startup time, bitrate and rendition), a `heartbeat` every 10 s of wall time, `end`; and, at
-the rates below, a bitrate switch, a stall, a pause, a seek or a non-fatal error. A quarter of
-the sessions are skipped before the end of the track. Every event is one request, except for
-offline sessions, which report all their events in one request when the device is back.
+(cdn_edge/web/player.html) and as the events API takes it (cdn_edge/handlers/events.py): `play`
+(with startup time, bitrate and rendition), a `heartbeat` every 10 s of wall time, `end`; and, at
+the rates below, a bitrate switch, a stall, a pause, a seek or a non-fatal error. A quarter of the
+sessions are skipped before the end of the track. Every event is one request, except for offline
+sessions, which report all their events in one request when the device is back.
 
 `--listeners` players send at once: each plays its sessions one after another, and requests
 of all of them interleave at random (seeded, so every run has the same mix). The segments the
@@ -23,9 +23,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from streamer.telemetry import EventType, PlayerEvent, SegmentDelivery
+from streamer.telemetry.model import EventType, PlayerEvent, SegmentDelivery
 
-HEARTBEAT_S = 10.0  # cdn_edge/player.html: HEARTBEAT_MS
+HEARTBEAT_S = 10.0  # cdn_edge/web/player.html: HEARTBEAT_MS
 TRACK_S = (180.0, 240.0)  # track lengths, uniform
 SEGMENT_S = 6.0  # the transcoder's default segment target
 BUFFER_S = 30.0  # hls.js loads this far ahead of the position

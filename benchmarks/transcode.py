@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.stats import summarize
 from drm import KeyRing, new_kek
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
 from streamer.settings import load_settings
 from transcoder.encode_plan import SourceFormat, plan_encode
 from transcoder.ladder import DEFAULT_LADDER

@@ -5,8 +5,8 @@
 """
 
 from cdn_edge.app import build_app, create_app
+from cdn_edge.handlers.player_page import player_url
 from cdn_edge.listener_auth import issue_dev_token
-from cdn_edge.player_api import player_url
 from cdn_edge.server import run
 
 __all__ = ["build_app", "create_app", "issue_dev_token", "player_url", "run"]

@@ -28,35 +28,29 @@ from typing import Any
 
 from aiohttp import web
 
-from cdn_edge import (
-    events_api,
-    keys_api,
-    ops_api,
-    playback_api,
-    player_api,
-    plays_api,
-    segments_api,
-    sessions_api,
-    steering_api,
-    tracks_api,
-)
-from cdn_edge.access_log import FLUSH_INTERVAL_S, AccessLog
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.blocking import BlockingRunner
-from cdn_edge.catalog_cache import CatalogCache
-from cdn_edge.key_service import KeyService, key_buckets, listener_key_buckets
+from cdn_edge.handlers import (
+    events,
+    keys,
+    ops,
+    player_page,
+    playlists,
+    royalty_plays,
+    segments,
+    sessions,
+    steering,
+    tracks,
+)
+from cdn_edge.handlers.tracks import TRACK_LIST, TrackList
 from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.loop_lag import watch_loop_lag
 from cdn_edge.metrics import EdgeMetrics, shared_by_workers
-from cdn_edge.middleware import edge_middleware
-from cdn_edge.pathway_health import HealthBoard
-from cdn_edge.pathway_probes import PathwayProber, probe_interval_s
-from cdn_edge.pathway_probes import stop as stop_probes
-from cdn_edge.pathways import pathways_from_settings
-from cdn_edge.playback_tokens import PlaybackTokens
-from cdn_edge.playlists import PlaylistBuilder
-from cdn_edge.segment_cache import SegmentCache
-from cdn_edge.session_recorder import SessionRecorder
+from cdn_edge.playback.catalog_cache import CatalogCache
+from cdn_edge.playback.key_service import KeyService, key_buckets, listener_key_buckets
+from cdn_edge.playback.playlist_builder import PlaylistBuilder
+from cdn_edge.playback.segment_cache import SegmentCache
+from cdn_edge.playback.tokens import PlaybackTokens
 from cdn_edge.state import (
     ACCESS_LOG,
     ANALYTICS,
@@ -83,18 +77,24 @@ from cdn_edge.state import (
     TOKENS,
     Readiness,
 )
-from cdn_edge.static_files import StaticFiles, default_hls_dir
-from cdn_edge.telemetry_capture import TelemetryCapture, default_server_id
-from cdn_edge.telemetry_sink import SessionStoreSink
-from cdn_edge.telemetry_spooling import REPLAYER, SpoolingSink, SpoolReplayer
-from cdn_edge.telemetry_writer import TelemetrySink, TelemetryWriter
-from cdn_edge.throughput_history import RecentThroughput
-from cdn_edge.tracks_api import TRACK_LIST, TrackList
+from cdn_edge.steering.health import HealthBoard
+from cdn_edge.steering.pathways import pathways_from_settings
+from cdn_edge.steering.probes import PathwayProber, probe_interval_s
+from cdn_edge.steering.probes import stop as stop_probes
+from cdn_edge.steering.throughput_history import RecentThroughput
+from cdn_edge.telemetry.capture import TelemetryCapture, default_server_id
+from cdn_edge.telemetry.session_recorder import SessionRecorder
+from cdn_edge.telemetry.sink import SessionStoreSink
+from cdn_edge.telemetry.spooling_sink import REPLAYER, SpoolingSink, SpoolReplayer
+from cdn_edge.telemetry.writer import TelemetrySink, TelemetryWriter
+from cdn_edge.web.access_log import FLUSH_INTERVAL_S, AccessLog
+from cdn_edge.web.middleware import edge_middleware
+from cdn_edge.web.static_files import StaticFiles, default_hls_dir
 from drm import KeyRing
-from streamer.object_store import ObjectReader
-from streamer.sessions import SessionStore
+from streamer.objects.port import ObjectReader
+from streamer.sessions.port import SessionStore
 from streamer.settings import Settings
-from streamer.telemetry_spool import SPOOL_DIR, TelemetrySpool, worker_spool_dir
+from streamer.telemetry.spool import SPOOL_DIR, TelemetrySpool, worker_spool_dir
 from streamer.token_secrets import TokenSecrets, load_token_secrets
 
 MAX_REQUEST_BYTES = 64 * 1024  # the largest body the edge takes is a session request
@@ -127,9 +127,9 @@ def create_app(
     blocking = BlockingRunner()
     metrics = EdgeMetrics()
     tokens = PlaybackTokens(secrets.playback_key)
-    segments = SegmentCache(settings.segment_cache_bytes)
+    segment_cache = SegmentCache(settings.segment_cache_bytes)
     recorder = SessionRecorder(session_store, blocking, metrics, clock)
-    metrics.watch_cache(segments)
+    metrics.watch_cache(segment_cache)
     metrics.watch_active_sessions(recorder.active)
     health = HealthBoard(p.id for p in pathways)
     metrics.watch_pathways(tuple(p.id for p in pathways), health.is_healthy)
@@ -140,7 +140,7 @@ def create_app(
     app[READER] = object_reader
     app[BLOCKING] = blocking
     app[CATALOG] = CatalogCache(lambda key: blocking(object_reader.get, key), clock)
-    app[SEGMENTS] = segments
+    app[SEGMENTS] = segment_cache
     app[KEYS] = KeyService(keyring, clock, key_buckets(clock), listener_key_buckets(clock))
     app[TOKENS] = tokens
     app[LISTENERS] = ListenerVerifier(secrets.platform_key, clock)
@@ -167,7 +167,7 @@ def create_app(
         max_batch=session_store.telemetry_batch_items,
     )
     app[TELEMETRY] = telemetry
-    app[EVENT_BUDGETS] = events_api.event_budgets(clock)
+    app[EVENT_BUDGETS] = events.event_budgets(clock)
     app[CAPTURE] = TelemetryCapture(telemetry, metrics.telemetry, clock, default_server_id())
     app[SESSION_STORE] = session_store
     app[ANALYTICS] = AnalyticsVerifier(secrets.platform_key, clock)
@@ -186,9 +186,8 @@ def create_app(
 def build_app(settings: Settings, worker: int = 0) -> web.Application:
     """The edge over the backends `settings` name (the embedded defaults unless configured);
     `worker` is this process's index among the edge's workers (its telemetry spool's)."""
-    from streamer.backends import open_object_store
+    from streamer.backends import open_object_store, open_session_store
     from streamer.keyring_file import load_or_create_keyring
-    from streamer.sessions import open_session_store
 
     return create_app(
         settings,
@@ -200,34 +199,34 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
 
 
 def _add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/sessions", sessions_api.create_session, name="session_create")
+    app.router.add_post("/v1/sessions", sessions.create_session, name="session_create")
     # In this order: "keys" and "playlist.m3u8" before the segment route's wildcards.
     app.router.add_get(
-        "/v1/s/{token}/main.m3u8", playback_api.multivariant_playlist, name="playlist_main"
+        "/v1/s/{token}/main.m3u8", playlists.multivariant_playlist, name="playlist_main"
     )
-    app.router.add_get("/v1/s/{token}/keys/{key_id}", keys_api.content_key, name="key")
+    app.router.add_get("/v1/s/{token}/keys/{key_id}", keys.content_key, name="key")
     app.router.add_get(
         "/v1/s/{token}/{rendition}/playlist.m3u8",
-        playback_api.media_playlist,
+        playlists.media_playlist,
         name="playlist_media",
     )
-    app.router.add_get("/v1/s/{token}/{rendition}/{file}", segments_api.segment, name="segment")
-    app.router.add_get("/v1/steer/{token}", steering_api.steering_manifest, name="steering")
-    app.router.add_get("/v1/tracks", tracks_api.list_tracks, name="tracks")
-    app.router.add_get("/", player_api.player_page, name="player")
+    app.router.add_get("/v1/s/{token}/{rendition}/{file}", segments.segment, name="segment")
+    app.router.add_get("/v1/steer/{token}", steering.steering_manifest, name="steering")
+    app.router.add_get("/v1/tracks", tracks.list_tracks, name="tracks")
+    app.router.add_get("/", player_page.player_page, name="player")
     # The page's first address: links printed by earlier `streamer demo` runs keep working.
-    app.router.add_get("/player", player_api.player_page, name="player_legacy")
-    app.router.add_get("/static/hls.min.js", player_api.hls_js, name="hls_js")
-    app.router.add_get("/metrics", ops_api.metrics, name="metrics")
-    app.router.add_get("/healthz", ops_api.healthz, name="healthz")
-    app.router.add_get("/readyz", ops_api.readyz, name="readyz")
+    app.router.add_get("/player", player_page.player_page, name="player_legacy")
+    app.router.add_get("/static/hls.min.js", player_page.hls_js, name="hls_js")
+    app.router.add_get("/metrics", ops.metrics, name="metrics")
+    app.router.add_get("/healthz", ops.healthz, name="healthz")
+    app.router.add_get("/readyz", ops.readyz, name="readyz")
     app.router.add_post(
-        "/v1/sessions/{session_id}/events", events_api.post_events, name="session_events"
+        "/v1/sessions/{session_id}/events", events.post_events, name="session_events"
     )
     app.router.add_get(
-        "/v1/sessions/{session_id}/qoe", events_api.session_qoe_report, name="session_qoe"
+        "/v1/sessions/{session_id}/qoe", events.session_qoe_report, name="session_qoe"
     )
-    app.router.add_get("/v1/tracks/{track_id}/plays", plays_api.track_plays, name="track_plays")
+    app.router.add_get("/v1/tracks/{track_id}/plays", royalty_plays.track_plays, name="track_plays")
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import jwt
 
 from cdn_edge.errors import Unauthorized
-from cdn_edge.negotiation import TIER_RANK, Listener
+from cdn_edge.policy.negotiation import TIER_RANK, Listener
 from streamer.catalog import Tier
 from streamer.settings import Settings
 from streamer.token_secrets import load_token_secrets

@@ -22,9 +22,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from cdn_edge.gauge_readers import MULTIPROCESS_DIR_ENV, GaugeReaders, shared_by_workers
-from cdn_edge.segment_cache import SegmentCache
-from cdn_edge.telemetry_metrics import TelemetryMetrics
-from cdn_edge.telemetry_spooling import SpoolMetrics
+from cdn_edge.playback.segment_cache import SegmentCache
+from cdn_edge.telemetry.metrics import TelemetryMetrics
+from cdn_edge.telemetry.spooling_sink import SpoolMetrics
 
 __all__ = ["CONTENT_TYPE", "EdgeMetrics", "metrics_shared_by_workers", "shared_by_workers"]
 

@@ -25,13 +25,13 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
-from cdn_edge.access_log import configure_logging
 from cdn_edge.app import build_app
 from cdn_edge.metrics import metrics_shared_by_workers, shared_by_workers
+from cdn_edge.web.access_log import configure_logging
 from streamer.errors import ConfigError
 from streamer.keyring_file import load_or_create_keyring
 from streamer.settings import Settings
-from streamer.telemetry_spool import SPOOL_DIR, adopt_orphan_spools
+from streamer.telemetry.spool import SPOOL_DIR, adopt_orphan_spools
 from streamer.token_secrets import load_token_secrets
 
 logger = logging.getLogger(__name__)

@@ -8,26 +8,26 @@ from typing import Any
 
 from aiohttp import web
 
-from cdn_edge.access_log import AccessLog
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.blocking import BlockingRunner
-from cdn_edge.catalog_cache import CatalogCache
-from cdn_edge.key_service import KeyService
 from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.metrics import EdgeMetrics
-from cdn_edge.pathway_health import HealthBoard
-from cdn_edge.pathways import Pathway
-from cdn_edge.playback_tokens import PlaybackTokens
-from cdn_edge.playlists import PlaylistBuilder
-from cdn_edge.rate_limit import TokenBuckets
-from cdn_edge.segment_cache import SegmentCache
-from cdn_edge.session_recorder import SessionRecorder
-from cdn_edge.static_files import StaticFiles
-from cdn_edge.telemetry_capture import TelemetryCapture
-from cdn_edge.telemetry_writer import TelemetryWriter
-from cdn_edge.throughput_history import ThroughputHistory
-from streamer.object_store import ObjectReader
-from streamer.sessions import SessionStore
+from cdn_edge.playback.catalog_cache import CatalogCache
+from cdn_edge.playback.key_service import KeyService
+from cdn_edge.playback.playlist_builder import PlaylistBuilder
+from cdn_edge.playback.segment_cache import SegmentCache
+from cdn_edge.playback.tokens import PlaybackTokens
+from cdn_edge.policy.rate_limit import TokenBuckets
+from cdn_edge.steering.health import HealthBoard
+from cdn_edge.steering.pathways import Pathway
+from cdn_edge.steering.throughput_history import ThroughputHistory
+from cdn_edge.telemetry.capture import TelemetryCapture
+from cdn_edge.telemetry.session_recorder import SessionRecorder
+from cdn_edge.telemetry.writer import TelemetryWriter
+from cdn_edge.web.access_log import AccessLog
+from cdn_edge.web.static_files import StaticFiles
+from streamer.objects.port import ObjectReader
+from streamer.sessions.port import SessionStore
 from streamer.settings import Settings
 
 

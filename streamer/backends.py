@@ -10,11 +10,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from streamer.errors import ConfigError
-from streamer.jobs import JobStore
-from streamer.local_object_store import LocalObjectStore
-from streamer.object_store import ObjectStore
+from streamer.jobs.port import JobStore
+from streamer.jobs.sqlite import SQLiteJobStore
+from streamer.objects.local import LocalObjectStore
+from streamer.objects.port import ObjectStore
+from streamer.sessions.port import SESSION_STORE_FILE, SessionStore
 from streamer.settings import ENV_PREFIX, Settings
-from streamer.sqlite_job_store import SQLiteJobStore
 
 
 def open_object_store(settings: Settings) -> ObjectStore:
@@ -27,15 +28,20 @@ def open_job_store(settings: Settings) -> JobStore:
     return _choose(_JOB_STORES, settings.job_store, "JOB_STORE")(settings)
 
 
+def open_session_store(settings: Settings) -> SessionStore:
+    """The session store that `settings.session_store` names."""
+    return _choose(_SESSION_STORES, settings.session_store, "SESSION_STORE")(settings)
+
+
 def _local_object_store(settings: Settings) -> ObjectStore:
     return LocalObjectStore(settings.data_dir / "objects")
 
 
 def _s3_object_store(settings: Settings) -> ObjectStore:
     try:
-        from streamer.s3_object_store import S3ObjectStore
+        from streamer.objects.s3 import S3ObjectStore
     except ImportError as exc:
-        raise _backend_missing(exc, "s3", "streamer.s3_object_store", "OBJECT_STORE") from exc
+        raise _backend_missing(exc, "s3", "streamer.objects.s3", "OBJECT_STORE") from exc
     store: ObjectStore = S3ObjectStore.from_settings(settings)
     return store
 
@@ -46,10 +52,25 @@ def _sqlite_job_store(settings: Settings) -> JobStore:
 
 def _scylla_job_store(settings: Settings) -> JobStore:
     try:
-        from streamer.scylla_job_store import ScyllaJobStore
+        from streamer.jobs.scylla import ScyllaJobStore
     except ImportError as exc:
-        raise _backend_missing(exc, "scylla", "streamer.scylla_job_store", "JOB_STORE") from exc
+        raise _backend_missing(exc, "scylla", "streamer.jobs.scylla", "JOB_STORE") from exc
     store: JobStore = ScyllaJobStore.from_settings(settings)
+    return store
+
+
+def _sqlite_session_store(settings: Settings) -> SessionStore:
+    from streamer.sessions.sqlite import SqliteSessionStore
+
+    return SqliteSessionStore(settings.data_dir / SESSION_STORE_FILE)
+
+
+def _scylla_session_store(settings: Settings) -> SessionStore:
+    try:
+        from streamer.sessions.scylla import ScyllaSessionStore
+    except ImportError as exc:
+        raise _backend_missing(exc, "scylla", "streamer.sessions.scylla", "SESSION_STORE") from exc
+    store: SessionStore = ScyllaSessionStore.from_settings(settings)
     return store
 
 
@@ -62,6 +83,10 @@ _OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {
 _JOB_STORES: dict[str, Callable[[Settings], JobStore]] = {
     "sqlite": _sqlite_job_store,
     "scylla": _scylla_job_store,
+}
+_SESSION_STORES: dict[str, Callable[[Settings], SessionStore]] = {
+    "sqlite": _sqlite_session_store,
+    "scylla": _scylla_session_store,
 }
 
 

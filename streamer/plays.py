@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 from streamer.qoe import played_progress
-from streamer.telemetry import PlayClaim, PlayerEvent, SegmentDelivery
+from streamer.telemetry.model import PlayClaim, PlayerEvent, SegmentDelivery
 
 PLAY_THRESHOLD_S = 30.0  # the industry's royalty threshold (Spotify, Apple Music, YouTube)
 OFFLINE_WINDOW_S = 30 * 86_400  # offline plays are reported within 30 days or not at all

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from streamer.telemetry import PlayerEvent
+from streamer.telemetry.model import PlayerEvent
 
 MAX_PLAYBACK_RATE = 2.0  # players offer up to 2x; faster progress is a skip, not playback
 CLOCK_SLACK_S = 1.0  # heartbeat timers and position rounding

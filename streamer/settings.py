@@ -40,8 +40,10 @@ class Settings:
     ffprobe: str = "ffprobe"
     ffmpeg_timeout_factor: float = 2.0  # deadline = 60 s + duration * factor; realtime is plenty
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    # Ingest workers each `streamer serve` process runs beside the edge: 1 makes the embedded
-    # default self-contained; production runs `streamer worker` elsewhere and sets 0.
+    # `streamer serve --ingest` (or serve_ingest = true) adds the ingest API to the edge, with
+    # this many in-process workers; without it an edge only serves, and ingest runs on
+    # `streamer worker` machines.
+    serve_ingest: bool = False
     serve_ingest_workers: int = 1
 
     # Secrets. Empty means "development: generate one under data_dir/secrets on first use".

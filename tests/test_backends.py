@@ -8,9 +8,9 @@ import pytest
 
 from streamer.backends import open_job_store, open_object_store
 from streamer.errors import ConfigError
-from streamer.local_object_store import LocalObjectStore
+from streamer.jobs.sqlite import SQLiteJobStore
+from streamer.objects.local import LocalObjectStore
 from streamer.settings import Settings
-from streamer.sqlite_job_store import SQLiteJobStore
 
 
 def test_embedded_defaults(settings: Settings) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from streamer.catalog import current_record_key, decode_track_record
-from streamer.cli import main
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
+from streamer_app.cli import main
 from tests.masters import make_master
 
 pytestmark = pytest.mark.slow

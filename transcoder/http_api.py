@@ -22,8 +22,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from streamer.errors import JobNotFound, StreamerError
-from streamer.jobs import Job, JobStore
-from streamer.object_store import ObjectStore
+from streamer.jobs.port import Job, JobStore
+from streamer.objects.port import ObjectStore
 from streamer.settings import Settings
 from transcoder.submit import InvalidTrackId, check_track_id, submit_master
 

@@ -11,8 +11,8 @@ from typing import Any, TextIO
 
 from drm import KeyRing
 from streamer.catalog import decode_track_record, version_record_key
-from streamer.jobs import Job, JobStore
-from streamer.object_store import ObjectStore
+from streamer.jobs.port import Job, JobStore
+from streamer.objects.port import ObjectStore
 from streamer.settings import Settings
 from transcoder.submit import InvalidTrackId, expand_masters, submit_master
 from transcoder.worker import IngestWorker

@@ -20,7 +20,7 @@ from streamer.catalog import (
     encode_track_record,
 )
 from streamer.errors import ObjectNotFound
-from streamer.object_store import IMMUTABLE, ObjectStore
+from streamer.objects.port import IMMUTABLE, ObjectStore
 from transcoder.publish import CURRENT_CACHE_CONTROL, RECORD_CONTENT_TYPE
 
 RECORD_SUFFIX = "/track.json"

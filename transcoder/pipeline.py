@@ -24,7 +24,7 @@ from streamer.catalog import (
     version_record_key,
 )
 from streamer.errors import ObjectNotFound
-from streamer.object_store import ObjectStore
+from streamer.objects.port import ObjectStore
 from streamer.settings import Settings
 from transcoder import loudness
 from transcoder.encode_plan import SourceFormat, output_channels, output_sample_rate, plan_encode

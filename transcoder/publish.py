@@ -39,14 +39,15 @@ from streamer.catalog import (
     version_record_key,
 )
 from streamer.errors import StorageError
-from streamer.object_store import IMMUTABLE, ObjectStore
+from streamer.objects.port import IMMUTABLE, ObjectStore
 from transcoder.errors import PublishFailed
 from transcoder.gapless import AAC_PRIMING_SAMPLES, set_edit_media_time
 from transcoder.ladder import CODECS_STRING
 from transcoder.packaging import PackagedRendition
 
 UPLOAD_THREADS = 8  # object stores reward parallel PUTs; the local one does not mind
-# As the edge serves it (cdn_edge.playlists): keys beside the rendition, under the session.
+# As the edge serves it (cdn_edge.playback.playlist_builder): keys beside the rendition, under
+# the session.
 KEY_URI_TEMPLATE = "../keys/{key_id}"
 SEGMENT_CONTENT_TYPE = "video/iso.segment"  # RFC 8216 / CMAF; "audio/mp4" also plays
 INIT_CONTENT_TYPE = "audio/mp4"

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from streamer.errors import ObjectNotFound
-from streamer.jobs import IngestSpec, Job, JobStore
-from streamer.object_store import ObjectStore
+from streamer.jobs.port import IngestSpec, Job, JobStore
+from streamer.objects.port import ObjectStore
 
 MASTER_CONTENT_TYPE = "application/octet-stream"
 AUDIO_SUFFIXES = frozenset(

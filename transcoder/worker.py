@@ -23,8 +23,8 @@ from pathlib import Path
 
 from drm import KeyRing
 from streamer.errors import StorageError
-from streamer.jobs import DEFAULT_LEASE_S, Job, JobStore
-from streamer.object_store import ObjectStore
+from streamer.jobs.port import DEFAULT_LEASE_S, Job, JobStore
+from streamer.objects.port import ObjectStore
 from streamer.settings import Settings
 from transcoder.errors import IngestError, LeaseLost
 from transcoder.pipeline import IngestResult, ingest_master

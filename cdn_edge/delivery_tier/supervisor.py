@@ -33,7 +33,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cdn_edge.access_log import configure_logging
 from cdn_edge.delivery_tier.catch_up import wait_shipped
 from cdn_edge.delivery_tier.children import Child, start_child
 from cdn_edge.delivery_tier.errors import (
@@ -47,6 +46,7 @@ from cdn_edge.logship.process import default_state_path
 from cdn_edge.nginx_tier.from_settings import start_nginx_tier_for_settings, tier_config
 from cdn_edge.nginx_tier.process import DEFAULT_NGINX, NginxTier
 from cdn_edge.server import MAX_WORKERS, WORKER_JOIN_TIMEOUT_S
+from cdn_edge.web.access_log import configure_logging
 from streamer.errors import ConfigError
 from streamer.settings import Settings
 

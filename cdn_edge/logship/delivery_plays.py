@@ -1,6 +1,6 @@
 """Play claims for the sessions whose segment deliveries arrive through the access log.
 
-The edge decides a play when a session's events arrive (cdn_edge.telemetry_sink) and reads
+The edge decides a play when a session's events arrive (cdn_edge.telemetry.sink) and reads
 its deliveries from the store; with segments served by nginx those deliveries reach the
 store later, through the shipper, so the shipper decides too when they arrive: whichever
 evidence lands second finds the other in the store. The claims go into the same store write
@@ -15,8 +15,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from streamer.plays import decide_play, events_show_play
-from streamer.sessions import SessionStore
-from streamer.telemetry import PlayClaim, SegmentDelivery
+from streamer.sessions.port import SessionStore
+from streamer.telemetry.model import PlayClaim, SegmentDelivery
 
 REMEMBERED_SESSIONS = 100_000  # sessions known to have their play, not read back again (~10 MB)
 

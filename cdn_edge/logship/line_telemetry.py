@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from cdn_edge.cmcd import read_cmcd_keys
 from cdn_edge.logship.errors import MalformedLine
 from cdn_edge.logship.log_line import BAD_FIELD, AccessLogLine
-from streamer.telemetry import CmcdSample, ObjectRoute, SegmentDelivery
+from cdn_edge.telemetry.cmcd import read_cmcd_keys
+from streamer.telemetry.model import CmcdSample, ObjectRoute, SegmentDelivery
 
 MAX_OBJECT_CHARS = 256  # as the edge keeps CMCD object names
 DELIVERED_STATUSES = frozenset({200, 206})  # the edge records a delivery only with the bytes
@@ -36,7 +36,7 @@ _CMCD_ESCAPES = (("%3D", "="), ("%2C", ","), ("%22", '"'), ("%2F", "/"), ("%20",
 
 @dataclass(frozen=True)
 class LineTelemetry:
-    """The items one line gives, and the CMCD problems met (reason codes of cdn_edge.cmcd)."""
+    """The items one line gives, and the CMCD problems met (cdn_edge.telemetry.cmcd's reasons)."""
 
     cmcd: CmcdSample | None = None
     delivery: SegmentDelivery | None = None
@@ -104,7 +104,7 @@ def line_telemetry(line: AccessLogLine, timing: Timing | None) -> LineTelemetry:
         return LineTelemetry()
     try:
         return _items(line, timing)
-    except ValueError as exc:  # the items' own checks (streamer.telemetry)
+    except ValueError as exc:  # the items' own checks (streamer.telemetry.model)
         raise MalformedLine(BAD_FIELD, f"request {line.request_id}: {exc}") from None
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from cdn_edge.logship.errors import MalformedLine
-from streamer.telemetry import is_text
+from streamer.telemetry.model import is_text
 
 MAX_LINE_BYTES = 64 * 1024  # nginx's own log buffer lines are far shorter; longer is garbage
 # nginx's $body_bytes_sent is an off_t. Bounding it also keeps the decoders in agreement:

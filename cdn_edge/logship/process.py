@@ -16,8 +16,7 @@ from cdn_edge.logship.shipper import Shipper
 from cdn_edge.logship.stats import ShipStats, render_metrics
 from cdn_edge.logship.tailer import ROTATE_WAIT_S, LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
-from streamer.backends import open_object_store
-from streamer.sessions import open_session_store
+from streamer.backends import open_object_store, open_session_store
 from streamer.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -43,8 +43,8 @@ from cdn_edge.logship.stats import ShipStats
 from cdn_edge.logship.tailer import LogRead, LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
 from streamer.errors import StreamerError
-from streamer.sessions import SessionStore
-from streamer.telemetry import CmcdSample, SegmentDelivery, TelemetryBatch
+from streamer.sessions.port import SessionStore
+from streamer.telemetry.model import CmcdSample, SegmentDelivery, TelemetryBatch
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ class ShipStats:
     unverified: int = 0  # requests whose token did not verify (no session): counted only
     untimed: int = 0  # 200/206 of a session for an object the track record does not time
     malformed: dict[str, int] = field(default_factory=dict)  # reason -> lines skipped
-    cmcd_malformed: int = 0  # CMCD fields or keys ignored (cdn_edge.cmcd reasons)
+    cmcd_malformed: int = 0  # CMCD fields or keys ignored (cdn_edge.telemetry.cmcd reasons)
     batches: int = 0
     write_failures: int = 0  # store writes that failed and were retried
     position_saves: int = 0  # durable saves of the position (at most two a second when busy)

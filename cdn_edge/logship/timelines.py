@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from cdn_edge.errors import MalformedName
 from cdn_edge.logship.line_telemetry import Timing
-from cdn_edge.names import check_name
+from cdn_edge.policy.names import check_name
 from streamer.catalog import decode_track_record, segment_timeline, version_record_key
 from streamer.errors import CatalogError, ObjectNotFound
-from streamer.object_store import ObjectReader
+from streamer.objects.port import ObjectReader
 
 logger = logging.getLogger(__name__)
 

@@ -20,20 +20,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdn_edge.cmsd import (
-    CmsdDynamic,
-    CmsdStatic,
-    max_suggested_bitrate,
-    render_cmsd_dynamic,
-    render_cmsd_static,
-)
-from cdn_edge.cors import (
-    ALLOW_HEADERS,
-    ALLOW_METHODS,
-    ALLOW_ORIGIN,
-    EXPOSE_HEADERS,
-    PREFLIGHT_MAX_AGE_S,
-)
 from cdn_edge.nginx_tier.access_log_format import (
     MAX_LOG_SHARDS,
     render_access_logs,
@@ -41,7 +27,21 @@ from cdn_edge.nginx_tier.access_log_format import (
     shard_log_paths,
 )
 from cdn_edge.nginx_tier.errors import TierConfigInvalid
-from streamer.object_store import IMMUTABLE
+from cdn_edge.telemetry.cmsd import (
+    CmsdDynamic,
+    CmsdStatic,
+    max_suggested_bitrate,
+    render_cmsd_dynamic,
+    render_cmsd_static,
+)
+from cdn_edge.web.cors import (
+    ALLOW_HEADERS,
+    ALLOW_METHODS,
+    ALLOW_ORIGIN,
+    EXPOSE_HEADERS,
+    PREFLIGHT_MAX_AGE_S,
+)
+from streamer.objects.port import IMMUTABLE
 
 SCRIPT = Path(__file__).with_name("streamer_tier.js")
 DEBIAN_JS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")  # libnginx-mod-http-js
@@ -487,9 +487,9 @@ def _s3_origin(config: NginxTierConfig) -> list[str]:
 def _playlist_location(config: NginxTierConfig) -> list[str]:
     """Media playlists: the same njs gate as segments, then the edge's body from the cache.
 
-    The body of /v1/s/{token}/{rendition}/playlist.m3u8 names everything relatively, so it is
-    the same for every session of a published version (cdn_edge.playlists): the edge renders
-    it once per version, rendition and encoding, and nginx serves every other request after
+    The body of /v1/s/{token}/{rendition}/playlist.m3u8 names everything relatively, so it is the
+    same for every session of a published version (cdn_edge.playback.playlist_builder): the edge
+    renders it once per version, rendition and encoding, and nginx serves every other request after
     one token check. The edge is asked without the CMCD query, so a miss is not a sample: the
     access log line is (`streamer logship`)."""
     body = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cdn_edge.nginx_tier.config import NginxTierConfig, S3Origin
 from cdn_edge.nginx_tier.process import NginxTier, start_nginx_tier
-from cdn_edge.telemetry_capture import default_server_id
+from cdn_edge.telemetry.capture import default_server_id
 from streamer.settings import Settings
 from streamer.token_secrets import load_token_secrets
 

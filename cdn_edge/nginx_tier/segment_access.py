@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 
 from cdn_edge.errors import MalformedName
-from cdn_edge.names import check_name
-from cdn_edge.playback_tokens import PlaybackTokens, SessionClaims
+from cdn_edge.playback.tokens import PlaybackTokens, SessionClaims
+from cdn_edge.policy.names import check_name
 from drm import TokenClaimMismatch, TokenError, TokenExpired
 
 # Kept in step with SEGMENT_PATH in streamer_tier.js.

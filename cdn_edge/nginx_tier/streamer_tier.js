@@ -14,7 +14,7 @@
 import crypto from 'crypto';
 
 // The raw path (before nginx decodes %XX or merges slashes), so an encoded separator or a
-// dot segment never matches. A rendition never starts with '.' (cdn_edge/names.py).
+// dot segment never matches. A rendition never starts with '.' (cdn_edge/policy/names.py).
 const SEGMENT_PATH = new RegExp(
     '^/v1/s/([A-Za-z0-9_.-]{1,2048})/' +
     '([A-Za-z0-9_][A-Za-z0-9_.]{0,63})/(init\\.mp4|seg_[0-9]{5,}\\.m4s|playlist\\.m3u8)$');

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from streamer.cql import Cql, CqlSession, open_cql_session
-from streamer.cql_schema import MIGRATIONS, migrate
+from streamer.cql.connection import Cql, CqlSession, open_cql_session
+from streamer.cql.schema import MIGRATIONS, migrate
 from streamer.errors import StorageError
-from streamer.jobs import DEFAULT_MAX_ATTEMPTS, JobStore
-from streamer.scylla_job_store import ScyllaJobStore
-from streamer.scylla_session_store import ScyllaSessionStore
+from streamer.jobs.port import DEFAULT_MAX_ATTEMPTS, JobStore
+from streamer.jobs.scylla import ScyllaJobStore
+from streamer.sessions.scylla import ScyllaSessionStore
 from streamer.settings import Settings, load_settings
 from tests.backends.services import missing, services_env
 

@@ -10,18 +10,27 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
-from streamer.s3_object_store import S3ObjectStore, make_client
+from streamer.objects.s3 import S3ObjectStore, make_client
 from streamer.settings import Settings, load_settings
 
 CONNECT_TIMEOUT_S = 2.0
+REAL_SERVERS = frozenset({"s3", "scylla"})  # backends that need `scripts/services up`
+
+
+def backend_params(names: Iterable[str]) -> list[Any]:
+    """Fixture params for a table of backends, those on real servers marked `services`."""
+    return [
+        pytest.param(name, marks=pytest.mark.services) if name in REAL_SERVERS else name
+        for name in sorted(names)
+    ]
 
 
 def env_file(environ: Mapping[str, str] | None = None) -> Path:

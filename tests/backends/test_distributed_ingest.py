@@ -23,9 +23,9 @@ import pytest
 from drm import KeyRing, new_kek
 from streamer.catalog import current_record_key
 from streamer.errors import ObjectNotFound
-from streamer.jobs import Job
+from streamer.jobs.port import Job
 from streamer.keyring_file import load_or_create_keyring
-from streamer.s3_object_store import S3ObjectStore
+from streamer.objects.s3 import S3ObjectStore
 from streamer.settings import Settings
 from tests.backends.conftest import PrivateS3Server
 from tests.backends.cql_fixtures import shared_test_keyspace
@@ -34,7 +34,7 @@ from tests.masters import make_master
 from transcoder.submit import submit_master
 from transcoder.worker import IngestWorker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 LEASE_S = 3.0
 
@@ -122,7 +122,7 @@ def test_killed_worker_is_replaced_through_the_scylla_queue(tmp_path: Path) -> N
     job = submit_master(master, store=store, jobs=jobs, track_id="killed")
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streamer.cli", "worker", "--once", "--lease-s", str(LEASE_S)],
+        [sys.executable, "-m", "streamer_app.cli", "worker", "--once", "--lease-s", str(LEASE_S)],
         env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -14,14 +14,14 @@ from aiohttp.test_utils import TestClient
 from cdn_edge.app import create_app
 from cdn_edge.listener_auth import issue_listener_token
 from drm import KeyRing, new_kek
-from streamer.s3_object_store import S3ObjectStore
-from streamer.sqlite_session_store import SqliteSessionStore
+from streamer.objects.s3 import S3ObjectStore
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.token_secrets import derive_secrets
 from tests.backends.conftest import PrivateS3Server
 from tests.masters import make_master
 from transcoder.pipeline import ingest_master
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 async def test_edge_rides_out_an_s3_outage(

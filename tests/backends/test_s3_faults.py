@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from streamer.errors import ObjectNotFound, StorageError
-from streamer.s3_object_store import S3ObjectStore
+from streamer.objects.s3 import S3ObjectStore
 from tests.backends.conftest import PrivateS3Server
+
+pytestmark = pytest.mark.services  # needs `scripts/services up`
 
 DEADLINE_S = 3.0
 # Refused connections fail at once; what the deadline leaves is one attempt and one backoff.

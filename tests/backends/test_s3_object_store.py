@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from streamer import s3_object_store
 from streamer.backends import open_object_store
 from streamer.errors import ConfigError, StorageError
-from streamer.s3_object_store import (
+from streamer.objects import s3 as s3_object_store
+from streamer.objects.s3 import (
     MAX_BACKOFF_S,
     MIN_PART_SIZE,
     RETRY_DEADLINE_S,
@@ -31,6 +31,8 @@ from streamer.s3_object_store import (
 )
 from streamer.settings import Settings, load_settings
 from tests.backends.services import drop_bucket, fresh_bucket_name, s3_settings
+
+pytestmark = pytest.mark.services  # needs `scripts/services up`
 
 
 @pytest.fixture

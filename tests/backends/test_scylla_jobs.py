@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from streamer.backends import open_job_store
-from streamer.cql import Cql, CqlRows, CqlSession, open_cql_session
-from streamer.cql_schema import (
+from streamer.cql.connection import Cql, CqlRows, CqlSession, open_cql_session
+from streamer.cql.schema import (
     MIGRATIONS,
     STALE_MIGRATION_S,
     Migration,
@@ -31,7 +31,7 @@ from streamer.cql_schema import (
     require_current_schema,
 )
 from streamer.errors import ConfigError, StorageError
-from streamer.scylla_job_store import ScyllaJobStore
+from streamer.jobs.scylla import ScyllaJobStore
 from streamer.settings import Settings, load_settings
 from tests.backends.cql_fixtures import (
     TestKeyspace,
@@ -43,6 +43,8 @@ from tests.backends.cql_fixtures import (
     shared_test_keyspace,
 )
 from tests.contract.test_job_store_contract import LEASE_S, at, spec
+
+pytestmark = pytest.mark.services  # needs `scripts/services up`
 
 __all__ = ["drop_cql_test_keyspace"]  # a session fixture: drops the test keyspace at the end
 

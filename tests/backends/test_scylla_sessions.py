@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from streamer import cql_fanout
-from streamer.cql import Cql, CqlFuture
+from streamer.cql import fanout as cql_fanout
+from streamer.cql.connection import Cql, CqlFuture
 from streamer.errors import StorageError
-from streamer.scylla_session_store import ScyllaSessionStore
-from streamer.telemetry import PlayerEvent, TelemetryBatch
+from streamer.sessions.scylla import ScyllaSessionStore
+from streamer.telemetry.model import PlayerEvent, TelemetryBatch
 from tests.backends.cql_fixtures import (
     SESSION_TABLES,
     TestKeyspace,
@@ -25,6 +25,8 @@ from tests.backends.cql_fixtures import (
     shared_test_keyspace,
 )
 from tests.contract.test_session_store_contract import DAY, MS, T0, delivery, ev, play, session
+
+pytestmark = pytest.mark.services  # needs `scripts/services up`
 
 __all__ = ["drop_cql_test_keyspace"]  # a session fixture: drops the test keyspace at the end
 

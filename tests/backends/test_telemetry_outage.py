@@ -28,13 +28,13 @@ from cdn_edge.listener_auth import issue_listener_token
 from cdn_edge.state import METRICS, TELEMETRY
 from drm import KeyRing, new_kek
 from manifests import parse_media
-from streamer.cql import Cql
+from streamer.cql.connection import Cql
 from streamer.errors import StorageError
-from streamer.local_object_store import LocalObjectStore
-from streamer.scylla_session_store import ScyllaSessionStore
+from streamer.objects.local import LocalObjectStore
+from streamer.sessions.scylla import ScyllaSessionStore
 from streamer.settings import Settings
-from streamer.telemetry_codec import encode_items
-from streamer.telemetry_spool import SPOOL_DIR, TelemetrySpool, frame
+from streamer.telemetry.codec import encode_items
+from streamer.telemetry.spool import SPOOL_DIR, TelemetrySpool, frame
 from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.backends.cql_fixtures import (
     SESSION_TABLES,
@@ -47,7 +47,7 @@ from tests.edge.builders import build_track, publish
 from tests.edge.conftest import Client
 from tests.telemetry.builders import event
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(60)]
 
 __all__ = ["drop_cql_test_keyspace"]  # a session fixture: drops the test keyspace at the end
 

@@ -17,8 +17,8 @@ from benchmarks.load_client import (
     split_spec,
 )
 from benchmarks.rate_mode import key_budget
-from cdn_edge.key_budget import LISTENER_BUDGET, session_key_budget
-from cdn_edge.rate_limit import TokenBuckets
+from cdn_edge.policy.key_budget import LISTENER_BUDGET, session_key_budget
+from cdn_edge.policy.rate_limit import TokenBuckets
 
 
 class ManualClock:

@@ -19,7 +19,7 @@ from benchmarks.player import (
     variant_uris,
     with_cmcd,
 )
-from cdn_edge.cmcd import parse_cmcd
+from cdn_edge.telemetry.cmcd import parse_cmcd
 
 BASE = "http://127.0.0.1:8080"
 SESSION = f"{BASE}/v1/s/TOKEN.SIG"
@@ -163,8 +163,8 @@ def test_events_carry_unique_ids_and_the_fields_given():
 
 
 def test_the_edge_accepts_the_events_the_player_posts():
-    from cdn_edge.events_api import parse_events
-    from cdn_edge.playback_tokens import SessionClaims
+    from cdn_edge.handlers.events import parse_events
+    from cdn_edge.playback.tokens import SessionClaims
 
     claims = SessionClaims("sess", "track-1", "v1", "user", "premium", ("aac_160",), 2**31)
     now_ms = 1_700_000_000_000

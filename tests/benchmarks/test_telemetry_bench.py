@@ -29,8 +29,8 @@ from benchmarks.telemetry_report import FAIL, PASS, render_markdown, summarize_r
 from benchmarks.telemetry_workload import build_workload, interleave
 from streamer.plays import decide_play
 from streamer.qoe import session_qoe
-from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import PlayerEvent
+from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.telemetry.model import PlayerEvent
 from tests.backends import services as backend_services
 
 T0_MS = 1_795_000_000_000
@@ -329,6 +329,7 @@ def test_the_markdown_has_targets_sides_and_every_run():
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+@pytest.mark.services
 def test_a_short_run_writes_every_event_on_both_sides(tmp_path: Path):
     env = backend_services.services_env()
     if "STREAMER_CQL_PORT" not in env:

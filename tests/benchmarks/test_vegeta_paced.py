@@ -16,9 +16,17 @@ from benchmarks.vegeta_paced import main
     ("cmdline", "comm", "name"),
     [
         ("nginx: worker process", "nginx", "nginx"),
-        ("python -m streamer.cli --data-dir d logship --log a.log --state s", "python", "logship"),
-        ("python -m streamer.cli --data-dir d serve --segments python --port 1", "python", "edge"),
-        ("python -m streamer.cli --data-dir d serve --host 127.0.0.1", "python", "supervisor"),
+        (
+            "python -m streamer_app.cli --data-dir d logship --log a.log --state s",
+            "python",
+            "logship",
+        ),
+        (
+            "python -m streamer_app.cli --data-dir d serve --segments python --port 1",
+            "python",
+            "edge",
+        ),
+        ("python -m streamer_app.cli --data-dir d serve --host 127.0.0.1", "python", "supervisor"),
     ],
 )
 def test_process_class(cmdline: str, comm: str, name: str) -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from streamer.jobs import DEFAULT_MAX_ATTEMPTS, JobStore
-from streamer.local_object_store import LocalObjectStore
-from streamer.memory_object_store import InMemoryObjectStore
-from streamer.object_store import ObjectStore
-from streamer.sqlite_job_store import SQLiteJobStore
+from streamer.jobs.port import DEFAULT_MAX_ATTEMPTS, JobStore
+from streamer.jobs.sqlite import SQLiteJobStore
+from streamer.objects.local import LocalObjectStore
+from streamer.objects.memory import InMemoryObjectStore
+from streamer.objects.port import ObjectStore
 from tests.backends.cql_fixtures import drop_cql_test_keyspace, open_test_scylla_job_store
-from tests.backends.services import open_test_s3_store
+from tests.backends.services import backend_params, open_test_s3_store
 
 # name -> open a fresh, empty store inside the test's directory; `cleanup` undoes the rest
 OBJECT_STORES: dict[str, Callable[[Path, ExitStack], ObjectStore]] = {
@@ -34,13 +34,13 @@ MakeJobStore = Callable[..., JobStore]
 __all__ = ["drop_cql_test_keyspace"]  # a session fixture: drops the scylla test keyspace
 
 
-@pytest.fixture(params=sorted(OBJECT_STORES))
+@pytest.fixture(params=backend_params(OBJECT_STORES))
 def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     with ExitStack() as cleanup:
         yield OBJECT_STORES[request.param](tmp_path, cleanup)
 
 
-@pytest.fixture(params=sorted(JOB_STORES))
+@pytest.fixture(params=backend_params(JOB_STORES))
 def make_job_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeJobStore:
     """Opens the parametrised job store; `max_attempts` as the keyword says."""
 

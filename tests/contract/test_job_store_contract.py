@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from streamer.errors import JobNotFound
-from streamer.jobs import IngestSpec, Job, JobStore
+from streamer.jobs.port import IngestSpec, Job, JobStore
 
 from .conftest import MakeJobStore
 

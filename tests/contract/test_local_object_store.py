@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from streamer.errors import ObjectNotFound, StorageError
-from streamer.local_object_store import LocalObjectStore
-from streamer.object_store import ObjectInfo
+from streamer.objects.local import LocalObjectStore
+from streamer.objects.port import ObjectInfo
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamer.errors import InvalidObjectKey, ObjectNotFound, StorageError
-from streamer.object_store import IMMUTABLE, MAX_KEY_LENGTH, ObjectInfo, ObjectStore
+from streamer.objects.port import IMMUTABLE, MAX_KEY_LENGTH, ObjectInfo, ObjectStore
 
 M4S = "video/iso.segment"
 JSON = "application/json"

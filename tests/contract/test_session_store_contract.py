@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from streamer.backends import open_session_store
 from streamer.errors import ConfigError, StorageError
-from streamer.sessions import PlaybackSession, SessionStore, open_session_store
+from streamer.sessions.port import PlaybackSession, SessionStore
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings
-from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import (
+from streamer.telemetry.model import (
     CmcdSample,
     PlayClaim,
     PlayerEvent,
@@ -27,6 +28,7 @@ from streamer.telemetry import (
     TelemetryBatch,
 )
 from tests.backends.cql_fixtures import open_test_scylla_session_store
+from tests.backends.services import backend_params
 
 # name -> open the store kept in the test's directory (opening twice reaches the same data)
 SESSION_STORES: dict[str, Callable[[Path], SessionStore]] = {
@@ -38,7 +40,7 @@ OpenStore = Callable[[], SessionStore]
 T0 = 1_700_000_000
 
 
-@pytest.fixture(params=sorted(SESSION_STORES))
+@pytest.fixture(params=backend_params(SESSION_STORES))
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
     opened: list[SessionStore] = []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streamer.errors import StorageError
-from streamer.sqlite_job_store import SCHEMA_VERSION, SQLiteJobStore
+from streamer.jobs.sqlite import SCHEMA_VERSION, SQLiteJobStore
 
 from .test_job_store_contract import LEASE_S, at, spec
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import streamer.sqlite_session_store as sqlite_store
-from streamer.sessions import CMCD_RETENTION_S, EVENT_RETENTION_S, SESSION_RETENTION_S
-from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import TelemetryBatch
+import streamer.sessions.sqlite as sqlite_store
+from streamer.sessions.port import CMCD_RETENTION_S, EVENT_RETENTION_S, SESSION_RETENTION_S
+from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.telemetry.model import TelemetryBatch
 from tests.contract.test_session_store_contract import (
     MS,
     T0,

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from streamer.sessions import open_session_store
+from streamer.backends import open_session_store
 from streamer.settings import load_settings
-from streamer.telemetry import SessionTelemetry
+from streamer.telemetry.model import SessionTelemetry
 from tests.e2e.conftest import free_port, run_streamer, streamer_env, streamer_process
 from tests.masters import make_master
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_DIR = REPO / "web"
-STREAMER = (sys.executable, "-m", "streamer.cli")
+STREAMER = (sys.executable, "-m", "streamer_app.cli")
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0  # the server drains for up to 10 s (cdn_edge.server.SHUTDOWN_TIMEOUT_S)
 

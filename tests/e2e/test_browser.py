@@ -91,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("browser")
     data_dir = root / "data"
     # A key per two segments: 25 s of audio in 6 s segments play through three keys.
-    env = streamer_env(data_dir, key_rotation_segments="2", serve_ingest_workers="0")
+    env = streamer_env(data_dir, key_rotation_segments="2")
     master = make_master(root / "master.flac", seconds=MASTER_S)
     metadata = root / "metadata.json"
     metadata.write_text(json.dumps({"title": "Browser test tones"}))

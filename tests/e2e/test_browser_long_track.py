@@ -46,7 +46,7 @@ class LongTrack:
 def long_track(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LongTrack]:
     require_browser_tools()
     root = tmp_path_factory.mktemp("long")
-    env = streamer_env(root / "data", serve_ingest_workers="0")  # default key rotation
+    env = streamer_env(root / "data")  # default key rotation
     master = make_master(
         root / "master.wav", seconds=MASTER_S, rate=48_000, codec_args=("-c:a", "pcm_s24le")
     )

@@ -23,8 +23,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from streamer.sessions import SESSION_STORE_FILE
-from streamer.sqlite_session_store import SqliteSessionStore
+from streamer.sessions.port import SESSION_STORE_FILE
+from streamer.sessions.sqlite import SqliteSessionStore
 from tests.e2e.conftest import (
     WEB_DIR,
     free_port,
@@ -121,7 +121,6 @@ def two_edges(library: Library) -> Iterator[TwoEdges]:
         public_url=b,
         pathways=json.dumps([{"id": "cdn-a", "base_url": a}]),
         steering_ttl_s=str(STEERING_TTL_S),
-        serve_ingest_workers="0",
     )
     serve = ["serve", "--host", "127.0.0.1", "--port"]
     with (
@@ -198,7 +197,7 @@ def test_hls_js_fails_over_when_the_steered_pathway_dies(
 def one_edge(library: Library) -> Iterator[str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = streamer_env(library.data_dir, public_url=base_url, serve_ingest_workers="0")
+    env = streamer_env(library.data_dir, public_url=base_url)
     serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
     with streamer_process(serve, env, library.root / "serve-cmcd.log", base_url):
         yield base_url

@@ -26,9 +26,9 @@ from cdn_edge.app import create_app
 from cdn_edge.listener_auth import CLOCK_SKEW_S, issue_listener_token
 from drm import KeyRing, decrypt_segment, new_kek
 from streamer.catalog import Tier, TrackRecord
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings, load_settings
-from streamer.sqlite_session_store import SqliteSessionStore
 from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.audio_compare import COMPARE_RATE, MIN_CORRELATION, aligned_correlation
 from tests.edge.builders import build_track, publish

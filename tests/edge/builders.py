@@ -36,7 +36,7 @@ from streamer.catalog import (
     version_prefix,
     version_record_key,
 )
-from streamer.object_store import IMMUTABLE, ObjectInfo, ObjectStore
+from streamer.objects.port import IMMUTABLE, ObjectInfo, ObjectStore
 from transcoder.ladder import CODECS_STRING, DEFAULT_LADDER, RenditionSpec
 from transcoder.publish import MEDIA_SEQUENCE_STRIDE
 

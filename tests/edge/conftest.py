@@ -13,14 +13,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from cdn_edge.access_log import AccessLog
 from cdn_edge.app import create_app
 from cdn_edge.listener_auth import issue_listener_token
 from cdn_edge.state import ACCESS_LOG
+from cdn_edge.web.access_log import AccessLog
 from drm import KeyRing, new_kek
-from streamer.memory_object_store import InMemoryObjectStore
+from streamer.objects.memory import InMemoryObjectStore
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings
-from streamer.sqlite_session_store import SqliteSessionStore
 from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from cdn_edge.catalog_cache import CURRENT_TTL_S, CatalogCache
 from cdn_edge.errors import TrackNotFound
+from cdn_edge.playback.catalog_cache import CURRENT_TTL_S, CatalogCache
 from drm import KeyRing
 from manifests import parse_media
 from streamer.catalog import current_record_key, encode_track_record, version_record_key
 from streamer.errors import CatalogError
-from streamer.memory_object_store import InMemoryObjectStore
+from streamer.objects.memory import InMemoryObjectStore
 from streamer.settings import Settings
 from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
 from tests.edge.conftest import Client, ManualClock, path_of

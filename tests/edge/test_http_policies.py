@@ -6,10 +6,10 @@ import gzip
 
 import pytest
 
-from cdn_edge.compression import accepts_gzip, gzip_bytes
 from cdn_edge.errors import RangeNotSatisfiable
-from cdn_edge.ranges import etag_matches, if_range_allows, parse_range
-from cdn_edge.rate_limit import TokenBuckets, retry_after_header
+from cdn_edge.policy.rate_limit import TokenBuckets, retry_after_header
+from cdn_edge.web.compression import accepts_gzip, gzip_bytes
+from cdn_edge.web.ranges import etag_matches, if_range_allows, parse_range
 from tests.edge.conftest import ManualClock
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cdn_edge.key_budget import (
+from cdn_edge.policy.key_budget import (
     LISTENER_BUDGET,
     SESSION_MARGIN,
     KeyBudget,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdn_edge.negotiation import (
+from cdn_edge.policy.negotiation import (
     DeviceCapabilities,
     Offer,
     bitrate_cap_kbps,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cdn_edge.access_log import ACCESS_LOGGER, ATOMIC_WRITE_BYTES, AccessLog
 from cdn_edge.state import READY
+from cdn_edge.web.access_log import ACCESS_LOGGER, ATOMIC_WRITE_BYTES, AccessLog
 from streamer.errors import StorageError
 from streamer.settings import Settings
 from tests.edge.builders import CountingReader

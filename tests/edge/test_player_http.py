@@ -7,11 +7,11 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from cdn_edge.blocking import BlockingRunner
-from cdn_edge.player_api import player_url
-from cdn_edge.tracks_api import LIST_TTL_S, TrackList
+from cdn_edge.handlers.player_page import player_url
+from cdn_edge.handlers.tracks import LIST_TTL_S, TrackList
 from drm import KeyRing
 from streamer.catalog import current_record_key
-from streamer.memory_object_store import InMemoryObjectStore
+from streamer.objects.memory import InMemoryObjectStore
 from streamer.settings import Settings
 from tests.edge.builders import CountingReader, build_track, publish
 from tests.edge.conftest import Client, ManualClock

@@ -10,10 +10,15 @@ from urllib.parse import urljoin
 import m3u8
 import pytest
 
-from cdn_edge.catalog_cache import PublishedTrack
 from cdn_edge.errors import NotEntitled, NotFound
-from cdn_edge.playback_tokens import SessionClaims
-from cdn_edge.playlists import LOUDNESS_DATA_ID, PlaylistBody, PlaylistBuilder, Template
+from cdn_edge.playback.catalog_cache import PublishedTrack
+from cdn_edge.playback.playlist_builder import (
+    LOUDNESS_DATA_ID,
+    PlaylistBody,
+    PlaylistBuilder,
+    Template,
+)
+from cdn_edge.playback.tokens import SessionClaims
 from drm import KeyRing
 from manifests import lint_media, lint_multivariant, parse_media, parse_multivariant
 from tests.edge.builders import build_track

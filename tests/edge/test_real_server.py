@@ -30,10 +30,10 @@ from cdn_edge.server import listening_socket, serve, tls_context
 from drm import KeyRing, decrypt_segment
 from manifests import parse_media, parse_multivariant
 from streamer.keyring_file import load_or_create_keyring
-from streamer.local_object_store import LocalObjectStore
-from streamer.memory_object_store import InMemoryObjectStore
+from streamer.objects.local import LocalObjectStore
+from streamer.objects.memory import InMemoryObjectStore
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings
-from streamer.sqlite_session_store import SqliteSessionStore
 from streamer.token_secrets import TokenSecrets
 from tests.edge.builders import BuiltTrack, build_track, publish
 

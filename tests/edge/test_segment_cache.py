@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from cdn_edge.segment_cache import SegmentCache
+from cdn_edge.playback.segment_cache import SegmentCache
 
 
 class Loads:

@@ -15,7 +15,7 @@ from yarl import URL
 
 from cdn_edge.state import METRICS, SEGMENTS
 from manifests import parse_media
-from streamer.object_store import IMMUTABLE
+from streamer.objects.port import IMMUTABLE
 from streamer.settings import Settings
 from tests.edge.builders import BuiltTrack, CountingReader
 from tests.edge.conftest import Client, ManualClock, path_of

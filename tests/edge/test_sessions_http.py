@@ -12,9 +12,9 @@ import pytest
 from cdn_edge.listener_auth import LISTENER_AUDIENCE
 from cdn_edge.state import METRICS, SESSIONS
 from streamer.errors import StorageError
-from streamer.sessions import PlaybackSession
+from streamer.sessions.port import PlaybackSession
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings
-from streamer.sqlite_session_store import SqliteSessionStore
 from tests.edge.conftest import ALL_CODECS, Client, ManualClock, path_of
 
 OpenSession = Callable[..., Awaitable[dict[str, Any]]]
@@ -207,14 +207,14 @@ async def test_slow_session_store_does_not_hold_playback(
 ) -> None:
     import threading
 
-    import cdn_edge.session_recorder
+    import cdn_edge.telemetry.session_recorder
 
     release = threading.Event()
 
     def hung(session: object) -> None:
         release.wait(timeout=5)
 
-    monkeypatch.setattr(cdn_edge.session_recorder, "RECORD_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(cdn_edge.telemetry.session_recorder, "RECORD_TIMEOUT_S", 0.2)
     monkeypatch.setattr(session_store, "record_session", hung)
     try:
         started = time.monotonic()

@@ -17,8 +17,8 @@ from cdn_edge.listener_auth import (
     issue_dev_token,
     issue_listener_token,
 )
-from cdn_edge.negotiation import Listener
-from cdn_edge.playback_tokens import PlaybackTokens, SessionClaims
+from cdn_edge.playback.tokens import PlaybackTokens, SessionClaims
+from cdn_edge.policy.negotiation import Listener
 from drm import (
     TokenClaimMismatch,
     TokenExpired,
@@ -178,7 +178,7 @@ def test_forged_and_garbled_playback_tokens() -> None:
 def test_authenticated_tokens_are_remembered_boundedly_and_rechecked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("cdn_edge.playback_tokens.VERIFIED_TOKEN_CACHE", 2)
+    monkeypatch.setattr("cdn_edge.playback.tokens.VERIFIED_TOKEN_CACHE", 2)
     tokens = PlaybackTokens(b"p" * 32)
     sessions = [dataclasses.replace(SESSION, session_id=f"sid{i}") for i in range(4)]
     for session in sessions:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drm import KeyRing, new_kek
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
 from tests.edge.builders import BuiltTrack, build_track, publish
 
 T0 = 1_733_500_000.0  # 2024-12-06T15:46:40Z

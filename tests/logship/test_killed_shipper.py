@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from streamer.plays import utc_day
-from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import TelemetryBatch
+from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.telemetry.model import TelemetryBatch
 from tests.logship.builders import SEGMENTS, T0, line, published_track, session_lines
 from tests.telemetry.builders import T0_MS, listening
 
@@ -36,7 +36,7 @@ def append(path: Path, data: bytes) -> None:
 
 def shipper_command(data: Path, log: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "streamer.cli", "--data-dir", str(data),
+        sys.executable, "-m", "streamer_app.cli", "--data-dir", str(data),
         "logship", "--log", str(log), "--batch-lines", "7", "--rotate-wait-s", "0.3", *extra,
     ]  # fmt: skip
 

@@ -13,8 +13,8 @@ from cdn_edge.logship.log_line import parse_line
 from cdn_edge.logship.timelines import TrackTimelines
 from streamer.catalog import segment_timeline, version_record_key
 from streamer.errors import StorageError
-from streamer.memory_object_store import InMemoryObjectStore
-from streamer.object_store import ObjectReader
+from streamer.objects.memory import InMemoryObjectStore
+from streamer.objects.port import ObjectReader
 from tests.edge.builders import BuiltTrack
 from tests.edge.conftest import Client, ManualClock
 from tests.logship.builders import line

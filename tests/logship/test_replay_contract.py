@@ -15,14 +15,15 @@ from cdn_edge.logship.shipper import Shipper
 from cdn_edge.logship.stats import ShipStats
 from cdn_edge.logship.tailer import LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
-from streamer.cql import Cql
+from streamer.cql.connection import Cql
 from streamer.errors import StorageError
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
 from streamer.plays import utc_day
-from streamer.scylla_session_store import ScyllaSessionStore
-from streamer.sessions import SessionStore
-from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import TelemetryBatch
+from streamer.sessions.port import SessionStore
+from streamer.sessions.scylla import ScyllaSessionStore
+from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.telemetry.model import TelemetryBatch
+from tests.backends.services import backend_params
 from tests.contract.test_session_store_contract import SESSION_STORES
 from tests.logship.builders import line, published_track, session_lines
 from tests.telemetry.builders import T0_MS, listening
@@ -47,7 +48,7 @@ class CrashAfter:
             self.saved = position
 
 
-@pytest.fixture(params=sorted(SESSION_STORES))
+@pytest.fixture(params=backend_params(SESSION_STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
     opened = SESSION_STORES[request.param](tmp_path)
     yield opened

@@ -19,8 +19,8 @@ from cdn_edge.logship.offsets import OffsetFile
 from cdn_edge.logship.shards import expand_logs, shard_metrics_file
 from cdn_edge.logship.stats import ShipStats, combine_stats, render_metrics
 from streamer.plays import utc_day
-from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import TelemetryBatch
+from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.telemetry.model import TelemetryBatch
 from tests.logship.builders import SEGMENTS, T0, line, published_track, session_lines
 from tests.logship.test_killed_shipper import REPO, WAIT_S, environment
 from tests.telemetry.builders import T0_MS, listening
@@ -55,7 +55,7 @@ def write_shards(tmp_path: Path, shards: int = 2) -> tuple[Path, list[bytes]]:
 
 def logship(data: Path, pattern: str, *extra: str) -> subprocess.Popen[bytes]:
     command = [
-        *("python", "-m", "streamer.cli", "--data-dir", str(data), "logship"),
+        *("python", "-m", "streamer_app.cli", "--data-dir", str(data), "logship"),
         *("--log", pattern, "--batch-lines", "9", *extra),
     ]
     command[0] = sys.executable

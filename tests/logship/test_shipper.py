@@ -12,7 +12,7 @@ from cdn_edge.logship.shipper import Shipper
 from cdn_edge.logship.stats import render_metrics
 from cdn_edge.logship.tailer import LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
 from tests.logship.builders import line, published_track, session_lines
 from tests.telemetry.conftest import FlakyStore
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from cdn_edge.nginx_tier import NginxTier, NginxTierConfig, S3Origin, start_nginx_tier
-from streamer.s3_object_store import S3ObjectStore
+from streamer.objects.s3 import S3ObjectStore
 from tests.backends.services import drop_bucket, fresh_bucket_name, s3_settings
 from tests.nginx_tier.conftest import access_lines, free_port, request
 from tests.nginx_tier.vectors import object_bytes, vector_secrets, vectors
+
+pytestmark = pytest.mark.services  # needs `scripts/services up`
 
 FREE = vectors()["tokens"]["free"]
 TRACK = "tracks/USRC17607839/0123456789abcdef"

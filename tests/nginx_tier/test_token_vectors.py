@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cdn_edge.nginx_tier import decide_segment
-from cdn_edge.playback_tokens import PlaybackTokens, SessionClaims
+from cdn_edge.playback.tokens import PlaybackTokens, SessionClaims
 from drm import sign_token
 from tests.nginx_tier.vectors import cases, vector_secrets, vectors
 

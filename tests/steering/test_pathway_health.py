@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cdn_edge.pathway_health import (
+from cdn_edge.steering.health import (
     FAILURES_TO_FAIL,
     MIN_WINDOW_REPORTS,
     SUCCESSES_TO_RECOVER,
@@ -20,9 +20,9 @@ from cdn_edge.pathway_health import (
     after_probe,
     after_report,
 )
-from cdn_edge.pathway_probes import PathwayProber, probe_interval_s
-from cdn_edge.pathways import Pathway
-from cdn_edge.steering import pathway_priority
+from cdn_edge.steering.pathways import Pathway
+from cdn_edge.steering.policy import pathway_priority
+from cdn_edge.steering.probes import PathwayProber, probe_interval_s
 from tests.edge.conftest import START, ManualClock
 
 

@@ -7,7 +7,12 @@ import json
 
 import pytest
 
-from cdn_edge.pathways import EDGE_PATHWAY_ID, Pathway, parse_pathways, pathways_from_settings
+from cdn_edge.steering.pathways import (
+    EDGE_PATHWAY_ID,
+    Pathway,
+    parse_pathways,
+    pathways_from_settings,
+)
 from streamer.errors import ConfigError
 from streamer.settings import load_settings
 

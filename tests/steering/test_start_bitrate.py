@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdn_edge.negotiation import (
+from cdn_edge.policy.negotiation import (
     START_THROUGHPUT_FRACTION,
     DeviceCapabilities,
     Offer,
     choose_variants,
 )
-from cdn_edge.throughput_history import MAX_AGE_S, RecentThroughput
+from cdn_edge.steering.throughput_history import MAX_AGE_S, RecentThroughput
 from transcoder.ladder import DEFAULT_LADDER
 
 LADDER = tuple(Offer(s.name, s.codec, s.bitrate_kbps, s.tier) for s in DEFAULT_LADDER)

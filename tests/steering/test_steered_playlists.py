@@ -8,10 +8,10 @@ from urllib.parse import urljoin
 import m3u8
 import pytest
 
-from cdn_edge.catalog_cache import PublishedTrack
-from cdn_edge.pathways import Pathway
-from cdn_edge.playback_tokens import PlaybackTokens, SessionClaims
-from cdn_edge.playlists import PlaylistBuilder
+from cdn_edge.playback.catalog_cache import PublishedTrack
+from cdn_edge.playback.playlist_builder import PlaylistBuilder
+from cdn_edge.playback.tokens import PlaybackTokens, SessionClaims
+from cdn_edge.steering.pathways import Pathway
 from drm import KeyRing
 from manifests import lint_media, lint_multivariant, parse_media, parse_multivariant
 from tests.edge.builders import build_track

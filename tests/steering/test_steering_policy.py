@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdn_edge.pathways import Pathway
-from cdn_edge.steering import (
+from cdn_edge.steering.pathways import Pathway
+from cdn_edge.steering.policy import (
     HLS_JS_DEFAULT_ESTIMATE_BPS,
     SteeringManifest,
     SteeringReport,

@@ -27,9 +27,9 @@ from cdn_edge.listener_auth import issue_listener_token
 from cdn_edge.server import listening_socket, serve
 from drm import KeyRing, decrypt_segment
 from manifests import MultivariantPlaylist, parse_media, parse_multivariant
-from streamer.memory_object_store import InMemoryObjectStore
+from streamer.objects.memory import InMemoryObjectStore
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings, load_settings
-from streamer.sqlite_session_store import SqliteSessionStore
 from streamer.token_secrets import TokenSecrets
 from tests.edge.builders import BuiltTrack, build_track, publish
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from streamer.telemetry import PlayerEvent, SegmentDelivery
+from streamer.telemetry.model import PlayerEvent, SegmentDelivery
 
 T0_MS = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 _ids = itertools.count()

@@ -22,10 +22,10 @@ from cdn_edge.state import TELEMETRY
 from drm import KeyRing
 from manifests import parse_media
 from streamer.errors import StorageError
-from streamer.sessions import PlaybackSession
+from streamer.sessions.port import PlaybackSession
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings
-from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import (
+from streamer.telemetry.model import (
     PlayClaim,
     PlayerEvent,
     SegmentDelivery,

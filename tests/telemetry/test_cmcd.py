@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdn_edge import structured_fields
-from cdn_edge.cmcd import (
+from cdn_edge.telemetry import structured_fields
+from cdn_edge.telemetry.cmcd import (
     BAD_VALUE,
     DUPLICATE_KEY,
     REASONS,
@@ -24,7 +24,7 @@ from cdn_edge.cmcd import (
     read_cmcd_keys,
     render_cmcd,
 )
-from cdn_edge.structured_fields import StructuredFieldError
+from cdn_edge.telemetry.structured_fields import StructuredFieldError
 
 # The query argument from the CTA-5004 example as hls.js writes it (encodeURIComponent).
 HLSJS_QUERY = (

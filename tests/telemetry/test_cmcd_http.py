@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from cdn_edge.cmsd import parse_cmsd_dynamic, parse_cmsd_static
 from cdn_edge.state import CAPTURE, METRICS, TELEMETRY
-from cdn_edge.telemetry_capture import TelemetryCapture
+from cdn_edge.telemetry.capture import TelemetryCapture
+from cdn_edge.telemetry.cmsd import parse_cmsd_dynamic, parse_cmsd_static
 from tests.edge.conftest import Client, ManualClock
 from tests.telemetry.conftest import FlakyStore, OpenPlayback, drain
 from tests.telemetry.test_cmcd import HLSJS_QUERY

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdn_edge.cmsd import (
+from cdn_edge.telemetry.cmsd import (
     CmsdDynamic,
     CmsdStatic,
     max_suggested_bitrate,

@@ -420,7 +420,7 @@ async def test_a_session_posting_more_than_a_player_would_gets_429_and_keeps_its
     edge_app: web.Application,
     clock: ManualClock,
 ) -> None:
-    from cdn_edge.events_api import EVENT_BURST, EVENT_RATE_PER_S
+    from cdn_edge.handlers.events import EVENT_BURST, EVENT_RATE_PER_S
 
     pb = await open_playback()
     now = int(clock() * 1000)

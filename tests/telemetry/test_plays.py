@@ -16,7 +16,7 @@ from streamer.plays import (
     offline_refusal,
     utc_day,
 )
-from streamer.telemetry import PlayClaim
+from streamer.telemetry.model import PlayClaim
 from tests.telemetry.builders import T0_MS, deliveries, event, listening
 
 DAY0 = date(2023, 11, 14)

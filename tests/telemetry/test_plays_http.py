@@ -17,7 +17,7 @@ from cdn_edge.analytics_auth import (
 )
 from cdn_edge.errors import Forbidden, Unauthorized
 from streamer.settings import Settings
-from streamer.telemetry import PlayClaim, TelemetryBatch
+from streamer.telemetry.model import PlayClaim, TelemetryBatch
 from streamer.token_secrets import TokenSecrets, load_token_secrets
 from tests.edge.conftest import Client, ManualClock
 from tests.telemetry.conftest import CREATOR, FlakyStore

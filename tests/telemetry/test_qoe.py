@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamer.qoe import SessionQoe, played_progress, session_qoe
-from streamer.telemetry import PlayerEvent
+from streamer.telemetry.model import PlayerEvent
 from tests.telemetry.builders import event, listening
 
 

@@ -20,13 +20,13 @@ from prometheus_client import CollectorRegistry
 
 from cdn_edge.app import create_app
 from cdn_edge.state import METRICS, TELEMETRY
-from cdn_edge.telemetry_spooling import REPLAYER, SpoolingSink, SpoolMetrics, SpoolReplayer
+from cdn_edge.telemetry.spooling_sink import REPLAYER, SpoolingSink, SpoolMetrics, SpoolReplayer
 from drm import KeyRing
 from streamer.errors import StorageError
 from streamer.settings import Settings
-from streamer.telemetry import CmcdSample, PlayClaim, PlayerEvent, TelemetryItem
-from streamer.telemetry_codec import decode_items, encode_items
-from streamer.telemetry_spool import (
+from streamer.telemetry.codec import decode_items, encode_items
+from streamer.telemetry.model import CmcdSample, PlayClaim, PlayerEvent, TelemetryItem
+from streamer.telemetry.spool import (
     MAGIC,
     SpooledBatch,
     SpoolFull,
@@ -149,7 +149,7 @@ def test_a_torn_tail_is_detected_and_truncated(
         handle.write(torn)
 
     after = TelemetrySpool(tmp_path / "spool")
-    with caplog.at_level(logging.WARNING, "streamer.telemetry_spool"):
+    with caplog.at_level(logging.WARNING, "streamer.telemetry.spool"):
         after.open()
     assert path.stat().st_size == good
     assert after.pending == 2 and after.lost_bytes == len(torn)
@@ -184,7 +184,7 @@ def test_corruption_in_an_older_segment_is_cut_and_reported(
     data[len(MAGIC) + record_bytes(0) + 12] ^= 0xFF  # inside the first segment's 2nd record
     first.write_bytes(bytes(data))
     after = TelemetrySpool(tmp_path / "spool")
-    with caplog.at_level(logging.ERROR, "streamer.telemetry_spool"):
+    with caplog.at_level(logging.ERROR, "streamer.telemetry.spool"):
         after.open()
     assert "corrupt" in caplog.text
     assert drain(after) == [batch(0), batch(2), batch(3)]
@@ -228,7 +228,7 @@ def test_the_size_is_bounded_and_the_alarm_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     spool = TelemetrySpool(tmp_path / "spool", max_bytes=len(MAGIC) + record_bytes(*range(10)))
-    with caplog.at_level(logging.WARNING, "streamer.telemetry_spool"):
+    with caplog.at_level(logging.WARNING, "streamer.telemetry.spool"):
         for n in range(10):
             spool.append(batch(n))
     assert spool.alarm and "% full" in caplog.text

@@ -6,7 +6,7 @@ import socket
 import struct
 from typing import Any
 
-from cdn_edge.telemetry_capture import TcpEstimates, tcp_estimate
+from cdn_edge.telemetry.capture import TcpEstimates, tcp_estimate
 from tests.edge.conftest import ManualClock
 
 

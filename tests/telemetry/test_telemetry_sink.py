@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from cdn_edge.telemetry_metrics import TelemetryMetrics
-from cdn_edge.telemetry_sink import SessionStoreSink
+from cdn_edge.telemetry.metrics import TelemetryMetrics
+from cdn_edge.telemetry.sink import SessionStoreSink
 from streamer.plays import decide_play
 from streamer.qoe import session_qoe
-from streamer.sqlite_session_store import SqliteSessionStore
-from streamer.telemetry import PlayerEvent, without_gaps
+from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.telemetry.model import PlayerEvent, without_gaps
 from tests.telemetry.builders import deliveries, event, listening
 
 DAY0 = date(2023, 11, 14)

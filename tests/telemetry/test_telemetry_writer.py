@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from cdn_edge.errors import RateLimited
-from cdn_edge.telemetry_metrics import TelemetryMetrics
-from cdn_edge.telemetry_writer import BACKOFF_INITIAL_S, MAX_FOREIGN_FAILURES, TelemetryWriter
+from cdn_edge.telemetry.metrics import TelemetryMetrics
+from cdn_edge.telemetry.writer import BACKOFF_INITIAL_S, MAX_FOREIGN_FAILURES, TelemetryWriter
 from streamer.errors import StorageError
-from streamer.telemetry import TelemetryItem
+from streamer.telemetry.model import TelemetryItem
 from tests.edge.conftest import ManualClock
 from tests.telemetry.builders import event
 

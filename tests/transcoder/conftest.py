@@ -10,8 +10,8 @@ import pytest
 
 from drm import KeyRing, decrypt_segment, new_kek, unwrap_key
 from streamer.catalog import TrackRecord, version_prefix
-from streamer.local_object_store import LocalObjectStore
-from streamer.object_store import ObjectStore
+from streamer.objects.local import LocalObjectStore
+from streamer.objects.port import ObjectStore
 from streamer.settings import Settings, load_settings
 from tests.masters import make_master
 from transcoder.pipeline import IngestResult, ingest_master

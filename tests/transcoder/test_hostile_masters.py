@@ -11,7 +11,7 @@ import pytest
 
 from drm import KeyRing
 from streamer.catalog import current_record_key
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
 from streamer.settings import Settings
 from tests.masters import make_master
 from transcoder.errors import MasterRejected

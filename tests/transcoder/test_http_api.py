@@ -13,9 +13,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from drm import KeyRing
-from streamer.local_object_store import LocalObjectStore
+from streamer.jobs.sqlite import SQLiteJobStore
+from streamer.objects.local import LocalObjectStore
 from streamer.settings import Settings
-from streamer.sqlite_job_store import SQLiteJobStore
 from tests.masters import make_master
 from transcoder.http_api import (
     INGEST_AUDIENCE,

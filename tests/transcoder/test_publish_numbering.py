@@ -8,7 +8,7 @@ import pytest
 
 from drm import KeyRing, new_kek
 from streamer.catalog import Loudness, SourceInfo
-from streamer.memory_object_store import InMemoryObjectStore
+from streamer.objects.memory import InMemoryObjectStore
 from transcoder import publish
 from transcoder.errors import PublishFailed
 from transcoder.ladder import RenditionSpec

@@ -8,7 +8,7 @@ import pytest
 
 from drm import KeyRing
 from streamer.catalog import current_record_key, decode_track_record, version_record_key
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
 from streamer.settings import Settings
 from tests.masters import make_master
 from tests.transcoder.conftest import clear_segments

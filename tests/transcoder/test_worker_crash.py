@@ -14,10 +14,10 @@ import pytest
 
 from streamer.catalog import current_record_key
 from streamer.errors import ObjectNotFound
+from streamer.jobs.sqlite import SQLiteJobStore
 from streamer.keyring_file import load_or_create_keyring
-from streamer.local_object_store import LocalObjectStore
+from streamer.objects.local import LocalObjectStore
 from streamer.settings import Settings
-from streamer.sqlite_job_store import SQLiteJobStore
 from tests.masters import make_master
 from transcoder.submit import submit_master
 from transcoder.worker import IngestWorker
@@ -41,7 +41,7 @@ def test_killed_worker_leaves_nothing_and_the_job_is_retried_once(
     job = submit_master(master, store=store, jobs=jobs, track_id="crashy")
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streamer.cli", "--data-dir", str(settings.data_dir),
+        [sys.executable, "-m", "streamer_app.cli", "--data-dir", str(settings.data_dir),
          "worker", "--once", "--lease-s", str(LEASE_S)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "STREAMER_REJECT_SILENT": "true"},

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from drm import KeyRing
 from streamer.errors import StorageError
-from streamer.local_object_store import LocalObjectStore
-from streamer.object_store import ObjectInfo
+from streamer.jobs.sqlite import SQLiteJobStore
+from streamer.objects.local import LocalObjectStore
+from streamer.objects.port import ObjectInfo
 from streamer.settings import Settings
-from streamer.sqlite_job_store import SQLiteJobStore
 from tests.masters import make_master
 from transcoder.submit import submit_master
 from transcoder.worker import RETRY_AFTER_S, IngestWorker

@@ -1,0 +1,296 @@
+"""Common Media Client Data (CTA-5004, CMCD version 1): what a player says on each request.
+
+A player sends CMCD as an RFC 8941 dictionary, either in one query argument (`CMCD=...`,
+URL-encoded; hls.js's default) or spread over four headers by how often the keys change
+(hls.js with `cmcd.useHeaders`):
+
+    CMCD-Object   br d ot tb           the object requested
+    CMCD-Request  bl dl mtp nor nrr su this request
+    CMCD-Session  cid pr sf sid st v   the whole session
+    CMCD-Status   bs rtp               state that changes now and then
+
+Keys are case-sensitive; custom keys carry a hyphenated prefix ("com.example-foo"). CMCD is
+advice from the client and never decides anything, so nothing here raises: a field that does
+not parse is ignored whole (RFC 8941 section 4.2), a key that is unknown or of the wrong type
+is ignored alone, and each reason is reported for counting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Literal, get_args
+
+from cdn_edge.telemetry.structured_fields import (
+    BareItem,
+    Member,
+    StructuredFieldError,
+    Token,
+    parse_dictionary,
+    serialize_bare_item,
+    serialize_key,
+)
+
+ObjectType = Literal["m", "a", "v", "av", "i", "c", "tt", "k", "o"]
+StreamingFormat = Literal["d", "h", "s", "o"]  # DASH, HLS, Smooth, other
+StreamType = Literal["v", "l"]  # VOD, live
+CustomValue = int | float | str | bool
+
+QUERY_ARGUMENT = "CMCD"
+HEADERS = ("CMCD-Object", "CMCD-Request", "CMCD-Session", "CMCD-Status")
+MAX_FIELD_CHARS = 4096  # hls.js sends about 250; a longer field is not a player's
+MAX_STRING_CHARS = 64  # cid and sid: "MUST NOT exceed 64 characters"
+MAX_NOR_CHARS = 1024
+MAX_CUSTOM_KEYS = 16
+MAX_KBPS_OR_MS = 10**9  # a billion kbps or 11 days of buffer: anything above is garbage
+
+# Reasons a field or key was ignored, the label values of the malformed counter.
+TOO_LONG = "too_long"
+SYNTAX = "syntax"
+UNKNOWN_KEY = "unknown_key"
+BAD_VALUE = "bad_value"
+DUPLICATE_KEY = "duplicate_key"
+TOO_MANY_CUSTOM_KEYS = "too_many_custom_keys"
+REASONS = (TOO_LONG, SYNTAX, UNKNOWN_KEY, BAD_VALUE, DUPLICATE_KEY, TOO_MANY_CUSTOM_KEYS)
+
+
+@dataclass(frozen=True)
+class Cmcd:
+    """The CMCD keys of one request (CTA-5004 key definitions); None or False where absent."""
+
+    # CMCD-Object
+    br: int | None = None  # encoded bitrate of the object, kbps
+    d: int | None = None  # object duration, ms
+    ot: ObjectType | None = None  # object type: m manifest, a audio, i init, k key, ...
+    tb: int | None = None  # top bitrate the client may play, kbps
+    # CMCD-Request
+    bl: int | None = None  # buffer length, ms
+    dl: int | None = None  # deadline: buffer left when the request was made, ms
+    mtp: int | None = None  # measured throughput, kbps
+    nor: str | None = None  # next object request, relative URL
+    nrr: str | None = None  # next range request, "<start>-<end>"
+    su: bool = False  # startup: needed urgently (start, seek, recovery from a stall)
+    # CMCD-Session
+    cid: str | None = None  # content id
+    pr: float | None = None  # playback rate (1 is not sent)
+    sf: StreamingFormat | None = None
+    sid: str | None = None  # the player's session id
+    st: StreamType | None = None
+    v: int | None = None  # CMCD version (1 is not sent)
+    # CMCD-Status
+    bs: bool = False  # buffer starvation since the last request
+    rtp: int | None = None  # requested maximum throughput, kbps
+    custom: tuple[tuple[str, CustomValue], ...] = ()  # hyphenated keys, in order sent
+
+
+@dataclass(frozen=True)
+class CmcdReading:
+    """What a request's CMCD said, and why any part of it was ignored."""
+
+    cmcd: Cmcd
+    problems: tuple[str, ...] = ()  # reason codes, one per ignored field or key
+
+
+# One small reader per key type; each returns the key's value or raises ValueError.
+
+
+def _count(item: BareItem) -> int:
+    """Integer kbps or ms, at least 0."""
+    if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= MAX_KBPS_OR_MS:
+        raise ValueError("expected an integer >= 0")
+    return item
+
+
+def _version(item: BareItem) -> int:
+    value = _count(item)
+    if value < 1:
+        raise ValueError("versions start at 1")
+    return value
+
+
+def _rate(item: BareItem) -> float:
+    """Decimal playback rate, above 0."""
+    if isinstance(item, bool) or not isinstance(item, int | float) or not 0 < item <= 100:
+        raise ValueError("expected a decimal above 0")
+    return float(item)
+
+
+def _flag(item: BareItem) -> bool:
+    if not isinstance(item, bool):
+        raise ValueError("expected a key without value (true)")
+    return item
+
+
+def _id_string(item: BareItem) -> str:
+    if isinstance(item, Token) or not isinstance(item, str) or len(item) > MAX_STRING_CHARS:
+        raise ValueError(f"expected a quoted string of at most {MAX_STRING_CHARS} characters")
+    return item
+
+
+def _next_object(item: BareItem) -> str:
+    if isinstance(item, Token) or not isinstance(item, str) or not 0 < len(item) <= MAX_NOR_CHARS:
+        raise ValueError("expected a quoted relative URL")
+    return item
+
+
+_RANGE = re.compile(r"[0-9]{0,15}-[0-9]{0,15}")
+
+
+def _next_range(item: BareItem) -> str:
+    if isinstance(item, Token) or not isinstance(item, str) or not _RANGE.fullmatch(item):
+        raise ValueError('expected a quoted byte range "<start>-<end>"')
+    if item == "-":
+        raise ValueError("a byte range needs a start or an end")
+    return item
+
+
+def _token_of(allowed: tuple[str, ...]) -> Callable[[BareItem], str]:
+    def read(item: BareItem) -> str:
+        if not isinstance(item, Token) or item not in allowed:
+            raise ValueError(f"expected one of the tokens {' '.join(allowed)}")
+        return str(item)
+
+    return read
+
+
+_READERS: dict[str, Callable[[BareItem], object]] = {
+    "br": _count,
+    "d": _count,
+    "ot": _token_of(get_args(ObjectType)),
+    "tb": _count,
+    "bl": _count,
+    "dl": _count,
+    "mtp": _count,
+    "nor": _next_object,
+    "nrr": _next_range,
+    "su": _flag,
+    "cid": _id_string,
+    "pr": _rate,
+    "sf": _token_of(get_args(StreamingFormat)),
+    "sid": _id_string,
+    "st": _token_of(get_args(StreamType)),
+    "v": _version,
+    "bs": _flag,
+    "rtp": _count,
+}
+KEYS = tuple(_READERS)
+
+
+def _custom_value(item: BareItem) -> CustomValue:
+    if isinstance(item, bytes):
+        raise ValueError("byte sequences are not taken")
+    if isinstance(item, str) and len(item) > MAX_STRING_CHARS:
+        raise ValueError(f"strings are at most {MAX_STRING_CHARS} characters")
+    return str(item) if isinstance(item, str) else item
+
+
+def _members(text: str, problems: list[str]) -> list[Member]:
+    if len(text) > MAX_FIELD_CHARS:
+        problems.append(TOO_LONG)
+        return []
+    try:
+        return parse_dictionary(text)
+    except StructuredFieldError:
+        problems.append(SYNTAX)
+        return []
+
+
+def _read_fields(
+    texts: list[str],
+) -> tuple[dict[str, object], dict[str, CustomValue], list[str]]:
+    """The CTA-5004 keys and custom keys in these field values, and the problems met."""
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    custom: dict[str, CustomValue] = {}
+    for text in texts:
+        for member in _members(text, problems):
+            key, item = member.key, member.value
+            if key in values or key in custom:
+                problems.append(DUPLICATE_KEY)
+                continue
+            if isinstance(item, tuple) or member.params:
+                problems.append(BAD_VALUE)  # CMCD v1 has no inner lists or parameters
+                continue
+            reader = _READERS.get(key)
+            try:
+                if reader is not None:
+                    values[key] = reader(item)
+                elif "-" not in key:
+                    problems.append(UNKNOWN_KEY)
+                elif len(custom) >= MAX_CUSTOM_KEYS:
+                    problems.append(TOO_MANY_CUSTOM_KEYS)
+                else:
+                    custom[key] = _custom_value(item)
+            except ValueError:
+                problems.append(BAD_VALUE)
+    return values, custom, problems
+
+
+def read_cmcd_fields(texts: list[str]) -> CmcdReading:
+    """The CMCD in these field values (the query argument and headers), first value winning."""
+    values, custom, problems = _read_fields(texts)
+    cmcd = Cmcd(**values, custom=tuple(custom.items()))  # type: ignore[arg-type]
+    return CmcdReading(cmcd, tuple(problems))
+
+
+def _request_fields(query_value: str | None, headers: Mapping[str, str]) -> list[str]:
+    texts = [] if query_value is None else [query_value]
+    texts.extend(headers[name] for name in HEADERS if name in headers)
+    return texts
+
+
+def read_cmcd_keys(
+    query_value: str | None, headers: Mapping[str, str]
+) -> tuple[dict[str, CustomValue], tuple[str, ...]] | None:
+    """A request's CMCD as `cmcd_keys` gives it, and the problems met, without building a
+    `Cmcd` (the edge does this on every request); None if the request has no CMCD."""
+    texts = _request_fields(query_value, headers)
+    if not texts:
+        return None
+    values, custom, problems = _read_fields(texts)
+    keys = {k: v for k, v in values.items() if v is not None and v is not False}
+    keys.update(custom)
+    return keys, tuple(problems)  # type: ignore[return-value]
+
+
+def parse_cmcd(text: str) -> CmcdReading:
+    """One CMCD field value; never raises."""
+    return read_cmcd_fields([text])
+
+
+def read_cmcd(query_value: str | None, headers: Mapping[str, str]) -> CmcdReading | None:
+    """A request's CMCD from its `CMCD` query argument and CMCD-* headers; None if it has none."""
+    texts = _request_fields(query_value, headers)
+    if not texts:
+        return None
+    return read_cmcd_fields(texts)
+
+
+def cmcd_keys(cmcd: Cmcd) -> dict[str, CustomValue]:
+    """The keys the player sent, as plain JSON-safe values (for the session store)."""
+    out: dict[str, CustomValue] = {}
+    for f in fields(Cmcd):
+        value = getattr(cmcd, f.name)
+        if f.name == "custom":
+            out.update(value)
+        elif value is not None and value is not False:
+            out[f.name] = value
+    return out
+
+
+_TOKEN_KEYS = frozenset({"ot", "sf", "st"})
+
+
+def render_cmcd(cmcd: Cmcd) -> str:
+    """The dictionary as hls.js writes it: keys sorted, true flags bare, false flags left out."""
+    parts = []
+    for key, value in sorted(cmcd_keys(cmcd).items()):
+        serialize_key(key)
+        if value is True:
+            parts.append(key)
+        elif key in _TOKEN_KEYS:
+            parts.append(f"{key}={serialize_bare_item(Token(str(value)))}")
+        else:
+            parts.append(f"{key}={serialize_bare_item(value)}")
+    return ",".join(parts)

@@ -1,0 +1,165 @@
+"""The writer's sink over the session store: items land, then the plays and QoE they complete.
+
+Runs in the writer's thread. For the sessions a batch brings events for, it needs their events
+so far, and the deliveries of those whose events reach the play threshold, and asks the play
+policy (streamer.plays) whether they have now played; a play is written as a claim the store
+counts once per session (a session another process counted costs one refused claim here, then
+is remembered). Sessions whose batch holds an `end` event have their QoE computed
+(streamer.qoe) and exported. Any failure raises, so the writer retries the whole batch, which
+is safe: every write is idempotent and a play is counted once however often it is claimed.
+
+A session's events so far come from memory when this process wrote all of them (their player
+counters run 0..n-1 without a gap, streamer.telemetry.model.without_gaps), else from the store (one
+batch read). Players number their events, and an edge usually gets all of one session's
+events, so the store is read back for sessions split between edges or workers, sessions begun
+before this process started, and players that do not number their events. Reading every
+session back on every batch was more than a third of the writer's time (benchmarks/README.md,
+telemetry ingest).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+
+from cdn_edge.telemetry.metrics import TelemetryMetrics
+from streamer.plays import decide_play, events_show_play
+from streamer.qoe import session_qoe
+from streamer.sessions.port import SessionStore
+from streamer.telemetry.model import (
+    PlayClaim,
+    PlayerEvent,
+    TelemetryBatch,
+    TelemetryItem,
+    batch_of,
+    without_gaps,
+)
+
+REMEMBERED_SESSIONS = 100_000  # sessions known played or ended, not read back again (~10 MB)
+# Events of sessions not yet ended, kept to decide from memory (~450 bytes each, ~45 MB): about
+# 10,000 listeners' sessions. The oldest sessions are forgotten first; they are read back.
+HELD_EVENTS = 100_000
+
+
+class _RecentIds:
+    """A bounded set that forgets the oldest ids first."""
+
+    def __init__(self, limit: int) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def add(self, key: str) -> None:
+        self._ids[key] = None
+        self._ids.move_to_end(key)
+        while len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+
+
+class _HeldEvents:
+    """The events this process wrote per session, by event id, up to `limit` in all."""
+
+    def __init__(self, limit: int) -> None:
+        self._sessions: OrderedDict[str, dict[str, PlayerEvent]] = OrderedDict()
+        self._count = 0
+        self._limit = limit
+
+    def add(self, session_id: str, events: Iterable[PlayerEvent]) -> tuple[PlayerEvent, ...]:
+        """Hold `events` too; every event of the session held."""
+        held = self._sessions.pop(session_id, None) or {}
+        before = len(held)
+        for event in events:
+            held.setdefault(event.event_id, event)
+        self._sessions[session_id] = held  # now the most recent
+        self._count += len(held) - before
+        while self._count > self._limit and len(self._sessions) > 1:
+            self._count -= len(self._sessions.popitem(last=False)[1])
+        return tuple(held.values())
+
+    def forget(self, session_id: str) -> None:
+        self._count -= len(self._sessions.pop(session_id, {}))
+
+
+class SessionStoreSink:
+    """TelemetrySink writing to a SessionStore and deciding plays from what it holds."""
+
+    def __init__(
+        self, store: SessionStore, metrics: TelemetryMetrics, *, held_events: int = HELD_EVENTS
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._played = _RecentIds(REMEMBERED_SESSIONS)
+        self._ended = _RecentIds(REMEMBERED_SESSIONS)
+        self._held = _HeldEvents(held_events)
+        self._checked_held = metrics.sessions_checked.labels("held")
+        self._checked_read = metrics.sessions_checked.labels("read")
+
+    def write_batch(self, items: Sequence[TelemetryItem]) -> None:
+        batch = batch_of(items)
+        self._count_plays(self._store.write_telemetry(batch))
+        # Only a batch with a session's events can change its play decision in practice: players
+        # report progress every few seconds, and segments are delivered before they are played.
+        # Re-reading a session on every segment delivery was the edge's top cost under load
+        # (benchmarks/README.md), and sessions without events (native players) can never count.
+        arrived: dict[str, list[PlayerEvent]] = {}
+        for event in batch.events:
+            arrived.setdefault(event.session_id, []).append(event)
+        ending = {e.session_id for e in batch.events if e.type == "end"}
+
+        wanted: dict[str, str] = {}  # session id -> track id
+        events: dict[str, tuple[PlayerEvent, ...]] = {}
+        unread: list[str] = []
+        for session_id, new in arrived.items():
+            played, ended = session_id in self._played, session_id in self._ended
+            if played and ended:
+                continue
+            held = self._held.add(session_id, new)  # a played session's, for its QoE at the end
+            if played and session_id not in ending:
+                continue
+            wanted[session_id] = new[0].track_id
+            if without_gaps(held):
+                events[session_id] = held
+            else:
+                unread.append(session_id)
+        if not wanted:
+            return
+        self._checked_held.inc(len(events))
+        if unread:
+            # Batch reads, the events first: only sessions whose events reach the threshold
+            # need their deliveries. Read one by one and whole, sessions took most of the
+            # writer's time (benchmarks/README.md, telemetry ingest).
+            self._checked_read.inc(len(unread))
+            stored = self._store.events_of(unread)
+            for session_id in unread:
+                events[session_id] = self._held.add(session_id, stored[session_id])
+        candidates = [
+            session_id
+            for session_id, track_id in wanted.items()
+            if session_id not in self._played and events_show_play(track_id, events[session_id])
+        ]
+        deliveries = self._store.deliveries_of(candidates) if candidates else {}
+        claims: list[PlayClaim] = []
+        for session_id in candidates:
+            track_id = wanted[session_id]
+            claim = decide_play(session_id, track_id, events[session_id], deliveries[session_id])
+            if claim is not None:
+                claims.append(claim)
+        ended = [
+            (session_id, track_id, session_qoe(events[session_id]))
+            for session_id, track_id in wanted.items()
+            if session_id in ending and session_id not in self._ended
+        ]
+        if claims:
+            self._count_plays(self._store.write_telemetry(TelemetryBatch(plays=tuple(claims))))
+            for claim in claims:
+                self._played.add(claim.session_id)
+        for session_id, track_id, qoe in ended:
+            self._ended.add(session_id)
+            self._held.forget(session_id)
+            self._metrics.observe_session(track_id, qoe)
+
+    def _count_plays(self, counted: tuple[PlayClaim, ...]) -> None:
+        for play in counted:
+            self._metrics.plays.labels(self._metrics.track(play.track_id)).inc()

@@ -1,0 +1,272 @@
+"""SQLiteJobStore: the ingest job queue in one SQLite file, the embedded default.
+
+Safe across threads and processes: every call opens its own connection; the database runs in
+WAL mode so readers never wait for the writer; `claim` takes the write lock before it reads
+(BEGIN IMMEDIATE), so two workers can never both see a job as free and both take it.
+Datetimes are stored as fixed-width ISO 8601 UTC text, which sorts and compares as time does.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from streamer.errors import JobNotFound, StorageError
+from streamer.jobs.port import (
+    DEFAULT_MAX_ATTEMPTS,
+    IngestSpec,
+    Job,
+    decode_spec,
+    encode_spec,
+    lease_length,
+)
+
+SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration when the table changes
+BUSY_TIMEOUT_S = 10.0  # a claim holds the write lock for milliseconds; ten seconds means trouble
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS jobs (
+        seq INTEGER PRIMARY KEY,  -- insertion order: breaks ties between equal created_at
+        job_id TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,  -- IngestSpec as JSON
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'published', 'failed')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        worker_id TEXT,
+        lease_until TEXT,
+        progress_percent REAL NOT NULL DEFAULT 0,
+        speed_x_realtime REAL,
+        version TEXT,
+        error_code TEXT,
+        error_message TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created_at, seq)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_age ON jobs (created_at, seq)",
+)
+
+
+class SQLiteJobStore:
+    """The JobStore in a SQLite file shared by the submitting CLI and every worker process."""
+
+    def __init__(self, path: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.path = Path(path)
+        self.max_attempts = max_attempts
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the directory of job store {self.path}: {exc.strerror or exc}"
+            ) from exc
+        with self._connect("create its schema") as conn:
+            conn.execute("PRAGMA journal_mode=WAL")  # persistent: recorded in the file
+            with _immediate(conn):
+                found = conn.execute("PRAGMA user_version").fetchone()[0]
+                if found not in (0, SCHEMA_VERSION):
+                    raise StorageError(
+                        f"job store {self.path} has schema version {found}; "
+                        f"this server reads version {SCHEMA_VERSION}"
+                    )
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def __repr__(self) -> str:
+        return f"SQLiteJobStore({str(self.path)!r})"
+
+    def enqueue(self, spec: IngestSpec, now: datetime) -> Job:
+        job_id = uuid.uuid4().hex
+        created = _to_text(now, "now")
+        with self._connect("enqueue a job") as conn:
+            conn.execute(
+                "INSERT INTO jobs (job_id, spec, state, created_at, updated_at)"
+                " VALUES (?, ?, 'queued', ?, ?)",
+                (job_id, encode_spec(spec), created, created),
+            )
+            return _fetch(conn, job_id)
+
+    def get(self, job_id: str) -> Job:
+        with self._connect(f"read job {job_id}") as conn:
+            return _fetch(conn, job_id)
+
+    def list_jobs(self, limit: int = 100) -> list[Job]:
+        if limit < 0:
+            raise ValueError(f"limit must be at least 0, got {limit}")
+        with self._connect("list jobs") as conn:
+            rows = conn.execute(
+                "SELECT * FROM jobs ORDER BY created_at DESC, seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_job_from_row(row) for row in rows]
+
+    def claim(self, worker_id: str, now: datetime, lease_s: float) -> Job | None:
+        now_text = _to_text(now, "now")
+        lease_until = _to_text(now + lease_length(lease_s), "now")
+        with self._connect(f"claim a job for worker {worker_id}") as conn, _immediate(conn):
+            while True:
+                row = conn.execute(
+                    "SELECT * FROM jobs WHERE state = 'queued' ORDER BY created_at, seq LIMIT 1"
+                ).fetchone()
+                if row is None:
+                    row = conn.execute(
+                        "SELECT * FROM jobs WHERE state = 'running' AND lease_until < ?"
+                        " ORDER BY created_at, seq LIMIT 1",
+                        (now_text,),
+                    ).fetchone()
+                if row is None:
+                    return None
+                if row["attempts"] >= self.max_attempts:
+                    conn.execute(
+                        "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = ?,"
+                        " error_code = 'worker_lost', error_message = ? WHERE seq = ?",
+                        (now_text, self._lost_message(row), row["seq"]),
+                    )
+                    continue
+                conn.execute(
+                    "UPDATE jobs SET state = 'running', worker_id = ?, lease_until = ?,"
+                    " attempts = attempts + 1, progress_percent = 0, speed_x_realtime = NULL,"
+                    " updated_at = ? WHERE seq = ?",
+                    (worker_id, lease_until, now_text, row["seq"]),
+                )
+                return _fetch(conn, row["job_id"])
+
+    def heartbeat(
+        self,
+        job_id: str,
+        worker_id: str,
+        now: datetime,
+        lease_s: float,
+        progress_percent: float,
+        speed_x_realtime: float | None,
+    ) -> bool:
+        if not 0.0 <= progress_percent <= 100.0:
+            raise ValueError(f"progress of job {job_id} is {progress_percent}%, not 0 to 100")
+        lease_until = _to_text(now + lease_length(lease_s), "now")
+        with self._connect(f"renew the lease of job {job_id}") as conn:
+            renewed = conn.execute(
+                "UPDATE jobs SET lease_until = ?, progress_percent = ?, speed_x_realtime = ?,"
+                " updated_at = ? WHERE job_id = ? AND worker_id = ? AND state = 'running'",
+                (
+                    lease_until,
+                    progress_percent,
+                    speed_x_realtime,
+                    _to_text(now, "now"),
+                    job_id,
+                    worker_id,
+                ),
+            ).rowcount
+            if not renewed:
+                _fetch(conn, job_id)  # JobNotFound, or the job is another worker's now
+            return bool(renewed)
+
+    def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        now: datetime,
+        *,
+        version: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        if (version is None) == (error_code is None):
+            raise ValueError(
+                f"finishing job {job_id} needs either a version (published) or an error_code"
+                f" (failed); got version={version!r}, error_code={error_code!r}"
+            )
+        state, progress = ("published", 100.0) if version is not None else ("failed", None)
+        with self._connect(f"finish job {job_id}") as conn:
+            finished = conn.execute(
+                "UPDATE jobs SET state = ?, version = ?, error_code = ?, error_message = ?,"
+                " progress_percent = COALESCE(?, progress_percent), lease_until = NULL,"
+                " updated_at = ? WHERE job_id = ? AND worker_id = ? AND state = 'running'",
+                (
+                    state,
+                    version,
+                    error_code,
+                    error_message,
+                    progress,
+                    _to_text(now, "now"),
+                    job_id,
+                    worker_id,
+                ),
+            ).rowcount
+            if not finished:
+                _fetch(conn, job_id)
+            return bool(finished)
+
+    def _lost_message(self, row: sqlite3.Row) -> str:
+        return (
+            f"{row['attempts']} workers took job {row['job_id']} and stopped renewing its lease"
+            f" (the last was {row['worker_id']}); not retried beyond {self.max_attempts} attempts"
+        )
+
+    @contextmanager
+    def _connect(self, action: str) -> Iterator[sqlite3.Connection]:
+        """A fresh connection; sqlite3 errors leave as StorageError naming the file and action."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"job store {self.path} cannot {action}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            yield conn
+        except sqlite3.Error as exc:
+            raise StorageError(f"job store {self.path} cannot {action}: {exc}") from exc
+        finally:
+            conn.close()
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """A transaction that holds the write lock from its first statement."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _fetch(conn: sqlite3.Connection, job_id: str) -> Job:
+    row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise JobNotFound(job_id)
+    return _job_from_row(row)
+
+
+def _job_from_row(row: sqlite3.Row) -> Job:
+    return Job(
+        job_id=row["job_id"],
+        spec=decode_spec(row["job_id"], row["spec"]),
+        state=row["state"],
+        created_at=_from_text(row["created_at"]),
+        updated_at=_from_text(row["updated_at"]),
+        attempts=row["attempts"],
+        worker_id=row["worker_id"],
+        lease_until=None if row["lease_until"] is None else _from_text(row["lease_until"]),
+        progress_percent=row["progress_percent"],
+        speed_x_realtime=row["speed_x_realtime"],
+        version=row["version"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+    )
+
+
+def _to_text(moment: datetime, name: str) -> str:
+    """Fixed-width UTC text, so that SQL compares instants by comparing strings."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
