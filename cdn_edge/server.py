@@ -2,7 +2,7 @@
 
 With `workers > 1` the parent spawns that many processes; each opens its own listening socket
 with SO_REUSEPORT, and the kernel spreads connections across them (one aiohttp process is one
-core; see BASELINES.md). SIGTERM or SIGINT drains: readiness fails, open requests get up to
+core; see docs/baselines.md). SIGTERM or SIGINT drains: readiness fails, open requests get up to
 `SHUTDOWN_TIMEOUT_S`, then the process exits.
 """
 

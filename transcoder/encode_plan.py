@@ -1,7 +1,7 @@
 """Plan the ffmpeg processes that encode and package a ladder (pure: builds argument lists).
 
 One ffmpeg process runs its encoders one after another, so the ladder is split across
-`processes` ffmpeg runs, balanced by measured encoder cost (see ../shared/BASELINES.md: the
+`processes` ffmpeg runs, balanced by measured encoder cost (see docs/baselines.md: the
 native AAC encoder costs 2-2.5x libopus; FLAC is nearly free). Each process decodes the master
 itself: decoding FLAC runs at ~750x realtime, so a second decode costs far less than a pipe.
 The EBU R128 meter rides along in the cheaper process.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transcoder.ladder import AAC_MAX_SAMPLE_RATE, OPUS_SAMPLE_RATE, RenditionSpec
 
-# Relative CPU cost per rendition, from BASELINES.md (seconds per 3.5-minute track).
+# Relative CPU cost per rendition, from docs/baselines.md (seconds per 3.5-minute track).
 _COST = {"aac": 4.5, "opus": 2.0, "flac": 0.6}
 _AAC_COST_PER_KBPS = 0.01  # 256 kbit/s costs ~1.5x 96 kbit/s
 LOUDNESS_COST = 1.0

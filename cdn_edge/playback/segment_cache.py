@@ -1,7 +1,7 @@
 """The origin shield's memory: an LRU of object bytes, bounded by size, with single-flight.
 
 Hot segments are served from memory (per-request file responses are about 5x slower, see
-BASELINES.md). Concurrent misses on one key share one load (`SingleFlight`).
+docs/baselines.md). Concurrent misses on one key share one load (`SingleFlight`).
 """
 
 from __future__ import annotations
