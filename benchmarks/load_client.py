@@ -11,6 +11,9 @@ a pipe and are merged. Two ways to drive one endpoint:
 
 Only requests started after the warm-up and finished before the end are recorded. Paced
 listeners (see `benchmarks.paced`) run through the same process fan-out.
+
+One module on purpose (about 410 lines): the client, its URL pools and the process fan-out
+share one picklable spec and are read together.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ saved position) is sampled every 0.5 s: a shipper that keeps up has a bounded la
 Each scenario gets a store of its own (a fresh SQLite file, a fresh keyspace), so none
 replays another's lines. Scylla runs need `scripts/services up cassandra`; the keyspaces
 are created and dropped.
+
+One module on purpose (about 540 lines): a benchmark program reads top to bottom, from the
+generated log through its three scenarios to the report.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ Phases run one at a time, in alternating order from one run to the next so that 
 machine's load hits both sides of a ratio. Each phase reports throughput, latency, errors and
 bytes, and the CPU and memory of the server, the load generator and the whole machine during
 its measured window.
+
+One module on purpose (about 440 lines): the phases and the run that alternates them share
+the phase records and are read together.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@
 the first line that is anything else. `strict=False` reads what other writers produce:
 unknown tags and attributes are skipped, a repeated tag replaces the earlier one, and a
 target duration too short for its segments (ffmpeg's hls muxer writes those) is raised.
+
+One module on purpose (about 420 lines): a small reader per tag, in the order of `render`.
 """
 
 from __future__ import annotations

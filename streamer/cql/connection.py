@@ -10,6 +10,9 @@ request has a timeout; the protocol version is negotiated (v5 with Cassandra 5, 
 Statements are declared as `Cql(text, idempotent=...)` next to the code that runs them and are
 prepared once per session. Every driver error leaves this module as `StorageError` naming
 the operation; no `cassandra.*` type or exception reaches the callers of a `CqlSession`.
+
+One module on purpose (about 450 lines): it is the only one that touches the driver's types
+and exceptions, and keeping them in one file keeps them from spreading.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ the wall clock in nanoseconds, strictly increasing within a process.
 A conditional write that times out may or may not have applied (the error says so). For a
 claim, that leaves at worst a job leased to a worker that does not know it: the lease lapses
 and another worker takes the job, counting one more attempt.
+
+One module on purpose (about 470 lines): the claim, renew and finish protocol is one set of
+invariants over two tables, easier to check read together than split.
 """
 
 from __future__ import annotations
