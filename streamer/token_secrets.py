@@ -36,7 +36,7 @@ class TokenSecrets:
     """The keys; the repr never shows them."""
 
     platform_key: bytes = field(repr=False)  # the shared secret: listener and ingest JWTs (HS256)
-    playback_key: bytes = field(repr=False)  # signs session, key and segment tokens
+    playback_key: bytes = field(repr=False)  # signs session tokens (every playback URL)
 
 
 def derive_secrets(master: bytes) -> TokenSecrets:
