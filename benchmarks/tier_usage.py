@@ -4,6 +4,7 @@ behind: read from /proc and from the shipper's position file."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.procstat import cpu_ticks
@@ -35,11 +36,19 @@ def process_class(cmdline: str, comm: str) -> str:
     return "supervisor"
 
 
-def server_ticks(server: ServerProcess) -> dict[str, int]:
-    """utime + stime per part of the tier; a worker counts with the process that started it."""
-    pids = server.pids()
+@dataclass(frozen=True)
+class TierProcess:
+    pid: int
+    part: str  # process_class of the process, or of the nearest ancestor that has one
+    cmdline: str
+    comm: str
+
+
+def tier_processes(root: int, pids: list[int]) -> list[TierProcess]:
+    """The processes `pids` of the tree below `root` (`streamer serve`), each with its part;
+    a worker belongs to the process that started it."""
     parent: dict[int, int] = {}
-    own: dict[int, str] = {}
+    own: dict[int, tuple[str, str, str]] = {}
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is None:
@@ -50,14 +59,22 @@ def server_ticks(server: ServerProcess) -> dict[str, int]:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
-        own[pid] = process_class(cmdline, comm)
-    totals: dict[str, int] = {}
-    for pid in own:
-        name, up = own[pid], pid
-        while name == "supervisor" and up != server.pid and parent.get(up) in own:
+        own[pid] = (process_class(cmdline, comm), cmdline, comm)
+    found = []
+    for pid, (name, cmdline, comm) in own.items():
+        up = pid
+        while name == "supervisor" and up != root and parent.get(up) in own:
             up = parent[up]
-            name = own[up]
-        totals[name] = totals.get(name, 0) + (cpu_ticks(pid) or 0)
+            name = own[up][0]
+        found.append(TierProcess(pid, name, cmdline, comm))
+    return found
+
+
+def server_ticks(server: ServerProcess) -> dict[str, int]:
+    """utime + stime per part of the tier; a worker counts with the process that started it."""
+    totals: dict[str, int] = {}
+    for process in tier_processes(server.pid, server.pids()):
+        totals[process.part] = totals.get(process.part, 0) + (cpu_ticks(process.pid) or 0)
     return totals
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -29,7 +30,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.edge_setup import (
+    DEFAULT_TRACK_ID,
     DEFAULT_TRACK_S,
     Track,
     describe_track,
@@ -51,7 +54,13 @@ from benchmarks.servers import ServerProcess
 from benchmarks.tier_usage import catch_up_s, server_ticks, shipper_lag_bytes
 from benchmarks.vegeta_attack import encoded_results, start_attack, wait_attacks
 from benchmarks.vegeta_install import VegetaUnavailable, ensure_vegeta
-from benchmarks.vegeta_results import P99_TARGET_MS, PacedTally, held_listeners, parse_hit
+from benchmarks.vegeta_results import (
+    P99_TARGET_MS,
+    WINDOW_S,
+    PacedTally,
+    held_listeners,
+    parse_hit,
+)
 from benchmarks.vegeta_targets import (
     Listener,
     heartbeat_targets,
@@ -135,16 +144,24 @@ def _write_lines(path: Path, lines: Iterable[str]) -> int:
 
 # The run.
 
+Watch = Callable[[ServerProcess, Path, str], AbstractContextManager[object]]
+"""Entered (with the server, its data directory and base URL) just before the attacks start,
+left once they have ended: how the soak samples the server while the load runs."""
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.vegeta_paced", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--listeners", type=int, default=20_000)
-    parser.add_argument("--duration", type=float, default=180.0, help="paced phase, seconds")
-    parser.add_argument("--workers", type=int, default=1, help="edge and nginx workers")
+
+def _no_watch(
+    server: ServerProcess, data_dir: Path, base_url: str
+) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
+def add_paced_options(
+    parser: argparse.ArgumentParser, listeners: int = 20_000, workers: int = 1
+) -> None:
+    """The options of a paced vegeta run that `run` reads, but its length and report."""
+    parser.add_argument("--listeners", type=int, default=listeners)
+    parser.add_argument("--workers", type=int, default=workers, help="edge and nginx workers")
     parser.add_argument("--data-dir", type=Path, help="kept and reused (default: temporary)")
-    parser.add_argument("--track-seconds", type=float, default=DEFAULT_TRACK_S)
     parser.add_argument("--rendition", default="aac_160")
     parser.add_argument("--no-events", action="store_true", help="no heartbeat attack")
     parser.add_argument("--no-cmcd", action="store_true", help="no CMCD query arguments")
@@ -152,6 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--connections", type=int, default=1000, help="paced attack's most connections"
     )
     parser.add_argument("--event-connections", type=int, default=200)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.vegeta_paced", description=__doc__.splitlines()[0]
+    )
+    add_paced_options(parser)
+    parser.add_argument("--duration", type=float, default=180.0, help="paced phase, seconds")
+    parser.add_argument("--track-seconds", type=float, default=DEFAULT_TRACK_S)
     parser.add_argument("--out", type=Path, help="directory for vegeta_paced.json")
     args = parser.parse_args(argv)
     try:
@@ -159,17 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VegetaUnavailable as exc:
         print(exc, file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="vegeta-paced-") as scratch:
-        work = Path(scratch)
-        data_dir = args.data_dir or work / "data"
-        track = prepare_track(data_dir, seconds=args.track_seconds)
-        server, base_url = start_edge(data_dir, args.workers, work / "edge.log")
-        try:
-            result, recorded = run(args, vegeta, work, data_dir, track, server, base_url)
-        finally:
-            server.stop()
-        result["track"] = describe_track(track)
-        result.update(read_results(vegeta, recorded, args.listeners))
+    result = measure(args, vegeta)
     command = " ".join(sys.argv[1:] if argv is None else argv)
     result = {"command": f"python -m benchmarks.vegeta_paced {command}", **result}
     print_report(result)
@@ -177,6 +193,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "vegeta_paced.json").write_text(json.dumps(result, indent=1) + "\n")
     return 0
+
+
+def measure(
+    args: argparse.Namespace,
+    vegeta: Path,
+    track_id: str = DEFAULT_TRACK_ID,
+    watch: Watch = _no_watch,
+    window_s: int = WINDOW_S,
+) -> dict[str, Any]:
+    """The whole paced run of `args` (`add_paced_options`, `duration`, `track_seconds`): the
+    track, the server, the attacks with `watch` around them, and their results per endpoint
+    and per window of `window_s`."""
+    with tempfile.TemporaryDirectory(prefix="vegeta-paced-") as scratch:
+        work = Path(scratch)
+        data_dir = args.data_dir or work / "data"
+        track = prepare_track(data_dir, track_id, seconds=args.track_seconds)
+        server, base_url = start_edge(data_dir, args.workers, work / "edge.log")
+        try:
+            result, recorded = run(args, vegeta, work, data_dir, track, server, base_url, watch)
+        finally:
+            server.stop()
+        result["track"] = describe_track(track)
+        result.update(read_results(vegeta, recorded, args.listeners, window_s))
+    return result
 
 
 def run(
@@ -187,6 +227,7 @@ def run(
     track: Track,
     server: ServerProcess,
     base_url: str,
+    watch: Watch = _no_watch,
 ) -> tuple[dict[str, Any], Recorded]:
     n = args.listeners
     print(f"opening {n:,} sessions ...", file=sys.stderr, flush=True)
@@ -236,7 +277,8 @@ def run(
     def progress() -> None:
         print(f"  {time.monotonic() - started:.0f} / {phase_s:.0f} s", file=sys.stderr, flush=True)
 
-    interrupted = wait_attacks(attacks, started + phase_s + ATTACK_GRACE_S, progress)
+    with watch(server, data_dir, base_url):  # the attacks have just started
+        interrupted = wait_attacks(attacks, started + phase_s + ATTACK_GRACE_S, progress)
     elapsed = time.monotonic() - started
     ticks_after = server_ticks(server)
     machine_s = (machine_busy_ticks() - machine_before) / TICKS_PER_S
@@ -275,8 +317,10 @@ def run(
     }, Recorded(started_wall, phase_s, intervals, [a.results for a in attacks])
 
 
-def read_results(vegeta: Path, recorded: Recorded, listeners: int) -> dict[str, Any]:
-    tally = PacedTally(recorded.started_wall_s, recorded.phase_s, recorded.intervals_s)
+def read_results(
+    vegeta: Path, recorded: Recorded, listeners: int, window_s: int = WINDOW_S
+) -> dict[str, Any]:
+    tally = PacedTally(recorded.started_wall_s, recorded.phase_s, recorded.intervals_s, window_s)
     for path in recorded.files:
         tally.add_all(parse_hit(line) for line in encoded_results(vegeta, path))
     windows = tally.window_rows(P99_TARGET_MS)

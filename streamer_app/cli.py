@@ -19,7 +19,7 @@ from streamer.errors import StreamerError
 from streamer.settings import Settings, load_settings
 
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
-BENCHMARKS = ("listeners", "logship", "telemetry", "transcode", "vegeta_paced", "wrk_check")
+BENCHMARKS = ("listeners", "logship", "soak", "telemetry", "transcode", "vegeta_paced", "wrk_check")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -1,0 +1,218 @@
+"""What the soak samples while its load runs: every server process's RSS and open files, and the
+server's files on disk that must not grow (the telemetry spool, nginx's caches) or may (stores).
+
+One sample reads /proc for each process of the `streamer serve` tree (`tier_usage`: its part
+and role, e.g. "edge worker 2"), sizes a few directories, and reads the shipper's lag. A
+`SoakSampler` takes one when the load starts, then every `interval_s` in a thread, and a last
+one when the load ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.edge_setup import scrape_telemetry
+from benchmarks.procstat import cpu_ticks, machine_busy_ticks, rss_bytes
+from benchmarks.servers import ServerProcess
+from benchmarks.tier_usage import process_class, shipper_lag_bytes, tier_processes
+from cdn_edge.nginx_tier.from_settings import tier_config
+from streamer.settings import load_settings
+from streamer.telemetry.spool import SPOOL_DIR
+
+_NGINX_ROLE = re.compile(r"^nginx: (.+?) process")
+STORE_SUFFIX = ".sqlite3"  # the embedded stores under the data directory (sessions, jobs)
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    label: str  # part and role, numbered when several share it: "edge worker 2"
+    part: str  # nginx, edge, logship, supervisor (tier_usage.process_class)
+    pid: int
+    rss_bytes: int
+    open_fds: int | None  # None when /proc/<pid>/fd could not be read
+    cpu_ticks: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_s: float  # since the load started
+    wall_s: float  # Unix time
+    processes: tuple[ProcessSample, ...]
+    spool_bytes: int
+    nginx_cache_bytes: int
+    shipper_lag_bytes: int
+    stores_bytes: dict[str, int]  # grow by design: reported, not judged
+    machine_busy_ticks: int
+    telemetry_dropped: float | None  # the edge's dropped telemetry items so far; None: no answer
+
+
+def role_of(part: str, cmdline: str, comm: str) -> str:
+    """A process's role within its part: "nginx worker", "edge worker", "logship"."""
+    if comm == "nginx":
+        match = _NGINX_ROLE.match(cmdline)
+        return f"nginx {match.group(1)}" if match else "nginx"
+    if process_class(cmdline, comm) == part:  # the part's own process, not one it started
+        return part
+    if "multiprocessing.spawn" in cmdline:
+        return f"{part} worker"
+    if "multiprocessing.resource_tracker" in cmdline:
+        return f"{part} resource tracker"
+    return f"{part} child"
+
+
+def open_fds(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def sample_tree(root: int, pids: list[int]) -> tuple[ProcessSample, ...]:
+    """Every process of the tree below `root` (`pids`, root included), labelled; processes
+    sharing a role are numbered in pid order."""
+    by_role: dict[str, list[int]] = {}
+    part_of: dict[int, str] = {}
+    for process in tier_processes(root, pids):
+        role = role_of(process.part, process.cmdline, process.comm)
+        by_role.setdefault(role, []).append(process.pid)
+        part_of[process.pid] = process.part
+    samples = []
+    for role, members in sorted(by_role.items()):
+        members.sort()
+        for n, pid in enumerate(members, 1):
+            label = f"{role} {n}" if len(members) > 1 else role
+            fds = open_fds(pid)
+            ticks = cpu_ticks(pid)
+            if ticks is None:  # gone since it was listed
+                continue
+            samples.append(ProcessSample(label, part_of[pid], pid, rss_bytes(pid), fds, ticks))
+    return tuple(samples)
+
+
+def tree_bytes(path: Path, skip: Path | None = None) -> int:
+    """Bytes of the regular files below `path` (0 if it is not there), `skip`'s excepted."""
+    total = 0
+    for folder, dirs, files in os.walk(path):
+        if skip is not None:
+            dirs[:] = [d for d in dirs if Path(folder, d) != skip]
+        for name in files:
+            with contextlib.suppress(OSError):  # replayed and deleted while we walked
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+@dataclass(frozen=True)
+class DiskPaths:
+    """Where the server's data directory keeps what the soak sizes."""
+
+    data_dir: Path
+    spool: Path
+    nginx_prefix: Path  # caches, temp files and config: all but its logs
+    nginx_logs: Path
+    access_logs: tuple[Path, ...]
+
+    @classmethod
+    def of(cls, data_dir: Path) -> DiskPaths:
+        config = tier_config(load_settings(environ={}, data_dir=data_dir), "127.0.0.1:1")
+        return cls(
+            data_dir=data_dir,
+            spool=data_dir / SPOOL_DIR,
+            nginx_prefix=config.prefix,
+            nginx_logs=config.access_log.parent,
+            access_logs=config.access_logs,
+        )
+
+    def stores(self) -> dict[str, int]:
+        """Each embedded store (its -wal and -shm counted with it) and nginx's access log."""
+        sizes: dict[str, int] = {}
+        for path in sorted(self.data_dir.glob(f"*{STORE_SUFFIX}*")):
+            name = path.name.split(STORE_SUFFIX)[0] + STORE_SUFFIX
+            sizes[name] = sizes.get(name, 0) + _size(path)
+        sizes["nginx access log"] = sum(_size(p) for p in self.access_logs)
+        return sizes
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def take_sample(
+    root: int, pids: list[int], paths: DiskPaths, t_s: float, base_url: str | None
+) -> Sample:
+    dropped = None
+    if base_url is not None:
+        # A busy edge that does not answer in time is a gap, not a failure.
+        with contextlib.suppress(OSError):
+            dropped = scrape_telemetry(base_url)["dropped"]
+    return Sample(
+        t_s=t_s,
+        wall_s=time.time(),
+        processes=sample_tree(root, pids),
+        spool_bytes=tree_bytes(paths.spool),
+        nginx_cache_bytes=tree_bytes(paths.nginx_prefix, skip=paths.nginx_logs),
+        shipper_lag_bytes=shipper_lag_bytes(paths.data_dir),
+        stores_bytes=paths.stores(),
+        machine_busy_ticks=machine_busy_ticks(),
+        telemetry_dropped=dropped,
+    )
+
+
+@dataclass
+class SoakSampler:
+    """Samples the server every `interval_s` while `watching` it (vegeta_paced's `Watch`)."""
+
+    interval_s: float
+    samples: list[Sample] = field(default_factory=list)
+
+    @contextmanager
+    def watching(self, server: ServerProcess, data_dir: Path, base_url: str) -> Iterator[None]:
+        paths = DiskPaths.of(data_dir)
+        started = time.monotonic()
+        stop = threading.Event()
+
+        def sample() -> None:
+            t_s = time.monotonic() - started
+            self.samples.append(take_sample(server.pid, server.pids(), paths, t_s, base_url))
+            print_sample(self.samples[-1])
+
+        def loop() -> None:
+            k = 1
+            while not stop.wait(max(0.0, started + k * self.interval_s - time.monotonic())):
+                sample()
+                k += 1
+
+        sample()
+        thread = threading.Thread(target=loop, name="soak-sampler", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=60.0)
+            # The load's end, unless a sample was just taken.
+            if time.monotonic() - started - self.samples[-1].t_s > self.interval_s / 2:
+                sample()
+
+
+def print_sample(sample: Sample) -> None:
+    rss = sum(p.rss_bytes for p in sample.processes)
+    fds = sum(p.open_fds or 0 for p in sample.processes)
+    print(
+        f"  soak {sample.t_s:6.0f} s: {len(sample.processes)} processes, RSS {rss / 2**20:,.0f} "
+        f"MiB, {fds} open files; spool {sample.spool_bytes:,} B, nginx cache "
+        f"{sample.nginx_cache_bytes:,} B, shipper {sample.shipper_lag_bytes:,} B behind",
+        file=sys.stderr,
+        flush=True,
+    )
