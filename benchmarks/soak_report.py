@@ -29,6 +29,9 @@ NGINX_CACHE_FLOOR = 1 * MIB  # playlists, a few KB each; temp files of requests 
 SHIPPER_LAG_FLOOR = 8 * MIB
 
 SPOOL, NGINX_CACHE, SHIPPER_LAG = "telemetry spool", "nginx cache", "shipper lag"
+STORE = "store "  # the name of a store's series: "store sessions.sqlite3-wal"
+# nginx starts its cache loader once, and it exits when it has read the cache's index.
+EXITS_BY_DESIGN = ("nginx cache loader",)
 
 
 def _labels(samples: Sequence[Sample]) -> list[str]:
@@ -53,8 +56,9 @@ def series_of(samples: Sequence[Sample]) -> list[Series]:
             (s.t_s, float(p.open_fds) if p and p.open_fds is not None else None)
             for s, p in zip(samples, found, strict=True)
         )
-        out.append(Series(f"RSS {label}", "bytes", rss, RSS_FLOOR, pids))
-        out.append(Series(f"open files {label}", "files", fds, OPEN_FILES_FLOOR, pids))
+        judged = label not in EXITS_BY_DESIGN
+        out.append(Series(f"RSS {label}", "bytes", rss, RSS_FLOOR, pids, judged))
+        out.append(Series(f"open files {label}", "files", fds, OPEN_FILES_FLOOR, pids, judged))
     for name, floor, attribute in (
         (SPOOL, SPOOL_FLOOR, "spool_bytes"),
         (NGINX_CACHE, NGINX_CACHE_FLOOR, "nginx_cache_bytes"),
@@ -65,7 +69,7 @@ def series_of(samples: Sequence[Sample]) -> list[Series]:
     stores = sorted({name for s in samples for name in s.stores_bytes})
     for name in stores:
         store = tuple((s.t_s, _maybe(s.stores_bytes.get(name))) for s in samples)
-        out.append(Series(name, "bytes", store, judged=False))
+        out.append(Series(f"{STORE}{name}", "bytes", store, judged=False))
     return out
 
 
@@ -246,6 +250,7 @@ PLOTS = (  # file stem, series name prefix, y label
     ("spool", SPOOL, "bytes (MiB)"),
     ("nginx_cache", NGINX_CACHE, "bytes (MiB)"),
     ("shipper_lag", SHIPPER_LAG, "bytes behind (MiB)"),
+    ("stores", STORE, "bytes (MiB)"),
 )
 
 
@@ -271,7 +276,6 @@ def write_plots(
         (stem, ylabel, [s for s in series if s.name.startswith(prefix)])
         for stem, prefix, ylabel in PLOTS
     ]
-    groups.append(("stores", "bytes (MiB)", [s for s in series if not s.judged]))
     for stem, ylabel, members in groups:
         if not members:
             continue

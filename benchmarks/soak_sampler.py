@@ -132,11 +132,9 @@ class DiskPaths:
         )
 
     def stores(self) -> dict[str, int]:
-        """Each embedded store (its -wal and -shm counted with it) and nginx's access log."""
-        sizes: dict[str, int] = {}
-        for path in sorted(self.data_dir.glob(f"*{STORE_SUFFIX}*")):
-            name = path.name.split(STORE_SUFFIX)[0] + STORE_SUFFIX
-            sizes[name] = sizes.get(name, 0) + _size(path)
+        """Each embedded store's files (the database, its -wal and -shm) and nginx's access
+        log."""
+        sizes = {p.name: _size(p) for p in sorted(self.data_dir.glob(f"*{STORE_SUFFIX}*"))}
         sizes["nginx access log"] = sum(_size(p) for p in self.access_logs)
         return sizes
 

@@ -31,7 +31,8 @@ def process_class(cmdline: str, comm: str) -> str:
         return "nginx"
     if " logship " in f" {cmdline} ":
         return "logship"
-    if "--segments" in cmdline:  # the supervisor starts the edge with `--segments python`
+    # The supervisor starts the edge with `--segments python`; its own may say `auto`.
+    if "--segments python" in cmdline:
         return "edge"
     return "supervisor"
 

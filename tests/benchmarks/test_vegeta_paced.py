@@ -27,6 +27,11 @@ from benchmarks.vegeta_paced import main
             "edge",
         ),
         ("python -m streamer_app.cli --data-dir d serve --host 127.0.0.1", "python", "supervisor"),
+        (
+            "python -m streamer_app.cli --data-dir d serve --port 1 --segments auto",
+            "python",
+            "supervisor",
+        ),
     ],
 )
 def test_process_class(cmdline: str, comm: str, name: str) -> None:
