@@ -285,15 +285,18 @@ def write_plots(
         for ax, s in zip(axes.flat, members, strict=False):  # the grid may have spare cells
             scale = MIB if s.unit == "bytes" else 1
             xs = [t / 60 for t, v in s.points if v is not None]
-            ax.plot(xs, [v / scale for _, v in s.points if v is not None], marker=".")
+            ys = [v / scale for _, v in s.points if v is not None]
+            ax.plot(xs, ys, marker=".")
+            top = max(ys, default=0.0)
             verdict = by_name.get(s.name)
             if verdict is not None and verdict.limit is not None:
                 ax.axhline(verdict.limit / scale, color="red", linestyle=":", label="limit")
+                top = max(top, verdict.limit / scale)
             ax.axvline(warmup_s / 60, color="grey", linestyle="--", label="warm-up end")
             title = s.name + (f": {verdict.result}" if verdict is not None else "")
             ax.set_title(title, fontsize="small")
             ax.set_ylabel(ylabel, fontsize="small")
-            ax.set_ylim(bottom=0)
+            ax.set_ylim(0, top * 1.08 or 1.0)  # the limit in view; an all-zero series too
             ax.grid(True, alpha=0.3)
         for ax in list(axes.flat)[len(members) :]:
             ax.set_visible(False)
