@@ -11,19 +11,21 @@ default 6,000 listeners with 2 edge workers is half of the 12,000 the tier held 
 on the 2-core benchmark machine (benchmarks/README.md, "Delivery tier").
 
 Every `--sample-s` (60) seconds, from the process tree of `streamer serve`: RSS and open file
-descriptors of every process (supervisor, nginx master and workers, edge and its workers,
-shipper); the telemetry spool's bytes on disk (`<data>/spool/`), nginx's caches (everything
-under `<data>/nginx/` but its logs), the shipper's lag behind the access log, and the stores'
-sizes (SQLite files with their WAL, the access log). From vegeta's results, per window of the
-same length: the segment p99, segments and errors.
+descriptors, sockets apart, of every process (supervisor, nginx master and workers, edge and
+its workers, shipper); the telemetry spool's bytes on disk (`<data>/spool/`), nginx's caches
+(everything under `<data>/nginx/` but its logs), the shipper's lag behind the access log, and
+the stores' sizes (each SQLite file, WAL apart; the access log). From vegeta's results, per
+window of the same length: the segment p99, segments and errors.
 
-Judged after `--warmup-s` (300) seconds (benchmarks.soak_judge): each RSS, open files, spool,
-nginx cache and shipper lag series is flat when no sample after its first post-warm-up value
-v0 exceeds v0 + max(10 % of v0, floor), its process being the same one throughout (floors,
-the noise of each quantity, in benchmarks.soak_report: 1 MiB for RSS, spool and cache, 10
-open files, 8 MiB of shipper lag); segment p99 is judged against the 100 ms target instead
-of its start (every window from the warm-up on: p99 < 100 ms, no error). Stores grow by
-design: reported, not judged.
+Judged after `--warmup-s` (300) seconds (benchmarks.soak_judge): each RSS, open files (not
+sockets), spool, nginx cache and shipper lag series is flat when no sample after its first
+post-warm-up value v0 exceeds v0 + max(10 % of v0, floor), its process being the same one
+throughout (floors, the noise of each quantity, in benchmarks.soak_report: 1 MiB for RSS,
+spool and cache, 10 open files, 8 MiB of shipper lag); segment p99 is judged against the
+100 ms target instead of its start (every window from the warm-up on: p99 < 100 ms, no error,
+some segments). Reported, not judged: the stores, which grow by design, and sockets, which
+follow the load generator's connections (vegeta keeps every connection it opens, up to
+`--connections`), not the server's age.
 
 Writes soak.json, soak.md (a table per sample) and a PNG per quantity (matplotlib, from the
 `bench` extra) to `--out`. `--check` exits 1 when anything judged is not flat.

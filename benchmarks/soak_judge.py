@@ -1,8 +1,8 @@
 """Whether a soak's series stayed flat after its warm-up: pure, over numbers already sampled.
 
-The rule for a growth series (RSS or open files of one process, the telemetry spool, nginx's
-caches, the shipper's lag), with v0 its first sample at or after the warm-up and v1..vn the
-samples after it:
+The rule for a growth series (RSS or open files but sockets of one process, the telemetry
+spool, nginx's caches, the shipper's lag), with v0 its first sample at or after the warm-up
+and v1..vn the samples after it:
 
     limit = v0 + max(GROWTH_LIMIT * v0, floor)        GROWTH_LIMIT = 10 %
     flat  = every vi <= limit, and the process is the same one throughout (same pid, present)

@@ -38,7 +38,8 @@ class ProcessSample:
     part: str  # nginx, edge, logship, supervisor (tier_usage.process_class)
     pid: int
     rss_bytes: int
-    open_fds: int | None  # None when /proc/<pid>/fd could not be read
+    open_fds: int | None  # every descriptor; None when /proc/<pid>/fd could not be read
+    sockets: int | None  # of them, sockets
     cpu_ticks: int
 
 
@@ -69,11 +70,18 @@ def role_of(part: str, cmdline: str, comm: str) -> str:
     return f"{part} child"
 
 
-def open_fds(pid: int) -> int | None:
+def open_fds(pid: int) -> tuple[int, int] | None:
+    """Open descriptors of `pid`, and how many of them are sockets; None if unreadable."""
+    folder = f"/proc/{pid}/fd"
     try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
+        names = os.listdir(folder)
     except OSError:
         return None
+    sockets = 0
+    for name in names:
+        with contextlib.suppress(OSError):  # closed since it was listed
+            sockets += os.readlink(f"{folder}/{name}").startswith("socket:")
+    return len(names), sockets
 
 
 def sample_tree(root: int, pids: list[int]) -> tuple[ProcessSample, ...]:
@@ -94,7 +102,9 @@ def sample_tree(root: int, pids: list[int]) -> tuple[ProcessSample, ...]:
             ticks = cpu_ticks(pid)
             if ticks is None:  # gone since it was listed
                 continue
-            samples.append(ProcessSample(label, part_of[pid], pid, rss_bytes(pid), fds, ticks))
+            total, sockets = fds if fds is not None else (None, None)
+            rss = rss_bytes(pid)
+            samples.append(ProcessSample(label, part_of[pid], pid, rss, total, sockets, ticks))
     return tuple(samples)
 
 
@@ -207,10 +217,12 @@ class SoakSampler:
 def print_sample(sample: Sample) -> None:
     rss = sum(p.rss_bytes for p in sample.processes)
     fds = sum(p.open_fds or 0 for p in sample.processes)
+    sockets = sum(p.sockets or 0 for p in sample.processes)
     print(
         f"  soak {sample.t_s:6.0f} s: {len(sample.processes)} processes, RSS {rss / 2**20:,.0f} "
-        f"MiB, {fds} open files; spool {sample.spool_bytes:,} B, nginx cache "
-        f"{sample.nginx_cache_bytes:,} B, shipper {sample.shipper_lag_bytes:,} B behind",
+        f"MiB, {fds - sockets} open files and {sockets} sockets; spool {sample.spool_bytes:,} B, "
+        f"nginx cache {sample.nginx_cache_bytes:,} B, shipper {sample.shipper_lag_bytes:,} B "
+        "behind",
         file=sys.stderr,
         flush=True,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -119,10 +120,11 @@ def test_roles_within_the_parts_of_the_tier() -> None:
     )
 
 
-def test_open_fds_counts_this_process_descriptors() -> None:
+def test_open_fds_counts_this_process_descriptors_and_its_sockets() -> None:
     before = open_fds(os.getpid())
-    with open(__file__) as _f1, open(__file__) as _f2:
-        assert open_fds(os.getpid()) == before + 2  # type: ignore[operator]
+    assert before is not None
+    with open(__file__) as _f, socket.socket() as _s1, socket.socket() as _s2:
+        assert open_fds(os.getpid()) == (before[0] + 3, before[1] + 2)
     assert open_fds(2**22 + 1) is None  # above pid_max: no such process
 
 
@@ -150,6 +152,7 @@ def test_sample_tree_reads_every_process_of_a_tree_below_its_root(tmp_path: Path
         root, kid = by_pid[child.pid], by_pid[pids[1]]
         assert root.open_fds == len(os.listdir(f"/proc/{child.pid}/fd"))
         assert root.open_fds >= 3 + 4 and kid.open_fds >= 3  # type: ignore[operator]
+        assert root.sockets == kid.sockets == 0
         assert all(s.rss_bytes > 1 * MIB and s.cpu_ticks >= 0 for s in samples)
     finally:
         for pid in reversed(descendants(child.pid)):
@@ -189,8 +192,10 @@ def test_disk_sizes_of_a_data_directory(tmp_path: Path) -> None:
 
 
 def _sample(t_s: float, edge_rss_mib: float, edge_pid: int = 20, spool: int = 0) -> Sample:
-    edge = ProcessSample("edge worker 1", "edge", edge_pid, int(edge_rss_mib * MIB), 40, int(t_s))
-    nginx = ProcessSample("nginx worker", "nginx", 30, 8 * MIB, 12, int(t_s / 2))
+    edge = ProcessSample(
+        "edge worker 1", "edge", edge_pid, int(edge_rss_mib * MIB), 40, 25, int(t_s)
+    )
+    nginx = ProcessSample("nginx worker", "nginx", 30, 8 * MIB, 12 + int(t_s), 2 + int(t_s), 0)
     return Sample(
         t_s=t_s,
         wall_s=1_800_000_000 + t_s,
@@ -209,12 +214,15 @@ def test_report_rows_verdicts_and_markdown(tmp_path: Path) -> None:
     windows = [_window(0, 3), _window(60, 4), _window(120, 150)]
     series = series_of(samples)
     names = [s.name for s in series]
-    assert names[:4] == [
+    assert names[:6] == [
         "RSS edge worker 1",
         "open files edge worker 1",
+        "sockets edge worker 1",
         "RSS nginx worker",
         "open files nginx worker",
+        "sockets nginx worker",
     ]
+    assert [v for _, v in series[4].points] == [10, 10, 10, 10]  # but sockets
     assert "store sessions.sqlite3" in names
     verdicts = judge_all(series, windows, warmup_s=60, target_ms=100)
     by_name = {v.series: v for v in verdicts}
@@ -222,6 +230,7 @@ def test_report_rows_verdicts_and_markdown(tmp_path: Path) -> None:
     assert by_name["open files nginx worker"].ok is True
     assert by_name["segment p99 per window"].ok is False
     assert "store sessions.sqlite3" not in by_name  # reported, not judged
+    assert "sockets nginx worker" not in by_name  # the load generator's connections
 
     assert window_at(windows, 0, 60) is None and window_at(windows, 120, 60) == windows[1]
     rows = rows_of(samples, windows, 60)
@@ -256,14 +265,14 @@ def test_report_rows_verdicts_and_markdown(tmp_path: Path) -> None:
     row = "| RSS edge worker 1 | 120.00 MiB | 140.00 MiB (180) | 132.00 MiB | FAIL | grew +16.7%"
     assert row in text
     assert "| 120 | 100 | 4.0 | 0 | 0.0 | 0.0 | 0.0 | 0.1 | 0.1 |" in text
-    assert "| 180 | 140.0 / 40 | 8.0 / 12 |" in text
+    assert "| 180 | 140.0 / 15 / 25 | 8.0 / 10 / 182 |" in text
 
     pytest.importorskip("matplotlib")
     plots = write_plots(series, verdicts, windows, 60, tmp_path)
     assert plots is not None
     assert sorted(p.name for p in plots) == [
         "nginx_cache.png", "open_files.png", "rss.png", "segment_p99.png", "shipper_lag.png",
-        "spool.png", "stores.png",
+        "sockets.png", "spool.png", "stores.png",
     ]  # fmt: skip
     assert all(p.stat().st_size > 1000 for p in plots)
 
@@ -306,7 +315,9 @@ def test_one_minute_soak_of_200_listeners_samples_every_process_and_stays_flat(
             "nginx worker 1", "nginx worker 2"} <= labels  # fmt: skip
     for row in rows[1:]:
         assert row["errors"] == 0 and 0 < row["segment_p99_ms"] < 100
-        assert all(p["rss_bytes"] > 0 and p["open_fds"] > 0 for p in row["processes"].values())
+        for p in row["processes"].values():
+            assert p["rss_bytes"] > 0 and p["open_fds"] > p["sockets"] >= 0
+        assert row["processes"]["nginx worker 1"]["sockets"] > 0
     assert rows[-1]["stores_bytes"]["sessions.sqlite3"] > 0
     assert (
         rows[-1]["stores_bytes"]["nginx access log"] > rows[1]["stores_bytes"]["nginx access log"]
