@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paced = measure(args, vegeta, track_id, sampler.watching, args.sample_s)
     windows = paced.pop("windows")
     series = series_of(sampler.samples)
-    verdicts = judge_all(series, windows, args.warmup_s, P99_TARGET_MS)
+    verdicts = judge_all(series, windows, args.sample_s, args.warmup_s, P99_TARGET_MS)
     flat = overall(verdicts)
     doc: dict[str, Any] = {
         "command": f"python -m benchmarks.soak {command}".strip(),

@@ -89,8 +89,11 @@ def _growth(v0: float, v: float) -> str:
     return f"{(v - v0) / v0:+.1%}" if v0 else f"from 0 to {v:,.0f}"
 
 
-def judge_latency(windows: Sequence[dict[str, Any]], warmup_s: float, target_ms: float) -> Verdict:
-    """Every window from the warm-up on: segment p99 < target, no error, some segments."""
+def judge_latency(
+    windows: Sequence[dict[str, Any]], window_s: float, warmup_s: float, target_ms: float
+) -> Verdict:
+    """Every window from the warm-up on: segment p99 < target, no error, some segments. Times
+    are the windows' ends, as the samples beside them."""
     after = [w for w in windows if w["from_s"] >= warmup_s]
     name = "segment p99 per window"
     if not after:
@@ -101,8 +104,8 @@ def judge_latency(windows: Sequence[dict[str, Any]], warmup_s: float, target_ms:
     note = ""
     if failed:
         note = (
-            f"{len(failed)} of {len(after)} windows failed, the first from {failed[0]['from_s']} s"
-            + (f"; {errors:,} errors" if errors else "")
+            f"{len(failed)} of {len(after)} windows failed, the first ending at "
+            f"{failed[0]['from_s'] + window_s:.0f} s" + (f"; {errors:,} errors" if errors else "")
         )
     return Verdict(
         name,
@@ -110,17 +113,22 @@ def judge_latency(windows: Sequence[dict[str, Any]], warmup_s: float, target_ms:
         not failed,
         baseline=target_ms,
         worst=worst["segment_p99_ms"],
-        worst_t_s=worst["from_s"],
+        worst_t_s=worst["from_s"] + window_s,
         limit=target_ms,
         note=note,
     )
 
 
-def judge_all(series: Sequence[Series], windows: Sequence[dict[str, Any]], warmup_s: float,
-              target_ms: float) -> list[Verdict]:  # fmt: skip
+def judge_all(
+    series: Sequence[Series],
+    windows: Sequence[dict[str, Any]],
+    window_s: float,
+    warmup_s: float,
+    target_ms: float,
+) -> list[Verdict]:
     """The latency verdict, then one per judged series."""
     return [
-        judge_latency(windows, warmup_s, target_ms),
+        judge_latency(windows, window_s, warmup_s, target_ms),
         *(judge_flat(s, warmup_s) for s in series if s.judged),
     ]
 

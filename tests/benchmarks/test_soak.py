@@ -81,18 +81,19 @@ def _window(from_s: int, p99: float, errors: int = 0, segments: int = 100) -> di
 
 def test_latency_is_judged_against_the_target_in_every_window_after_warm_up() -> None:
     windows = [_window(0, 500), _window(60, 20), _window(120, 99.9), _window(180, 30)]
-    verdict = judge_latency(windows, warmup_s=60, target_ms=100)
-    assert verdict.ok is True and (verdict.worst, verdict.worst_t_s) == (99.9, 120)
+    verdict = judge_latency(windows, window_s=60, warmup_s=60, target_ms=100)
+    assert verdict.ok is True and (verdict.worst, verdict.worst_t_s) == (99.9, 180)
     windows.append(_window(240, 10, errors=3))
-    failed = judge_latency(windows, warmup_s=60, target_ms=100)
+    failed = judge_latency(windows, window_s=60, warmup_s=60, target_ms=100)
     assert failed.ok is False
-    assert failed.note == "1 of 4 windows failed, the first from 240 s; 3 errors"
+    assert failed.note == "1 of 4 windows failed, the first ending at 300 s; 3 errors"
 
 
 def test_overall_fails_on_any_failure_and_ignores_what_was_not_judged() -> None:
     verdicts = judge_all(
         [_series(1, 1, 1), _series(1, 2, 3, 4), Series("store", "bytes", (), judged=False)],
         [_window(0, 5), _window(60, 5)],
+        window_s=60,
         warmup_s=0,
         target_ms=100,
     )
@@ -224,7 +225,7 @@ def test_report_rows_verdicts_and_markdown(tmp_path: Path) -> None:
     ]
     assert [v for _, v in series[4].points] == [10, 10, 10, 10]  # but sockets
     assert "store sessions.sqlite3" in names
-    verdicts = judge_all(series, windows, warmup_s=60, target_ms=100)
+    verdicts = judge_all(series, windows, window_s=60, warmup_s=60, target_ms=100)
     by_name = {v.series: v for v in verdicts}
     assert by_name["RSS edge worker 1"].ok is False  # 120 -> 140 MiB: +16.7 %
     assert by_name["open files nginx worker"].ok is True
