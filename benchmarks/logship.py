@@ -73,11 +73,11 @@ from streamer.catalog import (
 from streamer.cql.connection import open_cql_session
 from streamer.cql.schema import migrate
 from streamer.objects.local import LocalObjectStore
-from streamer.sessions.port import SessionStore
+from streamer.sessions.port import SESSION_STORE_FILE, SessionStore
 from streamer.sessions.scylla import ScyllaSessionStore
-from streamer.sessions.sqlite import SESSION_STORE_FILE, SqliteSessionStore
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings, load_settings
-from streamer.telemetry.model import PlayerEvent, TelemetryBatch
+from streamer.telemetry.model import EventType, PlayerEvent, TelemetryBatch
 
 NGINX_SEGMENT_RPS = 26_553  # nginx, 2 workers, static segments (benchmarks/README.md)
 TARGET_RATIO = 1.5
@@ -172,9 +172,9 @@ def write_events(store: SessionStore, sessions: int) -> int:
         sid, track = f"sess{session:07d}", f"trk{session % TRACKS}"
         at = int(T0 * 1000)
         for n, position in enumerate(range(0, 61, 10)):
-            kind = "play" if n == 0 else "heartbeat"
+            kind: EventType = "play" if n == 0 else "heartbeat"
             batch.append(
-                PlayerEvent(sid, f"e{n}", kind, track, at + position * 1000,  # type: ignore[arg-type]
+                PlayerEvent(sid, f"e{n}", kind, track, at + position * 1000,
                             at + position * 1000, float(position), seq=n)
             )  # fmt: skip
         if len(batch) >= 2000:
@@ -244,7 +244,7 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
     timed = _Timed(store)
     positions = OffsetFile(work / f"{name}.position.json")
     shipper = Shipper(
-        LogTailer(log), positions, timed, TrackTimelines(objects),  # type: ignore[arg-type]
+        LogTailer(log), positions, timed, TrackTimelines(objects),
         batch_lines=args.batch_lines,
     )  # fmt: skip
     before = shipper.stats()
@@ -296,7 +296,9 @@ def split_shards(blob: bytes, shards: int) -> list[list[bytes]]:
     return out
 
 
-def _jobs(settings: Settings, paths: list[Path], args: argparse.Namespace, once: bool) -> list:
+def _jobs(
+    settings: Settings, paths: list[Path], args: argparse.Namespace, once: bool
+) -> list[ShardJob]:
     kwargs = {
         "settings": settings, "once": once, "batch_lines": args.batch_lines,
         "parent_pid": os.getpid(),

@@ -37,7 +37,7 @@ MAX_METADATA_CHARS = 16_384
 STORE_KEY = web.AppKey("ingest_object_store", ObjectStore)
 JOBS_KEY = web.AppKey("ingest_job_store", JobStore)
 SETTINGS_KEY = web.AppKey("ingest_settings", Settings)
-VERIFY_KEY = web.AppKey("ingest_verify", Callable[[str], dict[str, Any]])
+VERIFY_KEY: web.AppKey[Callable[[str], dict[str, Any]]] = web.AppKey("ingest_verify")
 
 
 class ApiError(Exception):
@@ -62,7 +62,9 @@ def _json_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-def ingest_token_verifier(key: bytes, clock: Callable[[], float] = time.time):
+def ingest_token_verifier(
+    key: bytes, clock: Callable[[], float] = time.time
+) -> Callable[[str], dict[str, Any]]:
     """A function checking an ingest JWT (HS256, audience streamer-ingest, scope ingest)."""
 
     def verify(token: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 async def test_edge_rides_out_an_s3_outage(
     private_s3: PrivateS3Server,
     tmp_path: Path,
-    aiohttp_client,  # type: ignore[no-untyped-def]
+    aiohttp_client,
 ) -> None:
     settings = private_s3.settings(tmp_path, bucket="edge-outage")
     store = S3ObjectStore.from_settings(settings, retry_deadline_s=1.0)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from minio import Minio
@@ -135,7 +136,8 @@ def test_configuration_errors_name_the_variable(
 ) -> None:
     # Port 1 refuses at once, should a check be missing and the store reach the network.
     values = {"s3_endpoint": "127.0.0.1:1", "s3_access_key": "a", "s3_secret_key": "b"}
-    settings = load_settings(environ={}, data_dir=tmp_path, **{**values, **change})
+    overrides: dict[str, Any] = {**values, **change}
+    settings = load_settings(environ={}, data_dir=tmp_path, **overrides)
     with pytest.raises(ConfigError, match=message):
         S3ObjectStore.from_settings(settings)
 

@@ -60,11 +60,13 @@ def raw_rows(store: SessionStore, table: str, session_id: str) -> int:
     """Rows the store holds for the session, duplicates included (reads deduplicate)."""
     if isinstance(store, ScyllaSessionStore):
         query = Cql(f"SELECT COUNT(*) AS n FROM {table} WHERE session_id = ?", idempotent=True)
-        return int(store.session.execute(query, (session_id,), action="count").one()["n"])
+        row = store.session.execute(query, (session_id,), action="count").one()
+        assert row is not None
+        return int(row["n"])
     assert isinstance(store, SqliteSessionStore)
     with sqlite3.connect(store.path) as db:
-        query = f"SELECT COUNT(*) FROM {table} WHERE session_id = ?"
-        return int(db.execute(query, (session_id,)).fetchone()[0])
+        sql = f"SELECT COUNT(*) FROM {table} WHERE session_id = ?"
+        return int(db.execute(sql, (session_id,)).fetchone()[0])
 
 
 def ship(log: Path, store: SessionStore, objects: Path, positions: CrashAfter) -> ShipStats:

@@ -21,7 +21,7 @@ NOW = 1_700_000_000  # for the Python check; nginx checks against its real clock
 VALID_EXP = 4_102_444_800  # 2100-01-01: valid for both
 EXPIRED_EXP = 1_600_000_000  # 2020-09-13: expired for both
 
-FREE = {
+FREE: dict[str, str | int] = {
     "t": "p",
     "sid": "sess-free-1",
     "trk": "USRC17607839",
@@ -32,7 +32,7 @@ FREE = {
     "exp": VALID_EXP,
     "reg": "SE",
 }
-PREMIUM = {
+PREMIUM: dict[str, str | int] = {
     **FREE,
     "sid": "sess-premium-1",
     "sub": "bob",
