@@ -163,11 +163,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.scope == "ingest":
-        from streamer.token_secrets import load_token_secrets
-        from transcoder.http_api import issue_ingest_token
+        from transcoder.http_api import issue_dev_ingest_token
 
-        key = load_token_secrets(settings).platform_key
-        print(issue_ingest_token(key, args.user, args.ttl_s))
+        print(issue_dev_ingest_token(settings, args.user, args.ttl_s))
         return 0
     if args.scope == "analytics":
         from cdn_edge.analytics_auth import issue_dev_analytics_token

@@ -2,7 +2,8 @@
 
 Uploads are streamed to a temporary file with a hard size bound and hashed on the way; only a
 complete upload reaches the object store and the job queue, so an upload that is too large or
-stops halfway leaves nothing behind. Callers present an ingest-scoped JWT.
+stops halfway leaves nothing behind. Callers present an ingest-scoped bearer token, checked by
+`streamer.bearer_tokens`.
 """
 
 from __future__ import annotations
@@ -17,20 +18,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import jwt
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from streamer.errors import JobNotFound, StreamerError
+from streamer.bearer_tokens import (
+    BearerTokenVerifier,
+    TokenKind,
+    bearer_credentials,
+    sign_bearer_token,
+)
+from streamer.errors import (
+    BearerScopeMissing,
+    BearerTokenExpired,
+    BearerTokenRefused,
+    JobNotFound,
+    StreamerError,
+)
 from streamer.jobs.port import Job, JobStore
 from streamer.objects.port import ObjectStore
 from streamer.settings import Settings
+from streamer.token_secrets import load_token_secrets
 from transcoder.submit import InvalidTrackId, check_track_id, submit_master
 
 log = logging.getLogger(__name__)
 
 INGEST_AUDIENCE = "streamer-ingest"
 INGEST_SCOPE = "ingest"
+INGEST_TOKEN = TokenKind("ingest token", INGEST_AUDIENCE, scope=INGEST_SCOPE)
+DEV_TOKEN_TTL_S = 24 * 3600
 UPLOAD_CHUNK_BYTES = 1 << 20
 MAX_METADATA_CHARS = 16_384
 
@@ -65,46 +80,42 @@ def _json_errors(handler: Handler) -> Handler:
 def ingest_token_verifier(
     key: bytes, clock: Callable[[], float] = time.time
 ) -> Callable[[str], dict[str, Any]]:
-    """A function checking an ingest JWT (HS256, audience streamer-ingest, scope ingest)."""
+    """A function checking an ingest token (audience streamer-ingest, scope ingest)."""
+    tokens = BearerTokenVerifier(key, INGEST_TOKEN, clock)
 
     def verify(token: str) -> dict[str, Any]:
         try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=["HS256"],
-                audience=INGEST_AUDIENCE,
-                options={"require": ["sub", "exp", "aud"], "verify_exp": False},
-            )
-        except jwt.PyJWTError as exc:
-            raise ApiError(401, "invalid_token", f"the ingest token is not valid: {exc}") from exc
-        if claims["exp"] <= clock():
-            raise ApiError(401, "token_expired", "the ingest token has expired; get a new one")
-        if INGEST_SCOPE not in str(claims.get("scope", "")).split():
-            raise ApiError(403, "insufficient_scope", "the token lacks the 'ingest' scope")
-        return claims
+            return tokens.verify(token)
+        except BearerTokenExpired as exc:
+            raise ApiError(
+                401, "token_expired", "the ingest token has expired; get a new one"
+            ) from exc
+        except BearerTokenRefused as exc:
+            raise ApiError(
+                401, "invalid_token", f"the ingest token is not valid: {exc.reason}"
+            ) from exc
+        except BearerScopeMissing as exc:
+            raise ApiError(403, "insufficient_scope", str(exc)) from exc
 
     return verify
 
 
 def issue_ingest_token(key: bytes, subject: str, ttl_s: int, now: float | None = None) -> str:
-    issued = int(now if now is not None else time.time())
-    claims = {
-        "sub": subject,
-        "aud": INGEST_AUDIENCE,
-        "scope": INGEST_SCOPE,
-        "iat": issued,
-        "exp": issued + ttl_s,
-    }
-    return jwt.encode(claims, key, algorithm="HS256")
+    """An ingest token as the account service would issue it."""
+    return sign_bearer_token(key, INGEST_TOKEN, subject, ttl_s, time.time() if now is None else now)
+
+
+def issue_dev_ingest_token(settings: Settings, user: str, ttl_s: int = DEV_TOKEN_TTL_S) -> str:
+    """A development ingest token under the configured (or generated) secret: the CLI's
+    `streamer token --scope ingest --user <label>`."""
+    return issue_ingest_token(load_token_secrets(settings).platform_key, user, ttl_s)
 
 
 def _authorize(request: web.Request) -> dict[str, Any]:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_credentials(request.headers.get("Authorization"))
+    if token is None:
         raise ApiError(401, "missing_token", "send 'Authorization: Bearer <ingest token>'")
-    return request.app[VERIFY_KEY](token.strip())
+    return request.app[VERIFY_KEY](token)
 
 
 def job_json(job: Job) -> dict[str, Any]:

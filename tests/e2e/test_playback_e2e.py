@@ -23,8 +23,9 @@ import pytest
 from aiohttp import web
 
 from cdn_edge.app import create_app
-from cdn_edge.listener_auth import CLOCK_SKEW_S, issue_listener_token
+from cdn_edge.listener_auth import issue_listener_token
 from drm import KeyRing, decrypt_segment, new_kek
+from streamer.bearer_tokens import CLOCK_LEEWAY_S
 from streamer.catalog import Tier, TrackRecord
 from streamer.objects.local import LocalObjectStore
 from streamer.sessions.sqlite import SqliteSessionStore
@@ -324,7 +325,7 @@ async def test_expired_and_tampered_tokens_are_refused(
     assert await session_status(listener(other_issuer, clock, "premium")) == 401
     short = listener(edge_secrets, clock, "free", ttl_s=60)
     assert await session_status(short) == 201
-    clock.advance(60 + CLOCK_SKEW_S)
+    clock.advance(60 + CLOCK_LEEWAY_S)
     assert await session_status(short) == 401
 
     # Playback tokens: tampered and expired, for playlists, keys and segments.
