@@ -16,6 +16,7 @@ from pathlib import Path
 
 from drm import KeyRing
 from streamer.errors import StreamerError
+from streamer.objects.port import ABANDONED_UPLOAD_AGE
 from streamer.settings import Settings, load_settings
 
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
@@ -127,6 +128,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup_uploads(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from streamer.backends import open_object_store
+    from streamer.objects.port import IncompleteUploads
+
+    settings = _settings(args)
+    store = open_object_store(settings)
+    if not isinstance(store, IncompleteUploads):
+        print(f"the {settings.object_store} object store keeps no incomplete uploads")
+        return 0
+    aborted = store.cleanup_incomplete_uploads(timedelta(hours=args.older_than))
+    print(f"aborted {aborted} incomplete uploads started over {args.older_than:g} h ago")
+    return 0
+
+
 def cmd_logship(args: argparse.Namespace) -> int:
     from cdn_edge.logship.process import run_logship
 
@@ -208,6 +225,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     # A benchmark is a program of its own: run it as one, so the product imports none of it.
     module = f"benchmarks.{args.benchmark}"
     os.execv(sys.executable, [sys.executable, "-m", module, *args.bench_args])
+
+
+def _hours(text: str) -> float:
+    hours = float(text)
+    if not 0 <= hours < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of hours, 0 or more; got {text!r}")
+    return hours
 
 
 def _segments_argument(parser: argparse.ArgumentParser) -> None:
@@ -321,6 +345,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="keyspace replication map, e.g. \"{'class': 'NetworkTopologyStrategy', 'dc1': 3}\"",
     )
     migrate.set_defaults(func=cmd_db_migrate)
+
+    objects = commands.add_parser("objects", help="object store maintenance")
+    object_commands = objects.add_subparsers(dest="objects_command", required=True)
+    cleanup = object_commands.add_parser(
+        "cleanup-uploads",
+        help="abort multipart uploads a crash abandoned (ingest workers do this hourly)",
+    )
+    cleanup.add_argument(
+        "--older-than",
+        type=_hours,
+        default=ABANDONED_UPLOAD_AGE.total_seconds() / 3600,
+        metavar="HOURS",
+        help="only uploads started this long ago; default %(default)g",
+    )
+    cleanup.set_defaults(func=cmd_cleanup_uploads)
 
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
