@@ -39,10 +39,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamer.telemetry.codec import decode_items, encode_items
-from streamer.telemetry.model import CmcdSample, PlayerEvent, SegmentDelivery, TelemetryItem
+from streamer.telemetry.model import (
+    CmcdSample,
+    CmcdValue,
+    PlayerEvent,
+    SegmentDelivery,
+    TelemetryItem,
+)
 from streamer.telemetry.spool import TelemetrySpool
 
-CMCD_KEYS = {"br": 160, "ot": "a", "sf": "h", "st": "v", "cid": "trk1", "mtp": 5400}
+CMCD_KEYS: dict[str, CmcdValue] = {
+    "br": 160,
+    "ot": "a",
+    "sf": "h",
+    "st": "v",
+    "cid": "trk1",
+    "mtp": 5400,
+}
 BUSY_TIMEOUT_MS = 60_000  # threads wait for SQLite's single writer rather than fail
 
 
@@ -152,6 +165,11 @@ def _timed(call: Callable[[], None]) -> float:
 Batch = tuple[TelemetryItem, ...]
 
 
+def _append_all(append: Callable[[Sequence[TelemetryItem]], None], batches: list[Batch]) -> None:
+    for batch in batches:
+        append(batch)
+
+
 def _append_threads(
     append: Callable[[Sequence[TelemetryItem]], None], batches: list[Batch], threads: int
 ) -> None:
@@ -171,7 +189,7 @@ def _append_threads(
 def run_spool(root: Path, batches: list[tuple[TelemetryItem, ...]], threads: int) -> Sample:
     spool = TelemetrySpool(root / "spool-1", max_bytes=4 * 1024**3)
     spool.open()
-    one = _timed(lambda: [spool.append(b) for b in batches] and None)
+    one = _timed(lambda: _append_all(spool.append, batches))
 
     def drain() -> None:
         while (batch := spool.peek()) is not None:
@@ -192,7 +210,7 @@ def run_sqlite(
     root: Path, batches: list[tuple[TelemetryItem, ...]], threads: int, synchronous: str
 ) -> Sample:
     store = SqliteSpool(root / "spool-1.sqlite3", synchronous)
-    one = _timed(lambda: [store.append(b) for b in batches] and None)
+    one = _timed(lambda: _append_all(store.append, batches))
 
     def drain() -> None:
         while store.replay_one():

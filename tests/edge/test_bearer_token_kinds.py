@@ -106,9 +106,8 @@ def mint(edge_secrets: TokenSecrets, clock: ManualClock) -> Callable[..., str]:
         claims = {**KINDS[kind].claims, "iat": int(clock()), "exp": int(clock()) + 600}
         claims.update(overrides)
         body = {k: v for k, v in claims.items() if v is not None}
-        if alg in ("HS256", "none"):
-            key = edge_secrets.platform_key if alg == "HS256" else None
-            return jwt.encode(body, key, alg)
+        if alg in ("HS256", "none"):  # PyJWT takes "" as no key for alg none
+            return jwt.encode(body, edge_secrets.platform_key if alg == "HS256" else "", alg)
         # Another HMAC under the right secret, signed by hand: PyJWT warns on its key length.
         return _hmac_jwt(body, edge_secrets.platform_key, alg)
 

@@ -24,7 +24,8 @@ def _plain(value: Any) -> Any:
 def parse_cmsd_static(text: str) -> CmsdStatic:
     """A CMSD-Static value; ValueError for a key the edge does not write."""
     values: dict[str, Any] = {"sf": None, "st": None}
-    for key, (value, params) in http_sf.parse(text.encode(), tltype="dictionary").items():
+    parsed: dict[str, Any] = http_sf.parse(text.encode(), tltype="dictionary")  # type: ignore[assignment]
+    for key, (value, params) in parsed.items():
         token = key in _STATIC_TOKENS and isinstance(value, http_sf.Token)
         integer = key in _STATIC_INTEGERS and type(value) is int
         if params or not (token or integer):
@@ -36,7 +37,8 @@ def parse_cmsd_static(text: str) -> CmsdStatic:
 def parse_cmsd_dynamic(text: str) -> tuple[CmsdDynamic, ...]:
     """The entries of a CMSD-Dynamic value; ValueError for one the edge does not write."""
     entries = []
-    for value, params in http_sf.parse(text.encode(), tltype="list"):
+    parsed: list[Any] = http_sf.parse(text.encode(), tltype="list")  # type: ignore[assignment]
+    for value, params in parsed:
         if not isinstance(value, str):
             raise ValueError(f"CMSD-Dynamic entry {value!r} is not a quoted server id")
         known: dict[str, Any] = {}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.player import encode_cmcd
+from benchmarks.player import CmcdKeys, encode_cmcd
 from cdn_edge.telemetry import structured_fields
 from cdn_edge.telemetry.cmcd import (
     BAD_VALUE,
@@ -59,7 +59,8 @@ def test_hlsjs_query_example() -> None:
         "bs": True,
     }
     # hls.js sorts keys and writes true flags bare: rendering gives the same text back.
-    assert quote(encode_cmcd(keys), safe="") == HLSJS_QUERY
+    sent: CmcdKeys = dict(keys)
+    assert quote(encode_cmcd(sent), safe="") == HLSJS_QUERY
 
 
 def test_hlsjs_header_mode_spreads_keys_over_four_headers() -> None:
@@ -219,7 +220,8 @@ cmcd_keys = st.fixed_dictionaries({}, optional=_OPTIONAL)
 @given(cmcd_keys)
 def test_what_hlsjs_sends_reads_back_whole(keys: dict[str, CustomValue]) -> None:
     # benchmarks.player.encode_cmcd writes CMCD as hls.js does: an independent writer.
-    assert parse_cmcd(encode_cmcd(keys)) == (keys, ())
+    sent: CmcdKeys = dict(keys)
+    assert parse_cmcd(encode_cmcd(sent)) == (keys, ())
 
 
 # The shapes of member players send, and near misses the fast path must leave to the parser.
