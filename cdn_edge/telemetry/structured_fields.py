@@ -5,7 +5,7 @@ sf-dictionary and CMSD-Dynamic an sf-list of items with parameters, which it ser
 Parsing follows RFC 8941 section 4.2 and fails the whole field on any syntax error
 (`StructuredFieldError`), as section 4.2 asks; serialising follows section 4.1. Tokens are
 `Token` (a str subclass) so that they stay apart from strings. Why this is ours and not a
-library's: docs/decisions/0005-our-structured-fields.md.
+library's: docs/decisions/0006-structured-fields-stay-ours.md.
 """
 
 from __future__ import annotations
