@@ -53,10 +53,6 @@ class BearerTokenVerifier:
         self._kind = kind
         self._clock = clock
 
-    @property
-    def kind(self) -> TokenKind:
-        return self._kind
-
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims; raises BearerTokenRefused (401) or BearerScopeMissing (403)."""
         name = self._kind.name
