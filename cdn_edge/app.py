@@ -64,15 +64,16 @@ from cdn_edge.state import (
     METRICS,
     PATHWAY_HEALTH,
     PATHWAYS,
+    PLAY_LEDGER,
     PLAYLISTS,
     READER,
     READY,
     SEGMENTS,
-    SESSION_STORE,
     SESSIONS,
     SETTINGS,
     STATIC,
     TELEMETRY,
+    TELEMETRY_STORE,
     THROUGHPUT,
     TOKENS,
     Readiness,
@@ -153,7 +154,7 @@ def create_app(
     app[TRACK_LIST] = TrackList(object_reader, blocking, clock)
     app[READY] = Readiness()
     app[ACCESS_LOG] = access_log if access_log is not None else AccessLog.from_logging()
-    sink: TelemetrySink = SessionStoreSink(session_store, metrics.telemetry)
+    sink: TelemetrySink = SessionStoreSink(session_store, session_store, metrics.telemetry)
     app[REPLAYER] = None
     if spool is not None:  # opened (recovered, replayed) at startup
         metrics.spool.watch(spool)
@@ -169,7 +170,8 @@ def create_app(
     app[TELEMETRY] = telemetry
     app[EVENT_BUDGETS] = events.event_budgets(clock)
     app[CAPTURE] = TelemetryCapture(telemetry, metrics.telemetry, clock, default_server_id())
-    app[SESSION_STORE] = session_store
+    app[TELEMETRY_STORE] = session_store
+    app[PLAY_LEDGER] = session_store
     app[ANALYTICS] = AnalyticsVerifier(secrets.platform_key, clock)
 
     _add_routes(app)
