@@ -558,8 +558,8 @@ def _adopt(orphan: Path, into: Path) -> int:
     if not segments:
         return 0
     try:
-        number, _ = (orphan / "cursor").read_text().split()
-        replayed_before = int(number)
+        cursor_number, _ = (orphan / "cursor").read_text().split()
+        replayed_before = int(cursor_number)
     except (OSError, ValueError):
         replayed_before = 0
     into.mkdir(parents=True, exist_ok=True)
