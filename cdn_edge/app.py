@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -84,6 +85,7 @@ from cdn_edge.steering.probes import PathwayProber, probe_interval_s
 from cdn_edge.steering.probes import stop as stop_probes
 from cdn_edge.steering.throughput_history import RecentThroughput
 from cdn_edge.telemetry.capture import TelemetryCapture, default_server_id
+from cdn_edge.telemetry.play_recounts import PlayRecounter
 from cdn_edge.telemetry.session_recorder import SessionRecorder
 from cdn_edge.telemetry.sink import SessionStoreSink
 from cdn_edge.telemetry.spooling_sink import REPLAYER, SpoolingSink, SpoolReplayer
@@ -113,6 +115,7 @@ def create_app(
     hls_dir: Path | None = None,
     spool: TelemetrySpool | None = None,
     access_log: AccessLog | None = None,
+    play_recounts: bool = False,
 ) -> web.Application:
     """The edge application over these backends.
 
@@ -121,6 +124,7 @@ def create_app(
     the session store refuses or is slow to take (`build_app` always gives one); without it,
     telemetry waits for the store in the writer's memory only. `access_log` defaults to
     stderr when the access logger is enabled for INFO (as the server configures logging).
+    `play_recounts` runs the periodic play recount (one edge worker does: `build_app`).
     """
     secrets = secrets if secrets is not None else load_token_secrets(settings)
     pathways = pathways_from_settings(settings)  # ConfigError here, before anything opens
@@ -181,6 +185,9 @@ def create_app(
     app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(_pathway_probes)
     app.cleanup_ctx.append(_telemetry)  # after _lifecycle: stops before the store closes
+    if play_recounts and settings.play_recount_interval_s > 0:
+        recounter = PlayRecounter(session_store, blocking, clock, settings.play_recount_interval_s)
+        app.cleanup_ctx.append(functools.partial(_play_recounts, recounter=recounter))
     app.on_shutdown.append(_drain)
     return app
 
@@ -197,6 +204,7 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
         open_session_store(settings),
         load_or_create_keyring(settings.kek_path),
         spool=TelemetrySpool(worker_spool_dir(settings.data_dir / SPOOL_DIR, worker)),
+        play_recounts=worker == 0,
     )
 
 
@@ -301,6 +309,13 @@ async def _pathway_probes(app: web.Application) -> AsyncIterator[None]:
     yield
     if task is not None:
         await stop_probes(task)
+
+
+async def _play_recounts(app: web.Application, recounter: PlayRecounter) -> AsyncIterator[None]:
+    """The periodic play recount, while the app runs (after _lifecycle: stops before the store
+    closes)."""
+    async with _running(recounter.run(), "play-recounts"):
+        yield
 
 
 async def _telemetry(app: web.Application) -> AsyncIterator[None]:
