@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -31,7 +33,9 @@ SESSION_STORES: dict[str, Callable[[Path], SessionStore]] = {
     "scylla": open_test_scylla_session_store,  # the keyspace of this test session
 }
 
+T = TypeVar("T")
 OpenStore = Callable[[], SessionStore]
+CONCURRENT_TIMEOUT_S = 30.0
 T0 = 1_700_000_000
 MS = T0 * 1000
 DAY = date(2023, 11, 14)  # T0's UTC day
@@ -55,6 +59,14 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
 @pytest.fixture
 def store(open_store: OpenStore) -> SessionStore:
     return open_store()
+
+
+def in_threads(work: Callable[[int], T], workers: int = 4) -> list[T]:
+    """`work(0)` ... `work(workers - 1)`, each in its own thread at once; their results, or
+    the first exception one raised."""
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(work, n) for n in range(workers)]
+        return [future.result(timeout=CONCURRENT_TIMEOUT_S) for future in futures]
 
 
 def drift(store: SessionStore, track_id: str, day: date, by: int, *, marked: bool) -> None:

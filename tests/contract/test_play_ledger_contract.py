@@ -3,7 +3,6 @@ session, counts per track and day, and recounts that repair a count gone wrong."
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 
 import pytest
@@ -12,7 +11,7 @@ from streamer.errors import StorageError
 from streamer.sessions.port import PlayLedger, PlayRecount, SessionStore
 from streamer.telemetry.model import PlayClaim
 from tests.contract import session_stores
-from tests.contract.session_stores import DAY, MS, OpenStore, drift, play
+from tests.contract.session_stores import DAY, MS, OpenStore, drift, in_threads, play
 
 open_store = session_stores.open_store
 store = session_stores.store
@@ -69,20 +68,10 @@ def test_plays_across_years(store: PlayLedger) -> None:
 
 
 def test_concurrent_claims_count_once(store: PlayLedger) -> None:
-    counted: list[PlayClaim] = []
-    lock = threading.Lock()
+    def claim(worker: int) -> list[PlayClaim]:
+        return [p for session in range(20) for p in store.claim_plays([play(f"s{session}")])]
 
-    def claim(worker: int) -> None:
-        for session in range(20):
-            got = store.claim_plays([play(f"s{session}")])
-            with lock:
-                counted.extend(got)
-
-    threads = [threading.Thread(target=claim, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    counted = [p for claimed in in_threads(claim) for p in claimed]
     assert sorted(p.session_id for p in counted) == sorted(f"s{n}" for n in range(20))
     assert store.plays_by_day("trk1", DAY, DAY) == {DAY: 20}
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from streamer.backends import open_session_store
@@ -11,7 +9,7 @@ from streamer.errors import ConfigError, StorageError
 from streamer.sessions.port import SessionLog
 from streamer.settings import Settings
 from tests.contract import session_stores
-from tests.contract.session_stores import T0, OpenStore, session
+from tests.contract.session_stores import T0, OpenStore, in_threads, session
 
 open_store = session_stores.open_store
 store = session_stores.store
@@ -58,21 +56,11 @@ def test_sessions_outlive_the_connection(open_store: OpenStore) -> None:
 
 
 def test_concurrent_writers(store: SessionLog) -> None:
-    errors: list[BaseException] = []
-
     def write(worker: int) -> None:
-        try:
-            for i in range(25):
-                store.record_session(session(f"w{worker}-{i}"))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(25):
+            store.record_session(session(f"w{worker}-{i}"))
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
+    in_threads(write)
     assert all(store.get_session(f"w{n}-{i}") is not None for n in range(4) for i in range(25))
 
 
