@@ -70,9 +70,9 @@ from streamer.catalog import (
 from streamer.cql.connection import open_cql_session
 from streamer.cql.schema import migrate
 from streamer.objects.local import LocalObjectStore
-from streamer.sessions.port import SessionStore
+from streamer.sessions.port import SESSION_STORE_FILE, SessionStore
 from streamer.sessions.scylla import ScyllaSessionStore
-from streamer.sessions.sqlite import SESSION_STORE_FILE, SqliteSessionStore
+from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings, load_settings
 from streamer.telemetry.model import PlayClaim, PlayerEvent, TelemetryBatch
 
@@ -244,7 +244,7 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
     timed = _Timed(store)
     positions = OffsetFile(work / f"{name}.position.json")
     shipper = Shipper(
-        LogTailer(log), positions, timed, timed, TrackTimelines(objects),  # type: ignore[arg-type]
+        LogTailer(log), positions, timed, timed, TrackTimelines(objects),
         batch_lines=args.batch_lines,
     )  # fmt: skip
     before = shipper.stats()

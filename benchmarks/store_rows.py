@@ -37,10 +37,10 @@ from typing import Any
 from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.sessions.table_spec import json_rows
 from streamer.sessions.tables import CMCD_SAMPLES
-from streamer.telemetry.model import CmcdSample, TelemetryBatch
+from streamer.telemetry.model import CmcdSample, CmcdValue, TelemetryBatch
 
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
-KEYS = {"br": 160, "ot": "m", "sf": "h", "st": "v"}  # hls.js on a media playlist request
+KEYS: dict[str, CmcdValue] = {"br": 160, "ot": "m", "sf": "h", "st": "v"}  # hls.js, a playlist
 # The store's own table declaration, row encoding and statement, so the append-only table
 # differs from the store by its indexes alone.
 _APPEND_ONLY_SCHEMA = CMCD_SAMPLES.sqlite_ddl("samples", primary_key=False)

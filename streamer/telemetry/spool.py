@@ -28,6 +28,9 @@ Guarantees:
   a warning. A bad record anywhere else is corruption: the segment is cut there, with an
   error naming the bytes lost. The cursor is written without fsync: after a crash a few
   records may be replayed twice, which the store's idempotent writes make harmless.
+
+Over 400 lines: one class whose appends, group commit, rotation, replay and recovery share a
+lock and the open segment's state, and whose guarantees above are kept only all together.
 """
 
 from __future__ import annotations
