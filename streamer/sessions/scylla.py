@@ -1,4 +1,4 @@
-"""ScyllaSessionStore: playback sessions and their telemetry in ScyllaDB (any CQL store).
+"""ScyllaSessionStore: sessions, telemetry and the play ledger in ScyllaDB (any CQL store).
 
 The tables (migration 2 of `streamer.cql.schema`), designed query-first, with the partition
 sizes expected at 1 billion listeners (about 300 million a day, 25 tracks each: 7.5 billion
@@ -53,9 +53,9 @@ Within one batch the first copy wins outright. Between edges, "first" is by thei
 Writes. Rows of one session in the three telemetry tables share a partition key, so they
 travel as unlogged batches of up to `ROWS_PER_BATCH` rows, one mutation per replica set;
 sessions are written concurrently, at most `cql_fanout.MAX_IN_FLIGHT` (256) requests
-outstanding. All reads and writes run at the session's
-consistency (`cql_consistency`: LOCAL_QUORUM in production); the play claim runs its Paxos
-round at LOCAL_SERIAL. Every statement is marked idempotent except the claim (LWT) and the
+outstanding; play claims are a call of their own (`claim_plays`), fanned out the same way.
+All reads and writes run at the session's consistency (`cql_consistency`: LOCAL_QUORUM in
+production); the play claim runs its Paxos round at LOCAL_SERIAL. Every statement is marked idempotent except the claim (LWT) and the
 counter increment, which the driver therefore never retries.
 
 Plays and the counter (`streamer.sessions.scylla_plays`): a claim is an LWT insert into
