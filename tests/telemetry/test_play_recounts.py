@@ -4,8 +4,10 @@ into the first worker's app."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,8 +29,6 @@ from tests.contract.session_stores import drift, play
 from tests.edge.conftest import Client, ManualClock
 from tests.telemetry.conftest import FlakyStore
 
-pytest_plugins = ["aiohttp.pytest_plugin"]
-
 
 def today(clock: ManualClock) -> datetime:
     return datetime.fromtimestamp(clock(), UTC)
@@ -39,8 +39,18 @@ def ledger(tmp_path: Path) -> FlakyStore:
     return FlakyStore(tmp_path / "sessions.sqlite3")
 
 
+@pytest.fixture
+def blocking() -> Iterator[BlockingRunner]:
+    runner = BlockingRunner()
+    yield runner
+    runner.close()
+
+
 async def test_a_sweep_repairs_the_drifted_counts_of_the_recent_days(
-    ledger: FlakyStore, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    ledger: FlakyStore,
+    blocking: BlockingRunner,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = today(clock).date()
     oldest = now - timedelta(days=RECOUNT_WINDOW_DAYS - 1)  # an offline play's day
@@ -48,7 +58,7 @@ async def test_a_sweep_repairs_the_drifted_counts_of_the_recent_days(
     ledger.claim_plays([play("a", day=now), play("b", day=oldest), play("c", day=too_old)])
     for day in (now, oldest, too_old):
         drift(ledger.inner, "trk1", day, +1, marked=True)
-    recounter = PlayRecounter(ledger, BlockingRunner(), clock, 3600.0)
+    recounter = PlayRecounter(ledger, blocking, clock, 3600.0)
 
     with caplog.at_level(logging.WARNING):
         sweep = await recounter.sweep()
@@ -63,12 +73,15 @@ async def test_a_sweep_repairs_the_drifted_counts_of_the_recent_days(
 
 
 async def test_a_store_down_is_logged_and_swept_next_time(
-    ledger: FlakyStore, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    ledger: FlakyStore,
+    blocking: BlockingRunner,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = today(clock).date()
     ledger.claim_plays([play("a", day=now)])
     drift(ledger.inner, "trk1", now, -1, marked=True)
-    recounter = PlayRecounter(ledger, BlockingRunner(), clock, 3600.0)
+    recounter = PlayRecounter(ledger, blocking, clock, 3600.0)
     ledger.down = True
     with caplog.at_level(logging.ERROR):
         sweep = await recounter.sweep()
@@ -79,7 +92,7 @@ async def test_a_store_down_is_logged_and_swept_next_time(
 
 
 async def test_the_task_waits_then_sweeps_every_interval(
-    ledger: FlakyStore, clock: ManualClock
+    ledger: FlakyStore, blocking: BlockingRunner, clock: ManualClock
 ) -> None:
     slept: list[float] = []
     swept = asyncio.Event()
@@ -90,13 +103,15 @@ async def test_the_task_waits_then_sweeps_every_interval(
             swept.set()
             await asyncio.Event().wait()  # until cancelled
 
-    recounter = PlayRecounter(ledger, BlockingRunner(), clock, 900.0, sleep=sleep)
+    recounter = PlayRecounter(ledger, blocking, clock, 900.0, sleep=sleep)
     task = asyncio.create_task(recounter.run())
     await asyncio.wait_for(swept.wait(), 10)
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     assert slept == [play_recounts.FIRST_AFTER_S, 900.0, 900.0]
     with pytest.raises(ValueError, match="interval"):
-        PlayRecounter(ledger, BlockingRunner(), clock, 0.0)
+        PlayRecounter(ledger, blocking, clock, 0.0)
 
 
 async def test_the_first_workers_edge_repairs_a_drifted_count(
