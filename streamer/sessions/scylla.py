@@ -55,8 +55,9 @@ travel as unlogged batches of up to `ROWS_PER_BATCH` rows, one mutation per repl
 sessions are written concurrently, at most `cql_fanout.MAX_IN_FLIGHT` (256) requests
 outstanding; play claims are a call of their own (`claim_plays`), fanned out the same way.
 All reads and writes run at the session's consistency (`cql_consistency`: LOCAL_QUORUM in
-production); the play claim runs its Paxos round at LOCAL_SERIAL. Every statement is marked idempotent except the claim (LWT) and the
-counter increment, which the driver therefore never retries.
+production); the play claim runs its Paxos round at LOCAL_SERIAL. Every statement is marked
+idempotent except the claim (LWT) and the counter increment, which the driver therefore never
+retries.
 
 Plays and the counter (`streamer.sessions.scylla_plays`): a claim is an LWT insert into
 `plays_by_session`; only when it applied are its index row written and its day's counter
