@@ -77,7 +77,7 @@ from streamer.sessions.port import SESSION_STORE_FILE, SessionStore
 from streamer.sessions.scylla import ScyllaSessionStore
 from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.settings import Settings, load_settings
-from streamer.telemetry.model import EventType, PlayerEvent, TelemetryBatch
+from streamer.telemetry.model import EventType, PlayClaim, PlayerEvent, TelemetryBatch
 
 NGINX_SEGMENT_RPS = 26_553  # nginx, 2 workers, static segments (benchmarks/README.md)
 TARGET_RATIO = 1.5
@@ -198,7 +198,7 @@ def parse_only(blob: bytes, timelines: TrackTimelines) -> float:
 
 
 class _Timed:
-    """A SessionStore wrapper timing writes and play-check reads."""
+    """A session store wrapper timing writes (telemetry and claims) and play-check reads."""
 
     def __init__(self, inner: SessionStore) -> None:
         self.inner = inner
@@ -214,6 +214,9 @@ class _Timed:
 
     def write_telemetry(self, batch: TelemetryBatch) -> Any:
         return self._time("write", self.inner.write_telemetry, batch)
+
+    def claim_plays(self, plays: Sequence[PlayClaim]) -> Any:
+        return self._time("write", self.inner.claim_plays, plays)
 
     def events_of(self, ids: Sequence[str]) -> Any:
         return self._time("read", self.inner.events_of, ids)
@@ -244,7 +247,7 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
     timed = _Timed(store)
     positions = OffsetFile(work / f"{name}.position.json")
     shipper = Shipper(
-        LogTailer(log), positions, timed, TrackTimelines(objects),
+        LogTailer(log), positions, timed, timed, TrackTimelines(objects),
         batch_lines=args.batch_lines,
     )  # fmt: skip
     before = shipper.stats()

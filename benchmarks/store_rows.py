@@ -34,25 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# The store's own row encoding and statement, so the append-only table differs from the store
-# by its indexes alone.
-from streamer.sessions.sqlite import (
-    _CMCD_COLUMNS,
-    SqliteSessionStore,
-    _cmcd_row,
-    _insert_json_rows,
-    _rows_json,
-)
-from streamer.telemetry.model import CmcdSample, TelemetryBatch
+from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.table_spec import json_rows
+from streamer.sessions.tables import CMCD_SAMPLES
+from streamer.telemetry.model import CmcdSample, CmcdValue, TelemetryBatch
 
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
-KEYS = {"br": 160, "ot": "m", "sf": "h", "st": "v"}  # hls.js on a media playlist request
-_APPEND_ONLY_SCHEMA = (
-    "CREATE TABLE samples (session_id TEXT NOT NULL, sample_id TEXT NOT NULL, "
-    "received_ms INTEGER NOT NULL, route TEXT NOT NULL, object TEXT NOT NULL, "
-    "status INTEGER NOT NULL, keys TEXT NOT NULL)"
-)
-_APPEND_ONLY_INSERT = _insert_json_rows("samples", _CMCD_COLUMNS)
+KEYS: dict[str, CmcdValue] = {"br": 160, "ot": "m", "sf": "h", "st": "v"}  # hls.js, a playlist
+# The store's own table declaration, row encoding and statement, so the append-only table
+# differs from the store by its indexes alone.
+_APPEND_ONLY_SCHEMA = CMCD_SAMPLES.sqlite_ddl("samples", primary_key=False)
+_APPEND_ONLY_INSERT = CMCD_SAMPLES.sqlite_insert_json("samples")
 
 
 @dataclass(frozen=True)
@@ -123,7 +115,7 @@ def append_only(work: Path, items: list[CmcdSample], batch: int) -> tuple[float,
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(_APPEND_ONLY_SCHEMA)
     payloads = [
-        _rows_json([_cmcd_row(s) for s in items[i : i + batch]])
+        json_rows([CMCD_SAMPLES.sqlite_row(s) for s in items[i : i + batch]])
         for i in range(0, len(items), batch)
     ]
 

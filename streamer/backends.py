@@ -29,7 +29,8 @@ def open_job_store(settings: Settings) -> JobStore:
 
 
 def open_session_store(settings: Settings) -> SessionStore:
-    """The session store that `settings.session_store` names."""
+    """The session store that `settings.session_store` names: one object, all three ports
+    (streamer.sessions.port); hand each caller the port it uses."""
     return _choose(_SESSION_STORES, settings.session_store, "SESSION_STORE")(settings)
 
 

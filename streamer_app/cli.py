@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from drm import KeyRing
@@ -221,6 +222,46 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plays_recount(args: argparse.Namespace) -> int:
+    from streamer.backends import open_session_store
+    from streamer.sessions.recount import recent_days, recount_due_days, recount_track
+
+    if args.track and args.due:
+        print(
+            "streamer: --due is the counts marked due, of every track; not with --track",
+            file=sys.stderr,
+        )
+        return 2
+    days = [args.day] if args.day else recent_days(datetime.now(UTC).date())
+    ledger = open_session_store(_settings(args))
+    try:
+        if args.track:
+            sweep = recount_track(ledger, args.track, days)
+        else:
+            sweep = recount_due_days(ledger, days)
+    finally:
+        ledger.close()
+    for recount in sweep.recounts:
+        if recount.claims or recount.corrected:
+            fixed = f" (the count said {recount.counted}; corrected)" if recount.corrected else ""
+            print(f"{recount.track_id} {recount.day.isoformat()}: {recount.claims} plays{fixed}")
+    for failure in sweep.failures:
+        print(f"streamer: cannot recount {failure}", file=sys.stderr)
+    span = days[0].isoformat() if len(days) == 1 else f"{days[-1]} to {days[0]}"
+    what = f"track {args.track}" if args.track else "the counts marked due"
+    print(f"recounted {what} on {span}: {len(sweep.corrected)} corrected")
+    return 1 if sweep.failures else 0
+
+
+def _day(text: str) -> date:
+    try:
+        if len(text) != 10:  # fromisoformat takes 20231114 too
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     # A benchmark is a program of its own: run it as one, so the product imports none of it.
     module = f"benchmarks.{args.benchmark}"
@@ -360,6 +401,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="only uploads started this long ago; default %(default)g",
     )
     cleanup.set_defaults(func=cmd_cleanup_uploads)
+    plays = commands.add_parser("plays", help="royalty play counts")
+    plays_commands = plays.add_subparsers(dest="plays_command", required=True)
+    recount = plays_commands.add_parser(
+        "recount",
+        help="repair play counts from the plays claimed",
+        description="Set play counts to the number of sessions whose play was counted. "
+        "Without --track: the counts the store marks as possibly off; with it: that track's. "
+        "Without --day: each of the days a play may still land on, up to today (UTC). "
+        "The edge runs the first kind every $STREAMER_PLAY_RECOUNT_INTERVAL_S.",
+    )
+    recount.add_argument("--track", metavar="ID", help="recount this track (default: the due)")
+    when = recount.add_mutually_exclusive_group()
+    when.add_argument("--day", type=_day, metavar="YYYY-MM-DD", help="only this UTC day")
+    when.add_argument(
+        "--due", action="store_true", help="the counts marked due (the default without --track)"
+    )
+    recount.set_defaults(func=cmd_plays_recount)
 
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

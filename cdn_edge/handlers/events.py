@@ -57,8 +57,8 @@ from cdn_edge.state import (
     CLOCK,
     EVENT_BUDGETS,
     METRICS,
-    SESSION_STORE,
     TELEMETRY,
+    TELEMETRY_STORE,
     TOKENS,
     log_fields,
 )
@@ -263,7 +263,7 @@ async def session_qoe_report(request: web.Request) -> web.Response:
     """The session's QoE and play, from what the store holds so far."""
     app = request.app
     claims = authorize(request)
-    store = app[SESSION_STORE]
+    store = app[TELEMETRY_STORE]
     telemetry = await app[BLOCKING](store.session_telemetry, claims.session_id)
     qoe = session_qoe(telemetry.events)
     play = telemetry.play

@@ -30,7 +30,7 @@ from typing import Protocol
 from cdn_edge.errors import RateLimited
 from cdn_edge.telemetry.metrics import TelemetryMetrics
 from streamer.errors import StreamerError
-from streamer.telemetry.model import CmcdSample, PlayerEvent, SegmentDelivery, TelemetryItem
+from streamer.telemetry.model import CmcdSample, PlayerEvent, TelemetryItem
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,7 @@ def item_kind(item: TelemetryItem) -> str:
         return "event"
     if isinstance(item, CmcdSample):
         return "cmcd"
-    if isinstance(item, SegmentDelivery):
-        return "delivery"
-    return "play"
+    return "delivery"
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

@@ -10,7 +10,7 @@ import streamer.sessions.sqlite as sqlite_store
 from streamer.sessions.port import CMCD_RETENTION_S, EVENT_RETENTION_S, SESSION_RETENTION_S
 from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.telemetry.model import TelemetryBatch
-from tests.contract.test_session_store_contract import (
+from tests.contract.session_stores import (
     MS,
     T0,
     delivery,
@@ -38,9 +38,9 @@ def test_records_past_their_retention_are_pruned_and_plays_kept(
                 sample("late", "new", received_ms=MS + 40 * DAY_S * 1000),
             ),
             deliveries=tuple(delivery(i, "old", delivered_ms=MS + i) for i in range(3)),
-            plays=(play("old"),),
         )
     )
+    store.claim_plays([play("old")])
     # 31 days on: only the old CMCD samples have passed their 30 days.
     assert store.prune_expired(T0 + CMCD_RETENTION_S + DAY_S) == 5
     old = store.session_telemetry("old")

@@ -24,7 +24,7 @@ from streamer.sessions.scylla import ScyllaSessionStore
 from streamer.sessions.sqlite import SqliteSessionStore
 from streamer.telemetry.model import TelemetryBatch
 from tests.backends.services import backend_params
-from tests.contract.test_session_store_contract import SESSION_STORES
+from tests.contract.session_stores import SESSION_STORES
 from tests.logship.builders import line, published_track, session_lines
 from tests.telemetry.builders import T0_MS, listening
 
@@ -73,6 +73,7 @@ def ship(log: Path, store: SessionStore, objects: Path, positions: CrashAfter) -
     shipper = Shipper(
         LogTailer(log, positions.load()),
         positions,
+        store,
         store,
         TrackTimelines(LocalObjectStore(objects)),
         batch_lines=5,  # several batches, so a crash can fall between them
