@@ -75,7 +75,7 @@ from streamer.cql.schema import migrate
 from streamer.objects.local import LocalObjectStore
 from streamer.sessions.port import SESSION_STORE_FILE, SessionStore
 from streamer.sessions.scylla import ScyllaSessionStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings, load_settings
 from streamer.telemetry.model import EventType, PlayClaim, PlayerEvent, TelemetryBatch
 
@@ -455,7 +455,7 @@ def fresh_store(
     data_dir.mkdir(parents=True)
     if kind == "sqlite":
         settings = load_settings(environ={}, data_dir=data_dir)
-        store: SessionStore = SqliteSessionStore(data_dir / SESSION_STORE_FILE)
+        store: SessionStore = SQLiteSessionStore(data_dir / SESSION_STORE_FILE)
         try:
             yield settings, store
         finally:

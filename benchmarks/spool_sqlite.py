@@ -106,7 +106,7 @@ def make_batch(size: int, seed: int) -> tuple[TelemetryItem, ...]:
     return tuple(items)
 
 
-class SqliteSpool:
+class SQLiteSpool:
     """The alternative: one WAL table of encoded batches, oldest first."""
 
     def __init__(self, path: Path, synchronous: str) -> None:
@@ -209,7 +209,7 @@ def run_spool(root: Path, batches: list[tuple[TelemetryItem, ...]], threads: int
 def run_sqlite(
     root: Path, batches: list[tuple[TelemetryItem, ...]], threads: int, synchronous: str
 ) -> Sample:
-    store = SqliteSpool(root / "spool-1.sqlite3", synchronous)
+    store = SQLiteSpool(root / "spool-1.sqlite3", synchronous)
     one = _timed(lambda: _append_all(store.append, batches))
 
     def drain() -> None:
@@ -218,7 +218,7 @@ def run_sqlite(
 
     replay = _timed(drain)
     store.close()
-    many_store = SqliteSpool(root / "spool-n.sqlite3", synchronous)
+    many_store = SQLiteSpool(root / "spool-n.sqlite3", synchronous)
     many = _timed(lambda: _append_threads(many_store.append, batches, threads))
     many_store.close()
     n = len(batches)

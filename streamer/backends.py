@@ -61,9 +61,9 @@ def _scylla_job_store(settings: Settings) -> JobStore:
 
 
 def _sqlite_session_store(settings: Settings) -> SessionStore:
-    from streamer.sessions.sqlite import SqliteSessionStore
+    from streamer.sessions.sqlite import SQLiteSessionStore
 
-    return SqliteSessionStore(settings.data_dir / SESSION_STORE_FILE)
+    return SQLiteSessionStore(settings.data_dir / SESSION_STORE_FILE)
 
 
 def _scylla_session_store(settings: Settings) -> SessionStore:

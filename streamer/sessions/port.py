@@ -6,7 +6,7 @@
     PlayLedger      royalty plays: one claim per session, counts per track and UTC day, and
                     the recount that repairs a count
 
-One store object implements all three over one SQLite file (`SqliteSessionStore`, the
+One store object implements all three over one SQLite file (`SQLiteSessionStore`, the
 embedded default) or one CQL keyspace (`ScyllaSessionStore`); `SessionStore` names the three
 together for `streamer.backends`, which opens it. Everything else depends on the port it uses.
 Each port has its contract suite in tests/contract/, run over both.

@@ -95,7 +95,7 @@ _INSERT_JSON = {table.name: table.sqlite_insert_json() for table in _TELEMETRY}
 _SELECT_JSON = {table.name: table.sqlite_select_json() for table in _TELEMETRY}
 
 
-class SqliteSessionStore:
+class SQLiteSessionStore:
     """SessionLog, TelemetryStore and PlayLedger in one SQLite file."""
 
     # A transaction holds the file's lock: every worker's writer waits behind a long one, and

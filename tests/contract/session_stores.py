@@ -22,14 +22,14 @@ from streamer.errors import StorageError
 from streamer.sessions.port import PlaybackSession, SessionStore
 from streamer.sessions.scylla import ScyllaSessionStore
 from streamer.sessions.scylla_plays import shard_of
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import CmcdSample, PlayClaim, PlayerEvent, SegmentDelivery
 from tests.backends.cql_fixtures import open_test_scylla_session_store
 from tests.backends.services import backend_params
 
 # name -> open the store kept in the test's directory (opening twice reaches the same data)
 SESSION_STORES: dict[str, Callable[[Path], SessionStore]] = {
-    "sqlite": lambda tmp: SqliteSessionStore(tmp / "sessions.sqlite3"),
+    "sqlite": lambda tmp: SQLiteSessionStore(tmp / "sessions.sqlite3"),
     "scylla": open_test_scylla_session_store,  # the keyspace of this test session
 }
 
@@ -73,7 +73,7 @@ def drift(store: SessionStore, track_id: str, day: date, by: int, *, marked: boo
     """Change the track's count for `day` by `by` behind the ledger's back, as a lost or
     doubled counter increment would; `marked`: as a failure the ledger noticed would (in
     SQLite, where a count cannot drift, every drift is found)."""
-    if isinstance(store, SqliteSessionStore):
+    if isinstance(store, SQLiteSessionStore):
         with contextlib.closing(sqlite3.connect(store.path)) as db, db:
             db.execute(
                 "INSERT INTO play_counts (track_id, day, plays) VALUES (?, ?, ?) "

@@ -28,7 +28,7 @@ from drm import KeyRing, decrypt_segment, new_kek
 from streamer.bearer_tokens import CLOCK_LEEWAY_S
 from streamer.catalog import Tier, TrackRecord
 from streamer.objects.local import LocalObjectStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings, load_settings
 from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.audio_compare import COMPARE_RATE, MIN_CORRELATION, aligned_correlation
@@ -104,7 +104,7 @@ async def client(
     app = create_app(
         ingested.settings,
         ingested.store,  # the edge is handed the store as its read-only ObjectReader
-        SqliteSessionStore(tmp_path / "sessions.sqlite3"),
+        SQLiteSessionStore(tmp_path / "sessions.sqlite3"),
         ingested.ring,
         clock=clock,
         secrets=edge_secrets,

@@ -20,7 +20,7 @@ from cdn_edge.web.access_log import AccessLog
 from drm import KeyRing, new_kek
 from streamer.catalog import Tier
 from streamer.objects.memory import InMemoryObjectStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings
 from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
@@ -77,8 +77,8 @@ def reader(store: InMemoryObjectStore) -> CountingReader:
 
 
 @pytest.fixture
-def session_store(tmp_path: Path) -> SqliteSessionStore:
-    return SqliteSessionStore(tmp_path / "sessions.sqlite3")
+def session_store(tmp_path: Path) -> SQLiteSessionStore:
+    return SQLiteSessionStore(tmp_path / "sessions.sqlite3")
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def access_log_stream() -> io.StringIO:
 def edge_app(
     settings: Settings,
     reader: CountingReader,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     ring: KeyRing,
     clock: ManualClock,
     edge_secrets: TokenSecrets,

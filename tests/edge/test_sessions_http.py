@@ -13,7 +13,7 @@ from cdn_edge.listener_auth import LISTENER_AUDIENCE
 from cdn_edge.state import METRICS, SESSIONS
 from streamer.errors import StorageError
 from streamer.sessions.port import PlaybackSession
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings
 from tests.edge.conftest import ALL_CODECS, Client, ManualClock, path_of
 
@@ -24,7 +24,7 @@ async def test_session_created(
     client: Client,
     open_session: OpenSession,
     settings: Settings,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     clock: ManualClock,
 ) -> None:
     doc = await open_session("premium", codecs=["mp4a.40.2"])
@@ -160,7 +160,7 @@ async def test_unknown_track_is_404(client: Client, listener_token: Callable[...
 async def test_session_store_failure_does_not_fail_playback(
     client: Client,
     open_session: OpenSession,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     monkeypatch: pytest.MonkeyPatch,
     settings: Settings,
 ) -> None:
@@ -202,7 +202,7 @@ async def test_cors_headers_on_success(open_session: OpenSession, client: Client
 async def test_slow_session_store_does_not_hold_playback(
     client: Client,
     open_session: OpenSession,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import threading
@@ -232,7 +232,7 @@ async def test_slow_session_store_does_not_hold_playback(
 async def test_session_records_queue_is_bounded(
     client: Client,
     open_session: OpenSession,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import threading

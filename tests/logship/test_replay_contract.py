@@ -21,7 +21,7 @@ from streamer.objects.local import LocalObjectStore
 from streamer.plays import utc_day
 from streamer.sessions.port import SessionStore
 from streamer.sessions.scylla import ScyllaSessionStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import TelemetryBatch
 from tests.backends.services import backend_params
 from tests.contract.session_stores import SESSION_STORES
@@ -63,7 +63,7 @@ def raw_rows(store: SessionStore, table: str, session_id: str) -> int:
         row = store.session.execute(query, (session_id,), action="count").one()
         assert row is not None
         return int(row["n"])
-    assert isinstance(store, SqliteSessionStore)
+    assert isinstance(store, SQLiteSessionStore)
     with sqlite3.connect(store.path) as db:
         sql = f"SELECT COUNT(*) FROM {table} WHERE session_id = ?"
         return int(db.execute(sql, (session_id,)).fetchone()[0])

@@ -23,7 +23,7 @@ from drm import KeyRing
 from manifests import parse_media
 from streamer.errors import StorageError
 from streamer.sessions.port import PlaybackSession, PlayRecount
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings
 from streamer.telemetry.model import (
     PlayClaim,
@@ -57,10 +57,10 @@ SEGMENT_S = 6.0
 class FlakyStore:
     """A SQLite session store that fails (`down`) or waits for `gate` when told to."""
 
-    telemetry_batch_items = SqliteSessionStore.telemetry_batch_items
+    telemetry_batch_items = SQLiteSessionStore.telemetry_batch_items
 
     def __init__(self, path: Path) -> None:
-        self.inner = SqliteSessionStore(path)
+        self.inner = SQLiteSessionStore(path)
         self.down = False
         self.gate = threading.Event()
         self.gate.set()  # open: calls go straight through

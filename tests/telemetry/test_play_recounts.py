@@ -22,7 +22,7 @@ from drm import KeyRing
 from streamer.errors import ConfigError
 from streamer.sessions.port import PlayRecount
 from streamer.sessions.recount import RECOUNT_WINDOW_DAYS
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings, load_settings
 from streamer.token_secrets import TokenSecrets
 from tests.contract.session_stores import drift, play
@@ -125,7 +125,7 @@ async def test_the_first_workers_edge_repairs_a_drifted_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(play_recounts, "FIRST_AFTER_S", 0.0)
-    store = SqliteSessionStore(tmp_path / "sessions.sqlite3")
+    store = SQLiteSessionStore(tmp_path / "sessions.sqlite3")
     now = today(clock).date()
     store.claim_plays([play("a", day=now), play("b", day=now)])
     drift(store, "trk1", now, -1, marked=True)
@@ -134,7 +134,7 @@ async def test_the_first_workers_edge_repairs_a_drifted_count(
         return create_app(
             dataclasses.replace(settings, play_recount_interval_s=0.05),
             reader,  # type: ignore[arg-type]
-            SqliteSessionStore(store.path),
+            SQLiteSessionStore(store.path),
             ring,
             clock=clock,
             secrets=edge_secrets,

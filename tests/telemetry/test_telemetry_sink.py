@@ -14,14 +14,14 @@ from cdn_edge.telemetry.metrics import TelemetryMetrics
 from cdn_edge.telemetry.sink import SessionStoreSink
 from streamer.plays import decide_play
 from streamer.qoe import session_qoe
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import PlayerEvent, without_gaps
 from tests.telemetry.builders import deliveries, event, listening
 
 DAY0 = date(2023, 11, 14)
 
 
-class CountingStore(SqliteSessionStore):
+class CountingStore(SQLiteSessionStore):
     """The embedded store, counting the sessions whose events are read back."""
 
     def __init__(self, path: Path) -> None:
@@ -41,7 +41,7 @@ def numbered(events: list[PlayerEvent], session_id: str = "s1") -> list[PlayerEv
     ]
 
 
-def plays(store: SqliteSessionStore) -> int:
+def plays(store: SQLiteSessionStore) -> int:
     return sum(store.plays_by_day("trk1", DAY0, DAY0).values())
 
 
