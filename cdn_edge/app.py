@@ -52,6 +52,7 @@ from cdn_edge.playback.key_service import KeyService, key_buckets, listener_key_
 from cdn_edge.playback.playlist_builder import PlaylistBuilder
 from cdn_edge.playback.segment_cache import SegmentCache
 from cdn_edge.playback.tokens import PlaybackTokens
+from cdn_edge.policy.event_budget import EventBudgets
 from cdn_edge.state import (
     ACCESS_LOG,
     ANALYTICS,
@@ -172,7 +173,7 @@ def create_app(
         max_batch=session_store.telemetry_batch_items,
     )
     app[TELEMETRY] = telemetry
-    app[EVENT_BUDGETS] = events.event_budgets(clock)
+    app[EVENT_BUDGETS] = EventBudgets(clock)
     app[CAPTURE] = TelemetryCapture(telemetry, metrics.telemetry, clock, default_server_id())
     app[TELEMETRY_STORE] = session_store
     app[PLAY_LEDGER] = session_store

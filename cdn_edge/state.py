@@ -17,7 +17,7 @@ from cdn_edge.playback.key_service import KeyService
 from cdn_edge.playback.playlist_builder import PlaylistBuilder
 from cdn_edge.playback.segment_cache import SegmentCache
 from cdn_edge.playback.tokens import PlaybackTokens
-from cdn_edge.policy.rate_limit import TokenBuckets
+from cdn_edge.policy.event_budget import EventBudgets
 from cdn_edge.steering.health import HealthBoard
 from cdn_edge.steering.pathways import Pathway
 from cdn_edge.steering.throughput_history import ThroughputHistory
@@ -56,7 +56,7 @@ ACCESS_LOG = web.AppKey("access_log", AccessLog)
 # Telemetry: the writer, what the playback path captures, the stores reports read.
 TELEMETRY = web.AppKey("telemetry_writer", TelemetryWriter)
 CAPTURE = web.AppKey("telemetry_capture", TelemetryCapture)
-EVENT_BUDGETS = web.AppKey("event_budgets", TokenBuckets)  # player events per session
+EVENT_BUDGETS = web.AppKey("event_budgets", EventBudgets)  # player events per session
 TELEMETRY_STORE: web.AppKey[TelemetryStore] = web.AppKey("telemetry_store")
 PLAY_LEDGER: web.AppKey[PlayLedger] = web.AppKey("play_ledger")
 ANALYTICS = web.AppKey("analytics_verifier", AnalyticsVerifier)
