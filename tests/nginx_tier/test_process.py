@@ -28,8 +28,8 @@ def test_a_missing_binary_says_how_to_install_it(tier_config: NginxTierConfig) -
 
 
 def test_a_missing_module_says_how_to_install_it(tier_config: NginxTierConfig) -> None:
-    config = replace(tier_config, js_module=Path("/nonexistent/ngx_http_js_module.so"))
-    with pytest.raises(NginxNotInstalled, match=r"njs module .* \./dev setup"):
+    config = replace(tier_config, lua_module=Path("/nonexistent/ngx_http_lua_module.so"))
+    with pytest.raises(NginxNotInstalled, match=r"module .*lua.* \./dev setup"):
         start_nginx_tier(config, vector_secrets())
 
 
