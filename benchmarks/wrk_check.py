@@ -26,7 +26,6 @@ backlog afterwards).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -39,7 +38,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -53,10 +52,6 @@ from benchmarks.edge_setup import (
 )
 from benchmarks.procstat import cpu_ticks
 from benchmarks.servers import ServerProcess
-from cdn_edge.nginx_tier.config import render_config
-from cdn_edge.nginx_tier.from_settings import tier_config
-from cdn_edge.nginx_tier.process import workers_user
-from streamer.settings import load_settings
 
 TICKS_PER_S = 100  # USER_HZ on Linux
 REQUEST_TIMEOUT_S = 10
@@ -199,62 +194,10 @@ class Phase:
     # Stop the tier's log shipper for the phase (it ships the backlog after): what nginx
     # alone costs, apart from the shipper sharing its cores.
     pause_shipper: bool = False
-    gate: str | None = None  # the tier's token gate for the phase (--gates), reloaded before
 
     @property
     def is_edge(self) -> bool:
         return self.name.startswith("edge")
-
-
-@dataclass
-class TierGates:
-    """Swaps the running tier's token gate (njs | lua) by rewriting its config and HUP."""
-
-    data_dir: Path
-    base_url: str
-    workers: int
-    current: str = "lua"
-
-    def use(self, gate: str) -> None:
-        if gate == self.current:
-            return
-        settings = load_settings(environ={}, data_dir=self.data_dir)
-        port = int(urlsplit(self.base_url).port or 80)
-        conf = tier_config(settings, "127.0.0.1:1", listen_port=port).conf_file
-        upstream = re.search(r"upstream streamer_edge \{\s*server (\S+)", conf.read_text())
-        assert upstream is not None
-        config = tier_config(
-            settings, upstream.group(1), listen_port=port, worker_processes=self.workers
-        )
-        master = int(config.pid_file.read_text())
-        before = set(_workers(master))
-        conf.write_text(render_config(workers_user(replace(config, gate=gate))))
-        os.kill(master, signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            now = set(_workers(master))
-            if len(now) == self.workers and not now & before:
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"nginx did not reload with the {gate} gate")
-        self.current = gate
-
-
-def _workers(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) != pid:
-                continue
-            with contextlib.suppress(OSError):
-                if b"worker process" in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-    return found
 
 
 def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dict[str, float]:
@@ -316,11 +259,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="who serves segments behind the edge's port (streamer serve --segments)",
     )
     parser.add_argument(
-        "--gates",
-        default="",
-        help="A/B of the tier's token gates, e.g. lua,njs: every tier phase once per gate",
-    )
-    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="also playlists without gzip, playlists and segments without CMCD",
@@ -362,17 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     Phase("edge segment, shipper paused", edge, edge_url, pools["segment"],
                           pause_shipper=True),
                 ]  # fmt: skip
-            gates = TierGates(data_dir, edge_url, args.workers)
-            if args.gates:
-                tiered = [p for p in phases if p.is_edge and p.name != "edge key"]
-                phases = [p for p in phases if p not in tiered]
-                for gate in args.gates.split(","):
-                    phases += [replace(p, name=f"{p.name} [{gate}]", gate=gate) for p in tiered]
             results: dict[str, list[dict[str, float]]] = {p.name: [] for p in phases}
             for run in range(args.runs):
                 for phase in phases if run % 2 == 0 else reversed(phases):
-                    if phase.gate is not None:
-                        gates.use(phase.gate)
                     results[phase.name].append(
                         run_phase(phase, work, args.seconds, args.connections)
                     )
@@ -413,18 +343,11 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     def ratio(ours: str, baseline: str) -> float:
         return statistics.median(column(ours, "rps")) / statistics.median(column(baseline, "rps"))
 
-    for suffix in [f" [{g}]" for g in args.gates.split(",")] if args.gates else [""]:
-        print(
-            f"\nratios{suffix}: playlist / HMAC "
-            f"{ratio('edge playlist' + suffix, 'hmac playlist'):.2f}, "
-            f"key / HMAC {ratio('edge key', 'hmac playlist'):.2f}, "
-            f"segment / nginx {ratio('edge segment' + suffix, 'nginx segment'):.2f}"
-        )
-        if args.breakdown:
-            print(
-                f"segment, shipper paused / nginx{suffix}: "
-                f"{ratio('edge segment, shipper paused' + suffix, 'nginx segment'):.2f}"
-            )
+    print(
+        f"\nratios: playlist / HMAC {ratio('edge playlist', 'hmac playlist'):.2f}, "
+        f"key / HMAC {ratio('edge key', 'hmac playlist'):.2f}, "
+        f"segment / nginx {ratio('edge segment', 'nginx segment'):.2f}"
+    )
 
 
 if __name__ == "__main__":

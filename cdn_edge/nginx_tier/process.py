@@ -32,7 +32,7 @@ from cdn_edge.nginx_tier.config import (
     SHUTDOWN_GRACE_S,
     NginxTierConfig,
     render_config,
-    render_njs_settings,
+    render_gate_settings,
 )
 from cdn_edge.nginx_tier.errors import (
     NginxConfigRejected,
@@ -50,6 +50,7 @@ POLL_S = 0.02
 INSTALL_HINT = (
     "run ./dev setup (it installs Debian's nginx-light, libnginx-mod-http-lua and lua-cjson)"
 )
+LUA_CJSON = "/usr/lib/*/lua/5.1/cjson.so"  # Debian's lua-cjson, on LuaJIT's default path
 _TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
@@ -72,15 +73,14 @@ def tier_missing(
     for module in modules:
         if not module.is_file():
             return f"nginx module {module} is missing; {INSTALL_HINT}"
+    if not any(Path("/").glob(LUA_CJSON.lstrip("/"))):
+        return f"lua-cjson ({LUA_CJSON}) is missing; {INSTALL_HINT}"
     return None
 
 
 def _check_installed(config: NginxTierConfig, nginx: str) -> str:
     binary = _nginx_path(nginx)
-    modules = (
-        (config.js_module,) if config.gate == "njs" else (config.ndk_module, config.lua_module)
-    )
-    for module in modules:
+    for module in (config.ndk_module, config.lua_module):
         if not module.is_file():
             raise NginxNotInstalled(f"nginx module {module} is missing; {INSTALL_HINT}")
     if not config.script.is_file():
@@ -118,7 +118,7 @@ def workers_user(config: NginxTierConfig) -> NginxTierConfig:
 
 
 def prepare_prefix(config: NginxTierConfig, playback_keys: tuple[bytes, ...]) -> None:
-    """Create the prefix layout and write nginx.conf (0644) and the njs settings (0600)."""
+    """Create the prefix layout and write nginx.conf (0644) and the gate's settings (0600)."""
     for directory in (
         config.conf_file.parent,
         config.access_log.parent,
@@ -128,7 +128,7 @@ def prepare_prefix(config: NginxTierConfig, playback_keys: tuple[bytes, ...]) ->
         directory.mkdir(parents=True, exist_ok=True)
     if config.s3 is not None:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(config.njs_settings_file, render_njs_settings(config, playback_keys), 0o600)
+    _write_atomic(config.gate_settings_file, render_gate_settings(config, playback_keys), 0o600)
     _write_atomic(config.conf_file, render_config(config), 0o644)
     if config.user is not None:
         # Workers write temp and cache files; the master (root) opens the logs itself.
