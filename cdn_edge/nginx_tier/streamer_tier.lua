@@ -9,8 +9,8 @@ serves from and the access log reads. The same decisions, in Python, are in
 cdn_edge/nginx_tier/segment_access.py; tests/vectors/session_tokens.json checks both.
 
 A verified token is remembered until its expiry: per worker (a Lua table, LRU) and across
-workers (the `streamer_tokens` lua_shared_dict), so a session's token costs one HMAC per
-tier, not one per request. Only authentic session tokens are remembered, so a forged token
+workers (the `streamer_tokens` lua_shared_dict), so a session's token costs one HMAC in
+nginx, not one per request. Only authentic session tokens are remembered, so a forged token
 never takes a slot; a full dict drops its least recently used tokens, which then verify
 again.
 
@@ -100,6 +100,9 @@ function M.init(path)
     end
     assert(#keys > 0, "no playback key in " .. path)
     settings = { keys = keys, cmsd = doc.cmsd, s3 = doc.s3 ~= cjson.null and doc.s3 or nil }
+    -- The dict outlives a reload (SIGHUP), and the keys may have changed: forget what the
+    -- old ones verified.
+    ngx.shared.streamer_tokens:flush_all()
 end
 
 local function refuse(status, code, message)

@@ -3,9 +3,12 @@ decision: a remembered token still expires, and only the exact token is remember
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from cdn_edge.nginx_tier import NginxTier
+from cdn_edge.nginx_tier.process import prepare_prefix
 from drm import sign_token
 from tests.nginx_tier.conftest import request
 from tests.nginx_tier.vectors import vector_secrets, vectors
@@ -45,3 +48,15 @@ def test_only_the_exact_token_is_remembered(tier: NginxTier) -> None:
     # Entitlement is still checked per request: a remembered free token gets no aac_256.
     assert request(tier, f"/v1/s/{FREE}/aac_256/seg_00000.m4s").status == 403
     assert request(tier, _segment(FREE)).status == 200
+
+
+def test_a_reload_with_other_keys_forgets_what_the_old_ones_verified(tier: NginxTier) -> None:
+    assert request(tier, _segment(FREE)).status == 200  # remembered in the shared dict
+    prepare_prefix(tier.config, (b"another playback key, 32 bytes!!",))
+    os.kill(tier.process.pid, signal.SIGHUP)  # new workers; the shared dict outlives them
+    deadline = time.monotonic() + 10
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        status = request(tier, _segment(FREE)).status
+        time.sleep(0.05)
+    assert status == 401
