@@ -99,9 +99,15 @@ function M.init(path)
         keys[i] = unhex(key)
     end
     assert(#keys > 0, "no playback key in " .. path)
-    settings = { keys = keys, cmsd = doc.cmsd, s3 = doc.s3 ~= cjson.null and doc.s3 or nil }
-    -- The dict outlives a reload (SIGHUP), and the keys may have changed: forget what the
-    -- old ones verified.
+    settings = {
+        keys = keys,
+        cmsd = doc.cmsd,
+        s3 = doc.s3 ~= cjson.null and doc.s3 or nil,
+        -- The dict outlives a reload (SIGHUP), whose keys may differ, and the old workers
+        -- still write to it while they finish: entries are named after the keys that
+        -- verified them. The old ones are dropped, or age out if an old worker adds more.
+        generation = sub(hex(sha256(table.concat(keys, "\0"))), 1, 16) .. ":",
+    }
     ngx.shared.streamer_tokens:flush_all()
 end
 
@@ -186,7 +192,7 @@ local function remember(token, session, now)
     local record = cjson.encode({ session.exp, session.sid, session.trk, session.ver,
         session.tier, session.var })
     -- set, not add: a full dict drops its least recently used tokens.
-    ngx.shared.streamer_tokens:set(token, record, session.exp - now)
+    ngx.shared.streamer_tokens:set(settings.generation .. token, record, session.exp - now)
 end
 
 local function recalled(token)
@@ -194,7 +200,7 @@ local function recalled(token)
     if session ~= nil then
         return session
     end
-    local record = ngx.shared.streamer_tokens:get(token)
+    local record = ngx.shared.streamer_tokens:get(settings.generation .. token)
     if record == nil then
         return nil
     end
