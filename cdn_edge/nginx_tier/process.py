@@ -169,8 +169,9 @@ def check_config(config: NginxTierConfig, nginx: str = DEFAULT_NGINX) -> None:
         ) from exc
     if done.returncode != 0:
         words = (done.stderr or done.stdout).strip()
-        if "module.so" in words or 'unknown directive "' in words or "module '" in words:
-            # A module that does not load, or a Lua module (cjson) the gate cannot find.
+        missing_directive = 'unknown directive "' in words and "lua" in words
+        if "module.so" in words or missing_directive or "module 'cjson" in words:
+            # A module that does not load, or lua-cjson, which the gate requires.
             raise NginxNotInstalled(f"{binary} cannot load the gate ({words}); {INSTALL_HINT}")
         raise NginxConfigRejected(f"{binary} -t refused {config.conf_file}: {words}")
 

@@ -69,8 +69,8 @@ local function unhex(text)
 end
 
 -- The raw path (before nginx decodes %XX or merges slashes), so an encoded separator or a
--- dot segment never matches. A rendition never starts with '.' (cdn_edge/policy/names.py). \z, not
--- $: PCRE's $ also matches before a final newline.
+-- dot segment never matches. A rendition never starts with '.' (cdn_edge/policy/names.py).
+-- \z, not $: PCRE's $ also matches before a final newline.
 local SEGMENT_PATH = "^/v1/s/([A-Za-z0-9_.-]{1,2048})/"
     .. "([A-Za-z0-9_][A-Za-z0-9_.]{0,63})/(init\\.mp4|seg_[0-9]{5,}\\.m4s|playlist\\.m3u8)\\z"
 -- drm.tokens: base64url payload "." 43-character base64url HMAC-SHA256.
