@@ -224,7 +224,7 @@ def test_secrets_stay_out_of_the_config(tier: NginxTier) -> None:
     config = tier.config.conf_file.read_text()
     for key in vectors()["secrets_hex_test_only"]:
         assert key not in config
-    assert tier.config.njs_settings_file.stat().st_mode & 0o777 == 0o600
+    assert tier.config.gate_settings_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_stop_drains_and_frees_the_port(tier: NginxTier) -> None:
