@@ -126,13 +126,13 @@ class World:
     clock: AdjustableClock
     tracks: dict[str, Track]
     edge: Front
-    nginx: Front
-    nginx_tier: NginxTier
+    nginx: Front | None  # None: the edge alone
+    nginx_tier: NginxTier | None
     canaries: dict[str, bytes] = field(default_factory=dict)  # files an escape would read
 
     @property
-    def fronts(self) -> tuple[Front, Front]:
-        return (self.edge, self.nginx)
+    def fronts(self) -> tuple[Front, ...]:
+        return (self.edge,) if self.nginx is None else (self.edge, self.nginx)
 
     def listener_token(
         self, tier: str = "free", user: str = "listener-1", ttl_s: int = 3600, now: float = 0.0
@@ -166,8 +166,9 @@ class World:
             for path in sorted(self.settings.secrets_dir.rglob("*"))
             if path.is_file()
         }
-        njs = self.nginx_tier.config.njs_settings_file
-        files["nginx/conf/streamer.json"] = njs.read_bytes()
+        if self.nginx_tier is not None:
+            njs = self.nginx_tier.config.njs_settings_file
+            files["nginx/conf/streamer.json"] = njs.read_bytes()
         for key in self.secrets.platform_key, self.secrets.playback_key:
             files[f"token key {len(files)}"] = key
             files[f"token key hex {len(files)}"] = key.hex().encode()
@@ -227,8 +228,9 @@ def _track(ring: KeyRing, track_id: str, version: str, submitted_by: str) -> Tra
 
 
 @contextmanager
-def world(tmp_path: Path) -> Iterator[World]:
-    """Two tracks published, the edge with the ingest API, nginx in front; torn down after."""
+def world(tmp_path: Path, *, nginx: bool = True) -> Iterator[World]:
+    """Two tracks published, the edge with the ingest API, nginx in front (unless not
+    `nginx`); torn down after."""
     data_dir = tmp_path / "data"
     settings = load_settings(
         environ={},
@@ -274,6 +276,10 @@ def world(tmp_path: Path) -> Iterator[World]:
         return app
 
     with live_edge(make_app) as edge_port:
+        edge = Front("python edge", "127.0.0.1", edge_port)
+        if not nginx:
+            yield World(settings, token_secrets, ring, clock, tracks, edge, None, None, canaries)
+            return
         try:
             tier = start_nginx_tier_for_settings(
                 settings, f"127.0.0.1:{edge_port}", listen_port=_free_port()
@@ -282,14 +288,5 @@ def world(tmp_path: Path) -> Iterator[World]:
             message = f"the attack suite needs nginx with njs (./dev setup): {exc}"
             raise AssertionError(message) from exc
         with tier:
-            yield World(
-                settings=settings,
-                secrets=token_secrets,
-                ring=ring,
-                clock=clock,
-                tracks=tracks,
-                edge=Front("python edge", "127.0.0.1", edge_port),
-                nginx=Front("nginx tier", "127.0.0.1", tier.config.listen_port),
-                nginx_tier=tier,
-                canaries=canaries,
-            )
+            front = Front("nginx tier", "127.0.0.1", tier.config.listen_port)
+            yield World(settings, token_secrets, ring, clock, tracks, edge, front, tier, canaries)
