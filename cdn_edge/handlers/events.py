@@ -229,6 +229,8 @@ async def post_events(request: web.Request) -> web.Response:
         doc = json.loads(body)
     except ValueError as exc:
         raise InvalidField("body", f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # json's C decoder recurses once per level of nesting
+        raise InvalidField("body", "JSON nested too deeply for a request body") from exc
     now_ms = int(app[CLOCK]() * 1000)
     events = parse_events(doc, claims, now_ms)
     wait_s = app[EVENT_BUDGETS].take(claims.session_id, len(events)) if events else 0.0

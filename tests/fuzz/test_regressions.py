@@ -1,0 +1,38 @@
+"""Inputs the fuzzers and the attack suite found to crash the edge or ingest, each now a 4xx
+with a reason. One test per fix, over HTTP on the running edge."""
+
+from __future__ import annotations
+
+import json
+
+from tests.security.attempts import JSON, bearer, session_body
+from tests.security.raw_http import Reply
+from tests.security.world import World
+
+DEEP = 8000  # far past Python's recursion limit, well inside the body limits
+
+
+def _refused_with_reason(reply: Reply, status: int = 400) -> dict[str, str]:
+    assert reply.status == status, reply.body[:300]
+    doc: dict[str, str] = json.loads(reply.body)
+    assert doc["error"] and doc["message"]
+    return doc
+
+
+def test_deeply_nested_json_bodies_are_400(edge_world: World) -> None:
+    w = edge_world
+    track = w.tracks["A"].track_id
+    listener = bearer(w.listener_token("free")) + JSON
+    nested = b"[" * DEEP + b"]" * DEEP
+    doc = _refused_with_reason(w.edge.request("POST", "/v1/sessions", list(listener), nested))
+    assert doc["error"] == "invalid_field" and "nested" in doc["message"]
+
+    token, opened = w.open_session(w.edge, track, "free")
+    events = f"/v1/sessions/{opened['session_id']}/events"
+    body = b'{"events": ' + nested + b"}"
+    reply = w.edge.request("POST", events, list(bearer(token) + JSON), body)
+    doc = _refused_with_reason(reply)
+    assert doc["error"] == "invalid_field" and "nested" in doc["message"]
+    # The session still works: a normal request after the refusal.
+    ok = w.edge.request("POST", "/v1/sessions", list(listener), session_body(track))
+    assert ok.status == 201
