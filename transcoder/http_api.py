@@ -194,6 +194,8 @@ async def post_ingest(request: web.Request) -> web.Response:
             raise ValueError("metadata must be a JSON object")
     except (InvalidTrackId, ValueError) as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
+    except RecursionError as exc:  # json's C decoder recurses once per level of nesting
+        raise ApiError(400, "bad_request", "metadata is JSON nested too deeply") from exc
 
     path, sha, size = await _receive(
         request, settings.max_upload_bytes, settings.data_dir / "uploads"

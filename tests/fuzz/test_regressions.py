@@ -4,10 +4,11 @@ with a reason. One test per fix, over HTTP on the running edge."""
 from __future__ import annotations
 
 import json
+import time
 
 from tests.security.attempts import JSON, bearer, session_body
 from tests.security.raw_http import Reply
-from tests.security.world import World
+from tests.security.world import World, issue_ingest_token
 
 DEEP = 8000  # far past Python's recursion limit, well inside the body limits
 
@@ -36,3 +37,15 @@ def test_deeply_nested_json_bodies_are_400(edge_world: World) -> None:
     # The session still works: a normal request after the refusal.
     ok = w.edge.request("POST", "/v1/sessions", list(listener), session_body(track))
     assert ok.status == 201
+
+
+def _ingest(w: World, query: str) -> Reply:
+    token = issue_ingest_token(w.secrets.platform_key, "label-a", 3600, time.time())
+    return w.edge.request("POST", f"/v1/ingest?{query}", list(bearer(token)), b"RIFF" + b"\0" * 64)
+
+
+def test_ingest_metadata_nested_too_deeply_is_400(edge_world: World) -> None:
+    # The query holds at most 8190 bytes (aiohttp's request line): unescaped brackets, then.
+    reply = _ingest(edge_world, "filename=a.wav&metadata=" + "[" * 3000 + "]" * 3000)
+    doc = _refused_with_reason(reply)
+    assert doc["error"] == "bad_request" and "nested" in doc["message"]
