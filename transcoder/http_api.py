@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,6 +49,9 @@ INGEST_TOKEN = TokenKind("ingest token", INGEST_AUDIENCE, scope=INGEST_SCOPE)
 DEV_TOKEN_TTL_S = 24 * 3600
 UPLOAD_CHUNK_BYTES = 1 << 20
 MAX_METADATA_CHARS = 16_384
+# C0 controls and DEL: a NUL cannot be in a path (the worker names its copy after the
+# extension), CR and LF would forge log lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 STORE_KEY = web.AppKey("ingest_object_store", ObjectStore)
 JOBS_KEY = web.AppKey("ingest_job_store", JobStore)
@@ -178,9 +182,12 @@ async def post_ingest(request: web.Request) -> web.Response:
     claims = _authorize(request)
     settings = request.app[SETTINGS_KEY]
     filename = request.query.get("filename", "")
-    if not filename or "/" in filename or len(filename) > 255:
+    if not filename or "/" in filename or len(filename) > 255 or _CONTROL.search(filename):
         raise ApiError(
-            400, "bad_filename", "give ?filename=<name.ext> (the extension hints format)"
+            400,
+            "bad_filename",
+            "give ?filename=<name.ext> (the extension hints format): at most 255 characters, "
+            "no '/' and no control characters",
         )
     track_id = request.query.get("track_id")
     try:

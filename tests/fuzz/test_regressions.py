@@ -49,3 +49,12 @@ def test_ingest_metadata_nested_too_deeply_is_400(edge_world: World) -> None:
     reply = _ingest(edge_world, "filename=a.wav&metadata=" + "[" * 3000 + "]" * 3000)
     doc = _refused_with_reason(reply)
     assert doc["error"] == "bad_request" and "nested" in doc["message"]
+
+
+def test_ingest_filenames_with_control_characters_are_400(edge_world: World) -> None:
+    # A NUL reached the worker, which could not open "master.wav\0" and failed the job with an
+    # internal error; CR and LF would split the log line that names the file.
+    for name in ("x.wav%00", "x%00.wav", "x.wav%0d%0aforged:%20line", "x%09.wav", "x%7f.wav"):
+        doc = _refused_with_reason(_ingest(edge_world, f"filename={name}"))
+        assert doc["error"] == "bad_filename", name
+    assert _ingest(edge_world, "filename=fine%20name%20%C3%A9.wav").status == 202
