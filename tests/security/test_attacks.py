@@ -125,6 +125,7 @@ def test_no_attempt_leaks_keys_bytes_or_secrets(
 
     attempts = build_attempts(ctx)
     leaks = []
+    errors = []
     statuses: Counter[str] = Counter()
     for attempt in attempts:
         reply = front.request(attempt.method, attempt.target, list(attempt.headers), attempt.body)
@@ -132,10 +133,13 @@ def test_no_attempt_leaks_keys_bytes_or_secrets(
         reasons = judge(material, attempt, reply)
         if reasons:
             leaks.append({**describe(attempt), "status": reply.status, "leaked": reasons})
+        if reply.status >= 500:  # bad input is a 4xx with a reason, never a server error
+            errors.append({**describe(attempt), "status": reply.status})
     figures.record(SUITE, front.name, attempts=len(attempts), leaked=len(leaks))
     print(f"\n{front.name}: attempts made {len(attempts)}, leaked {len(leaks)}")
     print(json.dumps(dict(sorted(statuses.items())), indent=1))
     assert leaks == [], json.dumps(leaks[:20], indent=1)
+    assert errors == [], json.dumps(errors[:20], indent=1)
 
 
 # Ingest filenames: a master's name must never become a path outside the data directory.
