@@ -115,14 +115,15 @@ def _whole(field: str, value: object, low: int, high: int) -> int:
 
 
 def _seconds(field: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidField(field, "must be a number >= 0")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # a JSON integer has no size limit; 10**400 is no float
+        raise InvalidField(field, "must be a number >= 0 within float range") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidField(field, "must be a number >= 0")
+    return seconds
 
 
 def _flag(field: str, value: object) -> bool:

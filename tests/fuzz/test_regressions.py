@@ -58,3 +58,15 @@ def test_ingest_filenames_with_control_characters_are_400(edge_world: World) -> 
         doc = _refused_with_reason(_ingest(edge_world, f"filename={name}"))
         assert doc["error"] == "bad_filename", name
     assert _ingest(edge_world, "filename=fine%20name%20%C3%A9.wav").status == 202
+
+
+def test_event_seconds_past_float_range_are_400(edge_world: World) -> None:
+    # JSON integers have no size limit; float() of 10**400 overflows.
+    w = edge_world
+    token, opened = w.open_session(w.edge, w.tracks["A"].track_id, "free")
+    events = f"/v1/sessions/{opened['session_id']}/events"
+    for field in ("position_s", "from_s"):
+        event = {"event_id": "e1", "type": "seek", "ts_ms": 1, "position_s": 1, "from_s": 1}
+        body = json.dumps({"events": [{**event, field: 10**400}]}).encode()
+        doc = _refused_with_reason(w.edge.request("POST", events, list(bearer(token) + JSON), body))
+        assert doc["error"] == "invalid_field" and field in doc["message"]
