@@ -1,5 +1,5 @@
 """Fuzzing fixtures: the real edge (ingest API mounted) on a loopback port, without nginx;
-and the figures at the end of the run: inputs tried and crashes or 5xx per property."""
+and the figures at the end of the run: inputs tried per property, and properties failed."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.fuzz.counting import SUITE
 from tests.security import figures
 from tests.security.world import World, world
-
-SUITE = "fuzzing"
-FIGURE = "inputs tried {inputs}, crashes or 5xx {crashes}"
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +20,11 @@ def edge_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    summary = figures.lines(SUITE, FIGURE)
-    if summary:
-        terminalreporter.write_sep("=", SUITE)
-        for line in summary:
-            terminalreporter.write_line(line)
+    summary = figures.lines(SUITE, "inputs tried {inputs}")
+    if not summary:
+        return
+    failed = [r for r in terminalreporter.stats.get("failed", []) if "tests/fuzz/" in r.nodeid]
+    terminalreporter.write_sep("=", SUITE)
+    for line in summary:
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"properties failed (a crash or a 5xx): {len(failed)}")
