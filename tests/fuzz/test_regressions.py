@@ -1,11 +1,14 @@
 """Inputs the fuzzers and the attack suite found to crash the edge or ingest, each now a 4xx
-with a reason. One test per fix, over HTTP on the running edge."""
+with a reason (or, in the worker, a clean decision). One test per fix, over HTTP on the
+running edge where the input comes over HTTP."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
+from tests.fuzz.targets import ProbeResult, check_declared_length
 from tests.security.attempts import JSON, bearer, session_body
 from tests.security.raw_http import Reply
 from tests.security.world import World, issue_ingest_token
@@ -70,3 +73,13 @@ def test_event_seconds_past_float_range_are_400(edge_world: World) -> None:
         body = json.dumps({"events": [{**event, field: 10**400}]}).encode()
         doc = _refused_with_reason(w.edge.request("POST", events, list(bearer(token) + JSON), body))
         assert doc["error"] == "invalid_field" and field in doc["message"]
+
+
+def test_an_aiff_sound_chunk_without_samples_is_no_crash(tmp_path: Path) -> None:
+    # SSND declares 8 bytes: its offset and block size, no samples. The check divided by the
+    # zero bytes of audio it declared.
+    data = b"FORM\x00\x00\x00\x00AIFFSSND\x00\x00\x00\x08"
+    master = tmp_path / "empty.aiff"
+    master.write_bytes(data)
+    probe = ProbeResult("aiff", "pcm_s16be", 44_100, 2, 16, 1.0, len(data))
+    check_declared_length(master, probe, "empty.aiff")  # nothing declared: nothing to check
