@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tests.fuzz.targets import ProbeResult, check_declared_length
+from tests.security import forgery
 from tests.security.attempts import JSON, bearer, session_body
 from tests.security.raw_http import Reply
 from tests.security.world import World, issue_ingest_token
@@ -83,3 +84,15 @@ def test_an_aiff_sound_chunk_without_samples_is_no_crash(tmp_path: Path) -> None
     master.write_bytes(data)
     probe = ProbeResult("aiff", "pcm_s16be", 44_100, 2, 16, 1.0, len(data))
     check_declared_length(master, probe, "empty.aiff")  # nothing declared: nothing to check
+
+
+def test_an_ingest_token_whose_exp_is_no_number_is_401(edge_world: World) -> None:
+    # Signed with the platform key, so only the account service could send it; PyJWT leaves
+    # exp unchecked when told to, and `[] <= now` raised TypeError.
+    w = edge_world
+    for exp in ([], "tomorrow", None, True, {"s": 1}):
+        claims = {"sub": "label-a", "aud": "streamer-ingest", "scope": "ingest", "exp": exp}
+        token = forgery.jwt_hmac(claims, w.secrets.platform_key)
+        for method, target in (("POST", "/v1/ingest?filename=a.wav"), ("GET", "/v1/ingest/x")):
+            reply = w.edge.request(method, target, list(bearer(token)), b"RIFF" + b"\0" * 64)
+            assert _refused_with_reason(reply, 401)["error"] == "invalid_token", exp
