@@ -96,3 +96,25 @@ def test_an_ingest_token_whose_exp_is_no_number_is_401(edge_world: World) -> Non
         for method, target in (("POST", "/v1/ingest?filename=a.wav"), ("GET", "/v1/ingest/x")):
             reply = w.edge.request(method, target, list(bearer(token)), b"RIFF" + b"\0" * 64)
             assert _refused_with_reason(reply, 401)["error"] == "invalid_token", exp
+
+
+def test_a_bearer_token_with_a_byte_above_ascii_is_401(edge_world: World) -> None:
+    # aiohttp hands such a header over with a surrogate escape, which PyJWT cannot encode: a
+    # UnicodeEncodeError escaped the verifiers.
+    w = edge_world
+    a = w.tracks["A"].track_id
+    for value in ("Bearer \x80", "Bearer abc\xff.def.ghi", "Bearer \xe9"):
+        for method, target, body in (
+            ("POST", "/v1/sessions", session_body(a)),
+            ("GET", "/v1/tracks", None),
+            ("GET", f"/v1/tracks/{a}/plays?from=2024-01-01&to=2024-01-02", None),
+        ):
+            reply = w.edge.request(method, target, [("Authorization", value), *JSON], body)
+            assert _refused_with_reason(reply, 401)["error"] == "unauthorized", (value, target)
+
+
+def test_an_ingest_token_with_a_byte_above_ascii_is_401(edge_world: World) -> None:
+    for method, target in (("POST", "/v1/ingest?filename=a.wav"), ("GET", "/v1/ingest/x")):
+        headers = [("Authorization", "Bearer \x80")]
+        reply = edge_world.edge.request(method, target, headers, b"RIFF" + b"\0" * 64)
+        assert _refused_with_reason(reply, 401)["error"] == "invalid_token", target
