@@ -118,3 +118,20 @@ def test_an_ingest_token_with_a_byte_above_ascii_is_401(edge_world: World) -> No
         headers = [("Authorization", "Bearer \x80")]
         reply = edge_world.edge.request(method, target, headers, b"RIFF" + b"\0" * 64)
         assert _refused_with_reason(reply, 401)["error"] == "invalid_token", target
+
+
+def _undecodable(w: World, target: str, authorization: str, encoding: str) -> Reply:
+    headers = [("Authorization", f"Bearer {authorization}"), ("Content-Encoding", encoding)]
+    return w.edge.request("POST", target, [*headers, *JSON], b"not gzip at all")
+
+
+def test_a_body_that_does_not_decode_as_its_content_encoding_is_400(edge_world: World) -> None:
+    w = edge_world
+    token, opened = w.open_session(w.edge, w.tracks["A"].track_id, "free")
+    for encoding in ("gzip", "deflate"):
+        for target, authorization in (
+            ("/v1/sessions", w.listener_token("free")),
+            (f"/v1/sessions/{opened['session_id']}/events", token),
+        ):
+            doc = _refused_with_reason(_undecodable(w, target, authorization, encoding))
+            assert doc["error"] == "bad_request" and encoding in doc["message"], doc
