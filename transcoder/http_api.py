@@ -153,7 +153,7 @@ async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[P
     size = 0
     try:
         with handle:
-            while chunk := await request.content.read(UPLOAD_CHUNK_BYTES):
+            while chunk := await _read_chunk(request):
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(
@@ -171,6 +171,15 @@ async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[P
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
     return path, digest.hexdigest(), size
+
+
+async def _read_chunk(request: web.Request) -> bytes:
+    try:
+        return await request.content.read(UPLOAD_CHUNK_BYTES)
+    except web.RequestPayloadError as exc:
+        # aiohttp inflates gzip and deflate as it reads, and checks chunked framing and length.
+        reason = getattr(exc.__cause__, "message", "") or "its framing or encoding is broken"
+        raise ApiError(400, "bad_body", f"the body cannot be read: {reason}") from exc
 
 
 def _open_spool_file(spool_dir: Path) -> IO[bytes]:

@@ -135,3 +135,12 @@ def test_a_body_that_does_not_decode_as_its_content_encoding_is_400(edge_world: 
         ):
             doc = _refused_with_reason(_undecodable(w, target, authorization, encoding))
             assert doc["error"] == "bad_request" and encoding in doc["message"], doc
+
+
+def test_an_upload_that_does_not_decode_as_its_content_encoding_is_400(edge_world: World) -> None:
+    w = edge_world
+    token = issue_ingest_token(w.secrets.platform_key, "label-a", 3600, time.time())
+    for encoding in ("gzip", "deflate"):
+        reply = _undecodable(w, "/v1/ingest?filename=a.wav", token, encoding)
+        doc = _refused_with_reason(reply)
+        assert doc["error"] == "bad_body" and encoding in doc["message"], doc
