@@ -4,6 +4,7 @@ running edge where the input comes over HTTP."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from pathlib import Path
@@ -144,3 +145,14 @@ def test_an_upload_that_does_not_decode_as_its_content_encoding_is_400(edge_worl
         reply = _undecodable(w, "/v1/ingest?filename=a.wav", token, encoding)
         doc = _refused_with_reason(reply)
         assert doc["error"] == "bad_body" and encoding in doc["message"], doc
+
+
+def test_a_gzip_encoded_upload_is_taken(edge_world: World) -> None:
+    # Content-Length counts the encoded bytes; the body arrives inflated. The API compared the
+    # two and refused every compressed upload as incomplete.
+    w = edge_world
+    token = issue_ingest_token(w.secrets.platform_key, "label-a", 3600, time.time())
+    master = b"RIFF" + bytes(range(256)) * 8
+    headers = [("Authorization", f"Bearer {token}"), ("Content-Encoding", "gzip")]
+    reply = w.edge.request("POST", "/v1/ingest?filename=a.wav", headers, gzip.compress(master))
+    assert reply.status == 202, reply.body
