@@ -8,6 +8,7 @@ JSON with an `error` code and a `message`.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from collections import Counter
@@ -195,6 +196,67 @@ def test_every_endpoint(edge_world: World, scale: int) -> None:
             doc = json.loads(reply.body)
             assert isinstance(doc.get("error"), str) and doc["error"], doc
             assert isinstance(doc.get("message"), str) and doc["message"], doc
+
+    check()
+    print(f"\nstatuses: {dict(sorted(statuses.items()))}")
+
+
+def _multipart(filename: str, data: bytes) -> tuple[str, bytes]:
+    boundary = "fuzz-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    )
+    body = head.encode("utf-8", "surrogatepass") + data + f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+@st.composite
+def uploads(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]], bytes]:
+    """An ingest upload: any filename, track id and metadata, raw or multipart, encoded or not."""
+    text = st.text(max_size=60) | st.sampled_from(["../../x.wav", "a\\b.wav", ".", "x" * 300])
+    query = [("filename", draw(text | st.just("song.wav")))]
+    if draw(st.booleans()):
+        query.append(("track_id", draw(text | st.just("ISRC1"))))
+    if draw(st.booleans()):
+        metadata = draw(JSON.map(lambda d: json.dumps(d)) | text | st.just("[" * 900 + "]" * 900))
+        query.append(("metadata", metadata))
+    target = "/v1/ingest?" + "&".join(
+        f"{name}={quote(value.encode('utf-8', 'surrogatepass'), safe='')}" for name, value in query
+    )
+    data = b"RIFF" + draw(st.binary(max_size=300))
+    headers: list[tuple[str, str]] = []
+    if draw(st.booleans()):
+        content_type, data = _multipart(query[0][1], data)
+        headers.append(("Content-Type", content_type))
+    encoding = draw(st.sampled_from([None, "gzip", "deflate", "identity", "x-unknown"]))
+    if encoding is not None:
+        headers.append(("Content-Encoding", encoding))
+        if encoding == "gzip" and draw(st.booleans()):
+            data = gzip.compress(data)
+    return target, headers, data
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_ingest_uploads(edge_world: World, scale: int) -> None:
+    token = genuine_bearers(edge_world)["ingest"]
+    statuses: Counter[int] = Counter()
+
+    @budget(200, scale)
+    @given(uploads())
+    def check(upload: tuple[str, list[tuple[str, str]], bytes]) -> None:
+        target, headers, body = upload
+        tried("HTTP ingest uploads (query, multipart, encodings)")
+        with logged_errors() as errors:
+            reply = edge_world.edge.request(
+                "POST", target, [("Authorization", f"Bearer {token}"), *headers], body
+            )
+        statuses[reply.status] += 1
+        assert reply.status != 0 and reply.status < 500, reply.body[:500]
+        assert errors == [], [r.getMessage() for r in errors]
+        if reply.status >= 400:
+            doc = json.loads(reply.body)
+            assert doc["error"] and doc["message"], doc
 
     check()
     print(f"\nstatuses: {dict(sorted(statuses.items()))}")
