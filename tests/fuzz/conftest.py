@@ -28,3 +28,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for line in summary:
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"properties failed (a crash or a 5xx): {len(failed)}")
+
+
+@pytest.fixture(scope="module")
+def tier_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The same, with the nginx tier in front (its njs gate serves segments and playlists)."""
+    with world(tmp_path_factory.mktemp("fuzz-tier")) as built:
+        yield built
