@@ -85,10 +85,12 @@ _BY_TYPE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "stall_start": ({}, {}),
 }  # fmt: skip
 _VALID_EVENTS = st.one_of(
-    st.fixed_dictionaries(
-        {**_COMMON, **required, "type": st.just(kind)}, optional={**_OPTIONAL, **optional}
-    )
-    for kind, (required, optional) in _BY_TYPE.items()
+    [
+        st.fixed_dictionaries(
+            {**_COMMON, **required, "type": st.just(kind)}, optional={**_OPTIONAL, **optional}
+        )
+        for kind, (required, optional) in _BY_TYPE.items()
+    ]
 )
 EVENT_BODIES = (
     st.builds(lambda events: {"events": events}, st.lists(mutated(_VALID_EVENTS), max_size=5))

@@ -91,7 +91,8 @@ def test_an_ingest_token_whose_exp_is_no_number_is_401(edge_world: World) -> Non
     # Signed with the platform key, so only the account service could send it; PyJWT leaves
     # exp unchecked when told to, and `[] <= now` raised TypeError.
     w = edge_world
-    for exp in ([], "tomorrow", None, True, {"s": 1}):
+    exps: tuple[object, ...] = ([], "tomorrow", None, True, {"s": 1})
+    for exp in exps:
         claims = {"sub": "label-a", "aud": "streamer-ingest", "scope": "ingest", "exp": exp}
         token = forgery.jwt_hmac(claims, w.secrets.platform_key)
         for method, target in (("POST", "/v1/ingest?filename=a.wav"), ("GET", "/v1/ingest/x")):

@@ -132,7 +132,7 @@ def expired_and_replayed(ctx: Context) -> Iterator[Attempt]:
         ("expired a year ago", 3600, now - 366 * 86400),
     ):
         for tier in ("free", "premium"):
-            token = issue_listener_token(key, f"replay-{tier}", tier, "SE", ttl, issued)  # type: ignore[arg-type]
+            token = issue_listener_token(key, f"replay-{tier}", tier, "SE", ttl, issued)
             yield refused(
                 "expired",
                 f"listener {tier} {label}",

@@ -120,8 +120,8 @@ def traversal(ctx: Context) -> Iterator[Attempt]:
         yield fetch("traversal", f"raw {target[-40:]}", target, who)
     # A raw NUL, CR and bytes above ASCII: most servers refuse the request line itself.
     for raw in (b"\x00", b"\xff", b"\xc0\xae\xc0\xae", b"\r"):
-        target = f"/v1/s/{free.token}/aac_96/".encode() + raw + b"/../flac/seg_00000.m4s"
-        yield fetch("traversal", f"raw byte {raw!r}", target, who)
+        raw_target = f"/v1/s/{free.token}/aac_96/".encode() + raw + b"/../flac/seg_00000.m4s"
+        yield fetch("traversal", f"raw byte {raw!r}", raw_target, who)
 
 
 def _chunked(body: bytes, size: int = 64 * 1024) -> bytes:

@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import socket
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 TIMEOUT_S = 10.0
@@ -31,13 +32,13 @@ class Reply:
 def build_request(
     method: str,
     target: str | bytes,
-    headers: list[tuple[str, str]] | None = None,
+    headers: Sequence[tuple[str, str]] = (),
     body: bytes | None = None,
     host: str = "127.0.0.1",
 ) -> bytes:
     """The request's bytes: `target` as given, `Host` and `Connection: close` unless given,
     `Content-Length` for a body unless a length or `Transfer-Encoding` is given."""
-    given = [(name, value) for name, value in headers or []]
+    given = list(headers)
     names = {name.lower() for name, _ in given}
     if "host" not in names:
         given.insert(0, ("Host", host))

@@ -38,9 +38,9 @@ def material_of(world: World) -> Material:
     material = Material()
     for letter, track in world.tracks.items():
         built = track.built
-        for kid, key in built.clear_keys.items():
+        for kid, content_key in built.clear_keys.items():
             name = item_names(letter, {kid: track.keys[kid]}, ())[0]
-            material.add(name, key)
+            material.add(name, content_key)
             material.add_marker(name, f"keys/{kid}")  # a media playlist names its keys
         for key, body in built.stored.items():
             material.add(f"{letter}:obj:{key}", body)
@@ -113,7 +113,7 @@ def test_no_attempt_leaks_keys_bytes_or_secrets(
     ctx.bearer.update(genuine_bearers(attack_world))
 
     # The detector sees material when it is there: every entitled fetch carries it.
-    missed = []
+    missed: list[tuple[object, ...]] = []
     for attempt, expected in controls(ctx):
         reply = front.request(attempt.method, attempt.target, list(attempt.headers))
         found = material.found(reply.body)

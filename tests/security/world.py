@@ -15,11 +15,11 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -31,6 +31,7 @@ from cdn_edge.playback.tokens import SESSION_TTL_S
 from cdn_edge.server import serve
 from drm import KeyRing, sign_token
 from streamer.backends import open_job_store, open_object_store, open_session_store
+from streamer.catalog import Tier
 from streamer.keyring_file import load_or_create_keyring
 from streamer.settings import Settings, load_settings
 from streamer.token_secrets import TokenSecrets, load_token_secrets
@@ -111,7 +112,7 @@ class Front:
         self,
         method: str,
         target: str | bytes,
-        headers: list[tuple[str, str]] | None = None,
+        headers: Sequence[tuple[str, str]] = (),
         body: bytes | None = None,
     ) -> Reply:
         request = build_request(method, target, headers, body)
@@ -138,7 +139,7 @@ class World:
         self, tier: str = "free", user: str = "listener-1", ttl_s: int = 3600, now: float = 0.0
     ) -> str:
         return issue_listener_token(
-            self.secrets.platform_key, user, tier, "SE", ttl_s, now or time.time()
+            self.secrets.platform_key, user, cast(Tier, tier), "SE", ttl_s, now or time.time()
         )
 
     def open_session(
