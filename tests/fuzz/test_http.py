@@ -1,4 +1,4 @@
-"""Every endpoint of the running edge (ingest API mounted, as `streamer serve` runs it),
+"""Every endpoint of the running edge (ingest API mounted, as `streamer serve --ingest` runs it),
 driven over a socket with random methods, paths, queries, headers and bodies built around
 real tokens, ids and names so requests reach the handlers' depths.
 

@@ -1,5 +1,6 @@
-"""The world the attack suite attacks: the real edge (with the ingest API mounted, as `streamer
-serve` runs it) on a loopback port, the real nginx tier in front of it, two published tracks.
+"""The world the attack suite attacks: the real edge (with the ingest API mounted, as
+`streamer serve --ingest` runs it) on a loopback port, the real nginx tier in front of it, two
+published tracks.
 
 Every import of product code the suite needs is here, so a module that moves is one edit.
 """
@@ -273,7 +274,7 @@ def world(tmp_path: Path, *, nginx: bool = True) -> Iterator[World]:
             secrets=token_secrets,
             hls_dir=hls_dir,
         )
-        mount_ingest(app, settings)  # the ingest API, as `streamer serve` mounts it
+        mount_ingest(app, settings)  # the ingest API, as `streamer serve --ingest` mounts it
         return app
 
     with live_edge(make_app) as edge_port:
