@@ -32,7 +32,7 @@ def gate_requests(draw: st.DrawFn, token: str, renditions: list[str]) -> tuple[s
     if draw(st.booleans()):
         at = draw(st.integers(0, len(token)))
         token = token[:at] + draw(_PIECES) + token[at + 1 :]
-    text = st.text(st.characters(exclude_characters="\x00"), max_size=20)
+    text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
     part = text.map(lambda t: quote(t, safe="")) | _PIECES
     rendition = draw(st.sampled_from(renditions) | part)
     file = draw(
