@@ -157,3 +157,16 @@ def test_a_gzip_encoded_upload_is_taken(edge_world: World) -> None:
     headers = [("Authorization", f"Bearer {token}"), ("Content-Encoding", "gzip")]
     reply = w.edge.request("POST", "/v1/ingest?filename=a.wav", headers, gzip.compress(master))
     assert reply.status == 202, reply.body
+
+
+def test_a_listener_token_whose_tier_is_no_string_is_401(edge_world: World) -> None:
+    # Signed with the platform key, so only the account service could send it: `[] in dict`
+    # raised TypeError (unhashable).
+    w = edge_world
+    tiers: tuple[object, ...] = ([], {"x": 1}, ["premium"], None, 1)
+    for tier in tiers:
+        claims = {"sub": "u1", "aud": "streamer-edge", "exp": int(time.time()) + 60}
+        token = forgery.jwt_hmac({**claims, "tier": tier, "region": "SE"}, w.secrets.platform_key)
+        track = w.tracks["A"].track_id
+        reply = w.edge.request("POST", "/v1/sessions", [*bearer(token), *JSON], session_body(track))
+        assert _refused_with_reason(reply, 401)["error"] == "unauthorized", tier
