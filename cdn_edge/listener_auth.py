@@ -53,7 +53,7 @@ class ListenerVerifier:
         sub, tier, region = claims["sub"], claims["tier"], claims["region"]
         if not isinstance(sub, str) or not _USER_ID.fullmatch(sub):
             raise Unauthorized("listener token claim 'sub' is not a user id of 1 to 128 chars")
-        if tier not in TIER_RANK:
+        if not isinstance(tier, str) or tier not in TIER_RANK:
             raise Unauthorized(f"listener token claim 'tier' must be one of {sorted(TIER_RANK)}")
         if not isinstance(region, str) or not _REGION.fullmatch(region):
             raise Unauthorized("listener token claim 'region' is not a region code")

@@ -56,6 +56,9 @@ class BearerTokenVerifier:
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims; raises BearerTokenRefused (401) or BearerScopeMissing (403)."""
         name = self._kind.name
+        if not token.isascii():  # a JWT is base64url; PyJWT raises UnicodeEncodeError on more
+            reason = "it is not ASCII"
+            raise BearerTokenRefused(f"{name} refused: {reason}", reason)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,6 +49,9 @@ INGEST_TOKEN = TokenKind("ingest token", INGEST_AUDIENCE, scope=INGEST_SCOPE)
 DEV_TOKEN_TTL_S = 24 * 3600
 UPLOAD_CHUNK_BYTES = 1 << 20
 MAX_METADATA_CHARS = 16_384
+# C0 controls and DEL: a NUL cannot be in a path (the worker names its copy after the
+# extension), CR and LF would forge log lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 STORE_KEY = web.AppKey("ingest_object_store", ObjectStore)
 JOBS_KEY = web.AppKey("ingest_job_store", JobStore)
@@ -149,7 +153,7 @@ async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[P
     size = 0
     try:
         with handle:
-            while chunk := await request.content.read(UPLOAD_CHUNK_BYTES):
+            while chunk := await _read_chunk(request):
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(
@@ -157,7 +161,9 @@ async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[P
                     )
                 digest.update(chunk)
                 await asyncio.to_thread(handle.write, chunk)
-        if declared is not None and size != declared:
+        # Content-Length counts the bytes sent; aiohttp inflates a gzip or deflate body.
+        encoded = bool(request.headers.get("Content-Encoding"))
+        if declared is not None and size != declared and not encoded:
             raise ApiError(400, "incomplete_upload", f"received {size} of {declared} bytes")
         if size == 0:
             raise ApiError(
@@ -169,6 +175,15 @@ async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[P
     return path, digest.hexdigest(), size
 
 
+async def _read_chunk(request: web.Request) -> bytes:
+    try:
+        return await request.content.read(UPLOAD_CHUNK_BYTES)
+    except web.RequestPayloadError as exc:
+        # aiohttp inflates gzip and deflate as it reads, and checks chunked framing and length.
+        reason = getattr(exc.__cause__, "message", "") or "its framing or encoding is broken"
+        raise ApiError(400, "bad_body", f"the body cannot be read: {reason}") from exc
+
+
 def _open_spool_file(spool_dir: Path) -> IO[bytes]:
     spool_dir.mkdir(parents=True, exist_ok=True)
     return tempfile.NamedTemporaryFile(dir=spool_dir, prefix="upload-", delete=False)
@@ -178,9 +193,12 @@ async def post_ingest(request: web.Request) -> web.Response:
     claims = _authorize(request)
     settings = request.app[SETTINGS_KEY]
     filename = request.query.get("filename", "")
-    if not filename or "/" in filename or len(filename) > 255:
+    if not filename or "/" in filename or len(filename) > 255 or _CONTROL.search(filename):
         raise ApiError(
-            400, "bad_filename", "give ?filename=<name.ext> (the extension hints format)"
+            400,
+            "bad_filename",
+            "give ?filename=<name.ext> (the extension hints format): at most 255 characters, "
+            "no '/' and no control characters",
         )
     track_id = request.query.get("track_id")
     try:
@@ -194,6 +212,8 @@ async def post_ingest(request: web.Request) -> web.Response:
             raise ValueError("metadata must be a JSON object")
     except (InvalidTrackId, ValueError) as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
+    except RecursionError as exc:  # json's C decoder recurses once per level of nesting
+        raise ApiError(400, "bad_request", "metadata is JSON nested too deeply") from exc
 
     path, sha, size = await _receive(
         request, settings.max_upload_bytes, settings.data_dir / "uploads"

@@ -110,14 +110,15 @@ def _whole(field: str, value: object, low: int, high: int) -> int:
 
 
 def _seconds(field: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidField(field, "must be a number >= 0")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # a JSON integer has no size limit; 10**400 is no float
+        raise InvalidField(field, "must be a number >= 0 within float range") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidField(field, "must be a number >= 0")
+    return seconds
 
 
 def _flag(field: str, value: object) -> bool:
@@ -238,6 +239,8 @@ async def post_events(request: web.Request) -> web.Response:
         doc = json.loads(body)
     except ValueError as exc:
         raise InvalidField("body", f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # json's C decoder recurses once per level of nesting
+        raise InvalidField("body", "JSON nested too deeply for a request body") from exc
     now_ms = int(app[CLOCK]() * 1000)
     events = parse_events(doc, claims, now_ms)
     refusal = app[EVENT_BUDGETS].take(claims.session_id, len(events)) if events else None
