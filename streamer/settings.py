@@ -55,7 +55,7 @@ class Settings:
     port: int = 8080
     public_url: str = ""  # e.g. "https://edge.example.com"; default http://host:port
     # Who serves segments under `streamer serve`: "nginx" (the tier in cdn_edge/nginx_tier in
-    # front of the edge), "python" (the edge alone) or "auto" (nginx when it and njs are
+    # front of the edge), "python" (the edge alone) or "auto" (nginx when it and its Lua module are
     # installed). See cdn_edge/delivery_tier.
     segments: str = "auto"
     segment_cache_bytes: int = DEFAULT_SEGMENT_CACHE_BYTES

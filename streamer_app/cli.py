@@ -280,7 +280,7 @@ def _segments_argument(parser: argparse.ArgumentParser) -> None:
         "--segments",
         choices=("auto", "nginx", "python"),
         help="who serves segments: nginx in front of the edge, or the edge alone; default auto "
-        "(nginx when nginx and njs are installed) ($STREAMER_SEGMENTS)",
+        "(nginx when nginx and its Lua module are installed) ($STREAMER_SEGMENTS)",
     )
 
 

@@ -32,6 +32,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(scope="module")
 def tier_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """The same, with the nginx tier in front (its njs gate serves segments and playlists)."""
+    """The same, with the nginx tier in front (its Lua gate serves segments and playlists)."""
     with world(tmp_path_factory.mktemp("fuzz-tier")) as built:
         yield built

@@ -1,6 +1,6 @@
-"""The nginx tier's gate (cdn_edge/nginx_tier/streamer_tier.js) in front of the edge: the
+"""The nginx tier's gate (cdn_edge/nginx_tier/streamer_tier.lua) in front of the edge: the
 session paths nginx answers itself, with edited tokens, names and escapes, and the headers a
-player sends. Never a 5xx (njs throwing fails closed as a 500), every refusal JSON with a
+player sends. Never a 5xx (a gate that throws fails closed as a 500), every refusal JSON with a
 reason."""
 
 from __future__ import annotations

@@ -169,8 +169,8 @@ class World:
             if path.is_file()
         }
         if self.nginx_tier is not None:
-            njs = self.nginx_tier.config.njs_settings_file
-            files["nginx/conf/streamer.json"] = njs.read_bytes()
+            gate = self.nginx_tier.config.gate_settings_file
+            files["nginx/conf/streamer.json"] = gate.read_bytes()
         for key in self.secrets.platform_key, self.secrets.playback_key:
             files[f"token key {len(files)}"] = key
             files[f"token key hex {len(files)}"] = key.hex().encode()
@@ -287,7 +287,7 @@ def world(tmp_path: Path, *, nginx: bool = True) -> Iterator[World]:
                 settings, f"127.0.0.1:{edge_port}", listen_port=_free_port()
             )
         except NginxNotInstalled as exc:
-            message = f"the attack suite needs nginx with njs (./dev setup): {exc}"
+            message = f"the attack suite needs nginx with its Lua module (./dev setup): {exc}"
             raise AssertionError(message) from exc
         with tier:
             front = Front("nginx tier", "127.0.0.1", tier.config.listen_port)
