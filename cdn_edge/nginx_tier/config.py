@@ -11,6 +11,9 @@ else is proxied to the Python edge. Two files come out of here, both under the p
                          (init_by_lua), as the user that started it, and workers inherit it in
                          memory, so the secrets never sit in the config, the environment or a
                          world-readable file
+
+One module on purpose (about 610 lines): it renders one nginx.conf, in the file's own order
+(main, http, the gate, each location), so a block of the output is found by reading down.
 """
 
 from __future__ import annotations
