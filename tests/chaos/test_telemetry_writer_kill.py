@@ -18,13 +18,20 @@ import pytest
 
 from streamer.sessions.scylla import ScyllaSessionStore
 from streamer.telemetry.spool import MAGIC, SPOOL_DIR
-from tests.backends.cql_fixtures import SESSION_TABLES, TestKeyspace, shared_test_keyspace
+from tests.backends.cql_fixtures import (
+    SESSION_TABLES,
+    TestKeyspace,
+    drop_cql_test_keyspace,
+    shared_test_keyspace,
+)
 from tests.backends.tcp_proxy import HOST, TcpProxy, tcp_proxy
 from tests.chaos import figures
 from tests.chaos.counts import count
 from tests.chaos.edge import TRACK_ID, EdgeProcess, edge_env, published_world
 from tests.chaos.players import Load
 from tests.chaos.test_edge_worker_kill import wait_for
+
+__all__ = ["drop_cql_test_keyspace"]  # a session fixture: drops the test keyspace at the end
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(240)]
 
