@@ -24,7 +24,9 @@ session's play and QoE without reading its events back (cdn_edge.telemetry.sink)
 Per type: play takes bitrate_kbps, rendition, startup_ms; bitrate_switch needs bitrate_kbps
 and takes rendition; seek needs from_s; error needs code and takes message and fatal.
 
-202 {"accepted": n, "refused": [{"index": i, "event_id": ..., "reason": ...}]}: offline events
+202 {"accepted": n, "refused": [{"index": i, "event_id": ..., "reason": ...}]} once the
+accepted events are written (to the store, or the edge's spool on disk); 503 with Retry-After
+if they are not within 8 s (they stay queued; sending them again is harmless). Offline events
 older than 30 days are refused one by one (the player should drop them). A malformed event
 fails the batch with 400 naming it ("events[3].position_s: must be a number >= 0"); a body
 over 64 KiB or 500 events is 413; a full telemetry queue, or a session posting more than its
@@ -47,6 +49,7 @@ from cdn_edge.errors import (
     RateLimited,
     TokenMismatch,
     Unauthorized,
+    Unavailable,
 )
 from cdn_edge.playback.tokens import SessionClaims
 from cdn_edge.policy.event_budget import (
@@ -259,7 +262,13 @@ async def post_events(request: web.Request) -> web.Response:
         else:
             refused.append({"index": index, "event_id": event.event_id, "reason": reason})
             telemetry.player_events_refused.labels("offline_window").inc()
-    app[TELEMETRY].submit(accepted)
+    # Acknowledged only once written (to the store, or the spool on disk behind it): an edge
+    # killed right after the 202 has lost nothing the player was told was taken.
+    if not await app[TELEMETRY].submit_durably(accepted):
+        raise Unavailable(
+            f"the {len(accepted)} events were taken but are not stored yet; send them again"
+            " (events are deduplicated by event_id)"
+        )
     for event in accepted:
         telemetry.player_events.labels(event.type, telemetry.pathway(event.pathway or "-")).inc()
     return web.json_response(
