@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.servers import ServerProcess, free_port
 from cdn_edge.listener_auth import issue_listener_token
-from streamer.catalog import current_record_key, decode_track_record
+from streamer.catalog import Tier, current_record_key, decode_track_record
 from streamer.objects.local import LocalObjectStore
 from streamer.sessions.port import SESSION_STORE_FILE
 from streamer.settings import load_settings
@@ -118,14 +118,13 @@ def start_edge(
     return server, base_url
 
 
-def listener_tokens(data_dir: Path, count: int, tier: str = "premium") -> list[str]:
+def listener_tokens(data_dir: Path, count: int, tier: Tier = "premium") -> list[str]:
     """`count` listener tokens for distinct users, signed with the data directory's secret."""
     settings = load_settings(environ={}, data_dir=data_dir)
     key = load_token_secrets(settings).platform_key
     now = time.time()
     return [
-        issue_listener_token(key, f"bench-{i}", tier, "SE", TOKEN_TTL_S, now)  # type: ignore[arg-type]
-        for i in range(count)
+        issue_listener_token(key, f"bench-{i}", tier, "SE", TOKEN_TTL_S, now) for i in range(count)
     ]
 
 

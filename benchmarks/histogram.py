@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 DEFAULT_SUB_BITS = 7  # 128 buckets per power of two: at most 1/128 (0.8 %) relative error
 
@@ -132,16 +133,17 @@ class LogHistogram:
         }
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, object]) -> LogHistogram:
-        hist = cls(int(doc["sub_bits"]))  # type: ignore[call-overload]
+    def from_dict(cls, doc: Mapping[str, Any]) -> LogHistogram:
+        """The histogram `to_dict` wrote, read back from JSON or a pipe."""
+        hist = cls(int(doc["sub_bits"]))
         counts = doc["counts"]
         if not isinstance(counts, Mapping):
             raise ValueError("histogram 'counts' must be a mapping of bucket index to count")
         hist._counts = {int(i): int(n) for i, n in counts.items()}
-        hist.count = int(doc["count"])  # type: ignore[call-overload]
-        hist._sum = int(doc["sum"])  # type: ignore[call-overload]
-        hist._min = int(doc["min"])  # type: ignore[call-overload]
-        hist._max = int(doc["max"])  # type: ignore[call-overload]
+        hist.count = int(doc["count"])
+        hist._sum = int(doc["sum"])
+        hist._min = int(doc["min"])
+        hist._max = int(doc["max"])
         if sum(hist._counts.values()) != hist.count:
             raise ValueError("histogram counts do not add up to its count")
         return hist

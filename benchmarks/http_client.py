@@ -19,6 +19,7 @@ import collections
 import time
 import zlib
 from dataclasses import dataclass
+from typing import cast
 
 MAX_HEADER_BYTES = 64 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -69,7 +70,9 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # create_connection hands the protocol a stream transport; typeshed types the
+        # argument as the base class every protocol shares.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -240,7 +243,7 @@ class _Pool:
         if idle is not None:
             return idle
         if self.open >= self.limit:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
             self.waiting.append(waiter)
             try:
                 handed = await waiter

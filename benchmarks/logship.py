@@ -73,11 +73,11 @@ from streamer.catalog import (
 from streamer.cql.connection import open_cql_session
 from streamer.cql.schema import migrate
 from streamer.objects.local import LocalObjectStore
-from streamer.sessions.port import SessionStore
+from streamer.sessions.port import SESSION_STORE_FILE, SessionStore
 from streamer.sessions.scylla import ScyllaSessionStore
-from streamer.sessions.sqlite import SESSION_STORE_FILE, SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings, load_settings
-from streamer.telemetry.model import PlayerEvent, TelemetryBatch
+from streamer.telemetry.model import EventType, PlayClaim, PlayerEvent, TelemetryBatch
 
 NGINX_SEGMENT_RPS = 26_553  # nginx, 2 workers, static segments (benchmarks/README.md)
 TARGET_RATIO = 1.5
@@ -172,9 +172,9 @@ def write_events(store: SessionStore, sessions: int) -> int:
         sid, track = f"sess{session:07d}", f"trk{session % TRACKS}"
         at = int(T0 * 1000)
         for n, position in enumerate(range(0, 61, 10)):
-            kind = "play" if n == 0 else "heartbeat"
+            kind: EventType = "play" if n == 0 else "heartbeat"
             batch.append(
-                PlayerEvent(sid, f"e{n}", kind, track, at + position * 1000,  # type: ignore[arg-type]
+                PlayerEvent(sid, f"e{n}", kind, track, at + position * 1000,
                             at + position * 1000, float(position), seq=n)
             )  # fmt: skip
         if len(batch) >= 2000:
@@ -198,7 +198,7 @@ def parse_only(blob: bytes, timelines: TrackTimelines) -> float:
 
 
 class _Timed:
-    """A SessionStore wrapper timing writes and play-check reads."""
+    """A session store wrapper timing writes (telemetry and claims) and play-check reads."""
 
     def __init__(self, inner: SessionStore) -> None:
         self.inner = inner
@@ -214,6 +214,9 @@ class _Timed:
 
     def write_telemetry(self, batch: TelemetryBatch) -> Any:
         return self._time("write", self.inner.write_telemetry, batch)
+
+    def claim_plays(self, plays: Sequence[PlayClaim]) -> Any:
+        return self._time("write", self.inner.claim_plays, plays)
 
     def events_of(self, ids: Sequence[str]) -> Any:
         return self._time("read", self.inner.events_of, ids)
@@ -244,7 +247,7 @@ def run(store: SessionStore, name: str, args: argparse.Namespace, work: Path) ->
     timed = _Timed(store)
     positions = OffsetFile(work / f"{name}.position.json")
     shipper = Shipper(
-        LogTailer(log), positions, timed, TrackTimelines(objects),  # type: ignore[arg-type]
+        LogTailer(log), positions, timed, timed, TrackTimelines(objects),
         batch_lines=args.batch_lines,
     )  # fmt: skip
     before = shipper.stats()
@@ -296,7 +299,9 @@ def split_shards(blob: bytes, shards: int) -> list[list[bytes]]:
     return out
 
 
-def _jobs(settings: Settings, paths: list[Path], args: argparse.Namespace, once: bool) -> list:
+def _jobs(
+    settings: Settings, paths: list[Path], args: argparse.Namespace, once: bool
+) -> list[ShardJob]:
     kwargs = {
         "settings": settings, "once": once, "batch_lines": args.batch_lines,
         "parent_pid": os.getpid(),
@@ -450,7 +455,7 @@ def fresh_store(
     data_dir.mkdir(parents=True)
     if kind == "sqlite":
         settings = load_settings(environ={}, data_dir=data_dir)
-        store: SessionStore = SqliteSessionStore(data_dir / SESSION_STORE_FILE)
+        store: SessionStore = SQLiteSessionStore(data_dir / SESSION_STORE_FILE)
         try:
             yield settings, store
         finally:

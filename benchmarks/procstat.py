@@ -105,10 +105,6 @@ class ProcessSampler:
             self._sources[name] = pids
             self.groups.setdefault(name, TreeSamples())
 
-    def unwatch(self, name: str) -> None:
-        with self._lock:
-            self._sources.pop(name, None)
-
     def sample(self) -> None:
         with self._sampling:
             self._sample()

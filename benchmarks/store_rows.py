@@ -7,7 +7,7 @@ one costs the embedded (SQLite) session store, away from the edge's other work. 
 alternating order:
 
     store        `--rows` samples of `--sessions` sessions, taking turns as many players at
-                 once do, through SqliteSessionStore.write_telemetry in batches of `--batch`,
+                 once do, through SQLiteSessionStore.write_telemetry in batches of `--batch`,
                  into a fresh store;
     append-only  the same rows, as the same JSON (encoded before the clock starts), into a
                  table of the same columns with no index: what SQLite alone charges to append
@@ -34,25 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# The store's own row encoding and statement, so the append-only table differs from the store
-# by its indexes alone.
-from streamer.sessions.sqlite import (
-    _CMCD_COLUMNS,
-    SqliteSessionStore,
-    _cmcd_row,
-    _insert_json_rows,
-    _rows_json,
-)
-from streamer.telemetry.model import CmcdSample, TelemetryBatch
+from streamer.sessions.sqlite import SQLiteSessionStore
+from streamer.sessions.table_spec import json_rows
+from streamer.sessions.tables import CMCD_SAMPLES
+from streamer.telemetry.model import CmcdSample, CmcdValue, TelemetryBatch
 
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
-KEYS = {"br": 160, "ot": "m", "sf": "h", "st": "v"}  # hls.js on a media playlist request
-_APPEND_ONLY_SCHEMA = (
-    "CREATE TABLE samples (session_id TEXT NOT NULL, sample_id TEXT NOT NULL, "
-    "received_ms INTEGER NOT NULL, route TEXT NOT NULL, object TEXT NOT NULL, "
-    "status INTEGER NOT NULL, keys TEXT NOT NULL)"
-)
-_APPEND_ONLY_INSERT = _insert_json_rows("samples", _CMCD_COLUMNS)
+KEYS: dict[str, CmcdValue] = {"br": 160, "ot": "m", "sf": "h", "st": "v"}  # hls.js, a playlist
+# The store's own table declaration, row encoding and statement, so the append-only table
+# differs from the store by its indexes alone.
+_APPEND_ONLY_SCHEMA = CMCD_SAMPLES.sqlite_ddl("samples", primary_key=False)
+_APPEND_ONLY_INSERT = CMCD_SAMPLES.sqlite_insert_json("samples")
 
 
 @dataclass(frozen=True)
@@ -104,7 +96,7 @@ def _second_half_rows(rows: int, batch: int) -> int:
 
 
 def through_store(work: Path, items: list[CmcdSample], batch: int) -> tuple[float, int]:
-    store = SqliteSessionStore(work / "sessions.sqlite3")
+    store = SQLiteSessionStore(work / "sessions.sqlite3")
     batches = [
         TelemetryBatch(cmcd=tuple(items[i : i + batch])) for i in range(0, len(items), batch)
     ]
@@ -123,7 +115,7 @@ def append_only(work: Path, items: list[CmcdSample], batch: int) -> tuple[float,
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(_APPEND_ONLY_SCHEMA)
     payloads = [
-        _rows_json([_cmcd_row(s) for s in items[i : i + batch]])
+        json_rows([CMCD_SAMPLES.sqlite_row(s) for s in items[i : i + batch]])
         for i in range(0, len(items), batch)
     ]
 
@@ -156,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--batch", type=int, default=SqliteSessionStore.telemetry_batch_items)
+    parser.add_argument("--batch", type=int, default=SQLiteSessionStore.telemetry_batch_items)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     costs = []
@@ -179,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.runs} runs, {when}; CPU per row over the second half\n"
     )
     print("| write | µs of CPU per row |\n|---|---:|")
-    print(f"| SqliteSessionStore.write_telemetry | {_summary(store)} |")
+    print(f"| SQLiteSessionStore.write_telemetry | {_summary(store)} |")
     print(f"| append-only table, no index | {_summary(floor)} |")
     print(f"\nratio store / append-only: {statistics.median(store) / statistics.median(floor):.1f}")
     return 0

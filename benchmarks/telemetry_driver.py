@@ -39,13 +39,14 @@ from streamer.cql.connection import (
     parse_hosts,
 )
 from streamer.errors import StorageError
-from streamer.sessions.scylla import _WRITE_EVENT, FIRST_WINS_BASE_US, _event_row
+from streamer.sessions.scylla import first_wins_insert, first_wins_timestamp
+from streamer.sessions.tables import PLAYER_EVENTS
 from streamer.settings import Settings
 from streamer.telemetry.model import PlayerEvent
 
 # The baseline runs the very statement the store runs for a player event, on the rows the
-# store makes of it: imported from the store, private as they are, so that they cannot drift.
-EVENT_INSERT = _WRITE_EVENT
+# store makes of it: both derived from the table's declaration, so that they cannot drift.
+EVENT_INSERT = first_wins_insert(PLAYER_EVENTS)
 
 COUNT_CONCURRENCY = 64  # partitions counted at once after a run
 # A run whose last request has not answered this long after its deadline is broken, not slow.
@@ -207,4 +208,4 @@ def event_rows(
     for request in requests:
         for event in request:
             sent[event.session_id] += 1
-            yield (*_event_row(event), FIRST_WINS_BASE_US - round(time.time() * 1_000_000))
+            yield (*PLAYER_EVENTS.cql_row(event), first_wins_timestamp(time.time()))

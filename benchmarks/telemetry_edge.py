@@ -37,7 +37,7 @@ from cdn_edge.telemetry.writer import (
     TelemetrySink,
     TelemetryWriter,
 )
-from streamer.sessions.port import PlaybackSession, SessionStore
+from streamer.sessions.port import PlayRecount, SessionStore
 from streamer.telemetry.model import (
     PlayClaim,
     PlayerEvent,
@@ -69,25 +69,26 @@ class StoreTimes:
 
 
 class TimedStore:
-    """The session store, timing each call the sink makes."""
+    """The session store's telemetry and play ledger, timing each call the sink makes."""
 
     def __init__(self, inner: SessionStore) -> None:
         self.inner = inner
         self.times = StoreTimes()
         self.telemetry_batch_items = inner.telemetry_batch_items
 
-    def record_session(self, session: PlaybackSession) -> None:
-        self.inner.record_session(session)
-
-    def get_session(self, session_id: str) -> PlaybackSession | None:
-        return self.inner.get_session(session_id)
-
-    def write_telemetry(self, batch: TelemetryBatch) -> tuple[PlayClaim, ...]:
+    def write_telemetry(self, batch: TelemetryBatch) -> None:
         started = time.perf_counter()
         try:
-            return self.inner.write_telemetry(batch)
+            self.inner.write_telemetry(batch)
         finally:
-            self.times.add("claims" if batch.plays and not batch.events else "writes", started)
+            self.times.add("writes", started)
+
+    def claim_plays(self, plays: Sequence[PlayClaim]) -> tuple[PlayClaim, ...]:
+        started = time.perf_counter()
+        try:
+            return self.inner.claim_plays(plays)
+        finally:
+            self.times.add("claims", started)
 
     def session_telemetry(self, session_id: str) -> SessionTelemetry:
         started = time.perf_counter()
@@ -112,6 +113,12 @@ class TimedStore:
 
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
         return self.inner.plays_by_day(track_id, first, last)
+
+    def recount_plays(self, track_id: str, day: date) -> PlayRecount:
+        return self.inner.recount_plays(track_id, day)
+
+    def recount_due(self, day: date) -> tuple[PlayRecount, ...]:
+        return self.inner.recount_due(day)
 
     def close(self) -> None:  # the store outlives the run
         pass
@@ -243,7 +250,7 @@ async def run_writer(
     timed = TimedStore(store)
     if max_batch is None:  # the edge's: the store's own
         max_batch = store.telemetry_batch_items
-    sink = AckingSink(SessionStoreSink(timed, metrics), asyncio.get_running_loop())
+    sink = AckingSink(SessionStoreSink(timed, timed, metrics), asyncio.get_running_loop())
     writer = TelemetryWriter(
         sink, capacity, metrics, time.time, max_batch=max_batch, flush_interval_s=flush_interval_s
     )

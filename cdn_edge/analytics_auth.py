@@ -1,10 +1,10 @@
-"""Creator analytics tokens: JWTs of the account service, like listener tokens.
+"""Creator analytics tokens: bearer tokens of the account service, like listener tokens.
 
-HS256 (RFC 7518 section 3.2) under `TokenSecrets.platform_key`, audience "streamer-analytics",
-with `sub` (the creator), `exp` and the scope "analytics" in `scope` (space-separated, RFC 8693
-section 4.2). A token reads the tracks its creator submitted (the track record's
-`metadata.submitted_by`, set by the ingest API from the ingest token's subject), or every
-track when it carries `"tracks": "*"` (royalty accounting, operators).
+Checked by `streamer.bearer_tokens`: audience "streamer-analytics", with `sub` (the creator),
+`exp` and the scope "analytics" in `scope` (space-separated, RFC 8693 section 4.2). A token
+reads the tracks its creator submitted (the track record's `metadata.submitted_by`, set by the
+ingest API from the ingest token's subject), or every track when it carries `"tracks": "*"`
+(royalty accounting, operators).
 """
 
 from __future__ import annotations
@@ -13,17 +13,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import jwt
-
 from cdn_edge.errors import Forbidden, Unauthorized
+from streamer.bearer_tokens import (
+    BearerTokenVerifier,
+    TokenKind,
+    bearer_credentials,
+    sign_bearer_token,
+)
+from streamer.errors import BearerScopeMissing, BearerTokenRefused
 from streamer.settings import Settings
 from streamer.token_secrets import load_token_secrets
 
 ANALYTICS_AUDIENCE = "streamer-analytics"
 ANALYTICS_SCOPE = "analytics"
-ANALYTICS_ALGORITHM = "HS256"
+ANALYTICS_TOKEN = TokenKind("analytics token", ANALYTICS_AUDIENCE, scope=ANALYTICS_SCOPE)
 ALL_TRACKS = "*"
-CLOCK_SKEW_S = 30  # as for listener tokens
 DEV_TOKEN_TTL_S = 24 * 3600
 MAX_SUBJECT_CHARS = 128
 
@@ -43,42 +47,24 @@ class AnalyticsVerifier:
     """Verifies `Authorization: Bearer <analytics jwt>` against the injected clock."""
 
     def __init__(self, key: bytes, clock: Callable[[], float]) -> None:
-        self._key = key
-        self._clock = clock
+        self._tokens = BearerTokenVerifier(key, ANALYTICS_TOKEN, clock)
 
     def verify_header(self, authorization: str | None) -> AnalyticsGrant:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_credentials(authorization)
+        if token is None:
             raise Unauthorized("send an analytics token as 'Authorization: Bearer <token>'")
-        return self.verify(token.strip())
+        return self.verify(token)
 
     def verify(self, token: str) -> AnalyticsGrant:
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ANALYTICS_ALGORITHM],
-                audience=ANALYTICS_AUDIENCE,
-                options={
-                    "require": ["sub", "exp", "aud"],
-                    "verify_exp": False,  # checked below against the injected clock
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
-            )
-        except jwt.InvalidTokenError as exc:
-            raise Unauthorized(f"analytics token refused: {exc}") from exc
-        exp = claims["exp"]
-        if isinstance(exp, bool) or not isinstance(exp, int | float):
-            raise Unauthorized("analytics token claim 'exp' is not a number of unix seconds")
-        now = self._clock()
-        if now >= exp + CLOCK_SKEW_S:
-            raise Unauthorized(f"analytics token expired {int(now - exp)} s ago")
+            claims = self._tokens.verify(token)
+        except BearerTokenRefused as exc:
+            raise Unauthorized(str(exc)) from exc
+        except BearerScopeMissing as exc:
+            raise Forbidden(str(exc)) from exc
         subject = claims["sub"]
         if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_CHARS:
             raise Unauthorized(f"analytics token claim 'sub' is not 1 to {MAX_SUBJECT_CHARS} chars")
-        if ANALYTICS_SCOPE not in str(claims.get("scope", "")).split():
-            raise Forbidden(f"the token lacks the {ANALYTICS_SCOPE!r} scope")
         return AnalyticsGrant(subject, claims.get("tracks") == ALL_TRACKS)
 
 
@@ -88,16 +74,8 @@ def issue_analytics_token(
     """An analytics token as the account service would issue it."""
     if not 0 < len(subject) <= MAX_SUBJECT_CHARS:
         raise ValueError(f"subject must be 1 to {MAX_SUBJECT_CHARS} characters")
-    claims: dict[str, object] = {
-        "sub": subject,
-        "aud": ANALYTICS_AUDIENCE,
-        "scope": ANALYTICS_SCOPE,
-        "iat": int(now),
-        "exp": int(now) + ttl_s,
-    }
-    if all_tracks:
-        claims["tracks"] = ALL_TRACKS
-    return jwt.encode(claims, key, algorithm=ANALYTICS_ALGORITHM)
+    extra = {"tracks": ALL_TRACKS} if all_tracks else None
+    return sign_bearer_token(key, ANALYTICS_TOKEN, subject, ttl_s, now, extra)
 
 
 def issue_dev_analytics_token(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -51,6 +52,7 @@ from cdn_edge.playback.key_service import KeyService, key_buckets, listener_key_
 from cdn_edge.playback.playlist_builder import PlaylistBuilder
 from cdn_edge.playback.segment_cache import SegmentCache
 from cdn_edge.playback.tokens import PlaybackTokens
+from cdn_edge.policy.event_budget import EventBudgets
 from cdn_edge.state import (
     ACCESS_LOG,
     ANALYTICS,
@@ -64,15 +66,16 @@ from cdn_edge.state import (
     METRICS,
     PATHWAY_HEALTH,
     PATHWAYS,
+    PLAY_LEDGER,
     PLAYLISTS,
     READER,
     READY,
     SEGMENTS,
-    SESSION_STORE,
     SESSIONS,
     SETTINGS,
     STATIC,
     TELEMETRY,
+    TELEMETRY_STORE,
     THROUGHPUT,
     TOKENS,
     Readiness,
@@ -83,6 +86,7 @@ from cdn_edge.steering.probes import PathwayProber, probe_interval_s
 from cdn_edge.steering.probes import stop as stop_probes
 from cdn_edge.steering.throughput_history import RecentThroughput
 from cdn_edge.telemetry.capture import TelemetryCapture, default_server_id
+from cdn_edge.telemetry.play_recounts import PlayRecounter
 from cdn_edge.telemetry.session_recorder import SessionRecorder
 from cdn_edge.telemetry.sink import SessionStoreSink
 from cdn_edge.telemetry.spooling_sink import REPLAYER, SpoolingSink, SpoolReplayer
@@ -112,6 +116,7 @@ def create_app(
     hls_dir: Path | None = None,
     spool: TelemetrySpool | None = None,
     access_log: AccessLog | None = None,
+    play_recounts: bool = False,
 ) -> web.Application:
     """The edge application over these backends.
 
@@ -120,6 +125,7 @@ def create_app(
     the session store refuses or is slow to take (`build_app` always gives one); without it,
     telemetry waits for the store in the writer's memory only. `access_log` defaults to
     stderr when the access logger is enabled for INFO (as the server configures logging).
+    `play_recounts` runs the periodic play recount (one edge worker does: `build_app`).
     """
     secrets = secrets if secrets is not None else load_token_secrets(settings)
     pathways = pathways_from_settings(settings)  # ConfigError here, before anything opens
@@ -153,7 +159,7 @@ def create_app(
     app[TRACK_LIST] = TrackList(object_reader, blocking, clock)
     app[READY] = Readiness()
     app[ACCESS_LOG] = access_log if access_log is not None else AccessLog.from_logging()
-    sink: TelemetrySink = SessionStoreSink(session_store, metrics.telemetry)
+    sink: TelemetrySink = SessionStoreSink(session_store, session_store, metrics.telemetry)
     app[REPLAYER] = None
     if spool is not None:  # opened (recovered, replayed) at startup
         metrics.spool.watch(spool)
@@ -167,9 +173,10 @@ def create_app(
         max_batch=session_store.telemetry_batch_items,
     )
     app[TELEMETRY] = telemetry
-    app[EVENT_BUDGETS] = events.event_budgets(clock)
+    app[EVENT_BUDGETS] = EventBudgets(clock)
     app[CAPTURE] = TelemetryCapture(telemetry, metrics.telemetry, clock, default_server_id())
-    app[SESSION_STORE] = session_store
+    app[TELEMETRY_STORE] = session_store
+    app[PLAY_LEDGER] = session_store
     app[ANALYTICS] = AnalyticsVerifier(secrets.platform_key, clock)
 
     _add_routes(app)
@@ -179,6 +186,9 @@ def create_app(
     app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(_pathway_probes)
     app.cleanup_ctx.append(_telemetry)  # after _lifecycle: stops before the store closes
+    if play_recounts and settings.play_recount_interval_s > 0:
+        recounter = PlayRecounter(session_store, blocking, clock, settings.play_recount_interval_s)
+        app.cleanup_ctx.append(functools.partial(_play_recounts, recounter=recounter))
     app.on_shutdown.append(_drain)
     return app
 
@@ -195,6 +205,7 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
         open_session_store(settings),
         load_or_create_keyring(settings.kek_path),
         spool=TelemetrySpool(worker_spool_dir(settings.data_dir / SPOOL_DIR, worker)),
+        play_recounts=worker == 0,
     )
 
 
@@ -299,6 +310,13 @@ async def _pathway_probes(app: web.Application) -> AsyncIterator[None]:
     yield
     if task is not None:
         await stop_probes(task)
+
+
+async def _play_recounts(app: web.Application, recounter: PlayRecounter) -> AsyncIterator[None]:
+    """The periodic play recount, while the app runs (after _lifecycle: stops before the store
+    closes)."""
+    async with _running(recounter.run(), "play-recounts"):
+        yield
 
 
 async def _telemetry(app: web.Application) -> AsyncIterator[None]:

@@ -182,5 +182,6 @@ class EdgeMetrics:
         if not shared_by_workers():
             return generate_latest(self.registry)
         merged = CollectorRegistry()
-        MultiProcessCollector(merged)
+        # prometheus_client ships py.typed but leaves this constructor unannotated.
+        MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
         return generate_latest(merged)

@@ -17,7 +17,7 @@ from cdn_edge.playback.key_service import KeyService
 from cdn_edge.playback.playlist_builder import PlaylistBuilder
 from cdn_edge.playback.segment_cache import SegmentCache
 from cdn_edge.playback.tokens import PlaybackTokens
-from cdn_edge.policy.rate_limit import TokenBuckets
+from cdn_edge.policy.event_budget import EventBudgets
 from cdn_edge.steering.health import HealthBoard
 from cdn_edge.steering.pathways import Pathway
 from cdn_edge.steering.throughput_history import ThroughputHistory
@@ -27,7 +27,7 @@ from cdn_edge.telemetry.writer import TelemetryWriter
 from cdn_edge.web.access_log import AccessLog
 from cdn_edge.web.static_files import StaticFiles
 from streamer.objects.port import ObjectReader
-from streamer.sessions.port import SessionStore
+from streamer.sessions.port import PlayLedger, TelemetryStore
 from streamer.settings import Settings
 
 
@@ -53,11 +53,12 @@ SESSIONS = web.AppKey("session_recorder", SessionRecorder)
 STATIC = web.AppKey("static_files", StaticFiles)
 READY = web.AppKey("readiness", Readiness)
 ACCESS_LOG = web.AppKey("access_log", AccessLog)
-# Telemetry: the writer, what the playback path captures, the store it reads plays from.
+# Telemetry: the writer, what the playback path captures, the stores reports read.
 TELEMETRY = web.AppKey("telemetry_writer", TelemetryWriter)
 CAPTURE = web.AppKey("telemetry_capture", TelemetryCapture)
-EVENT_BUDGETS = web.AppKey("event_budgets", TokenBuckets)  # player events per session
-SESSION_STORE: web.AppKey[SessionStore] = web.AppKey("session_store")
+EVENT_BUDGETS = web.AppKey("event_budgets", EventBudgets)  # player events per session
+TELEMETRY_STORE: web.AppKey[TelemetryStore] = web.AppKey("telemetry_store")
+PLAY_LEDGER: web.AppKey[PlayLedger] = web.AppKey("play_ledger")
 ANALYTICS = web.AppKey("analytics_verifier", AnalyticsVerifier)
 # Content steering: the pathways (the edge first), their health, listeners' throughput.
 PATHWAYS: web.AppKey[tuple[Pathway, ...]] = web.AppKey("pathways")

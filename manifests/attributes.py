@@ -135,9 +135,6 @@ class Attributes:
         text = self._required(name, quoted=False)
         return decimal_integer(text, f"{self._tag} {name}", self._line)
 
-    def enumerated(self, name: str) -> str | None:
-        return self._get(name, quoted=False)
-
     def integer(self, name: str) -> int | None:
         text = self._get(name, quoted=False)
         return None if text is None else decimal_integer(text, f"{self._tag} {name}", self._line)

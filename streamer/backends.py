@@ -29,7 +29,8 @@ def open_job_store(settings: Settings) -> JobStore:
 
 
 def open_session_store(settings: Settings) -> SessionStore:
-    """The session store that `settings.session_store` names."""
+    """The session store that `settings.session_store` names: one object, all three ports
+    (streamer.sessions.port); hand each caller the port it uses."""
     return _choose(_SESSION_STORES, settings.session_store, "SESSION_STORE")(settings)
 
 
@@ -60,9 +61,9 @@ def _scylla_job_store(settings: Settings) -> JobStore:
 
 
 def _sqlite_session_store(settings: Settings) -> SessionStore:
-    from streamer.sessions.sqlite import SqliteSessionStore
+    from streamer.sessions.sqlite import SQLiteSessionStore
 
-    return SqliteSessionStore(settings.data_dir / SESSION_STORE_FILE)
+    return SQLiteSessionStore(settings.data_dir / SESSION_STORE_FILE)
 
 
 def _scylla_session_store(settings: Settings) -> SessionStore:

@@ -19,10 +19,6 @@ Codec = Literal["aac", "opus", "flac"]
 TRACK_RECORD_SCHEMA = 1
 
 
-def track_prefix(track_id: str) -> str:
-    return f"tracks/{track_id}"
-
-
 def version_prefix(track_id: str, version: str) -> str:
     return f"tracks/{track_id}/{version}"
 

@@ -6,7 +6,10 @@
     │   ├── ObjectNotFound             (404)
     │   └── JobNotFound                (404)
     ├── InvalidObjectKey               (400)  a key that could escape its prefix
-    └── CatalogError                   (500)  a stored track record does not decode
+    ├── CatalogError                   (500)  a stored track record does not decode
+    ├── BearerTokenRefused             (401)  forged, malformed, for another audience, not yet valid
+    │   └── BearerTokenExpired         (401)
+    └── BearerScopeMissing             (403)  a genuine token without the scope asked for
 
 Each error carries the HTTP status it maps to so handlers never parse messages.
 """
@@ -52,3 +55,27 @@ class InvalidObjectKey(StreamerError):
 
 class CatalogError(StreamerError):
     """A stored track record could not be decoded."""
+
+
+class BearerTokenRefused(StreamerError):
+    """A bearer token that proves nothing: forged, malformed, expired or for another audience.
+
+    The message names the kind ("listener token refused: Signature verification failed");
+    `reason` is the failed check alone, for apps that word their own message.
+    """
+
+    http_status = 401
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class BearerTokenExpired(BearerTokenRefused):
+    """A genuine token past its `exp` (and the clock leeway)."""
+
+
+class BearerScopeMissing(StreamerError):
+    """A genuine token of the right audience that does not grant the scope asked for."""
+
+    http_status = 403

@@ -55,7 +55,7 @@ class Settings:
     port: int = 8080
     public_url: str = ""  # e.g. "https://edge.example.com"; default http://host:port
     # Who serves segments under `streamer serve`: "nginx" (the tier in cdn_edge/nginx_tier in
-    # front of the edge), "python" (the edge alone) or "auto" (nginx when it and njs are
+    # front of the edge), "python" (the edge alone) or "auto" (nginx when it and its Lua module are
     # installed). See cdn_edge/delivery_tier.
     segments: str = "auto"
     segment_cache_bytes: int = DEFAULT_SEGMENT_CACHE_BYTES
@@ -64,6 +64,9 @@ class Settings:
     pathways: str = ""
     steering_ttl_s: int = 300
     telemetry_queue_events: int = 10_000  # events buffered before the events API answers 429
+    # Every this many seconds the first worker of each edge recounts the play counts that may
+    # be off (cdn_edge.telemetry.play_recounts); 0 turns it off.
+    play_recount_interval_s: float = 3600.0
 
     # Real backends
     s3_endpoint: str = "127.0.0.1:8333"
@@ -146,4 +149,9 @@ def load_settings(
         )
     if settings.key_rotation_segments < 1:
         raise ConfigError(f"{ENV_PREFIX}KEY_ROTATION_SEGMENTS must be at least 1")
+    if settings.play_recount_interval_s < 0:
+        raise ConfigError(
+            f"{ENV_PREFIX}PLAY_RECOUNT_INTERVAL_S is {settings.play_recount_interval_s}; "
+            "use seconds > 0, or 0 for no periodic recount"
+        )
     return dataclasses.replace(settings)

@@ -12,10 +12,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from drm import KeyRing
 from streamer.errors import StreamerError
+from streamer.objects.port import ABANDONED_UPLOAD_AGE
 from streamer.settings import Settings, load_settings
 
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
@@ -127,6 +129,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup_uploads(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from streamer.backends import open_object_store
+    from streamer.objects.port import IncompleteUploads
+
+    settings = _settings(args)
+    store = open_object_store(settings)
+    if not isinstance(store, IncompleteUploads):
+        print(f"the {settings.object_store} object store keeps no incomplete uploads")
+        return 0
+    aborted = store.cleanup_incomplete_uploads(timedelta(hours=args.older_than))
+    print(f"aborted {aborted} incomplete uploads started over {args.older_than:g} h ago")
+    return 0
+
+
 def cmd_logship(args: argparse.Namespace) -> int:
     from cdn_edge.logship.process import run_logship
 
@@ -163,11 +181,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.scope == "ingest":
-        from streamer.token_secrets import load_token_secrets
-        from transcoder.http_api import issue_ingest_token
+        from transcoder.http_api import issue_dev_ingest_token
 
-        key = load_token_secrets(settings).platform_key
-        print(issue_ingest_token(key, args.user, args.ttl_s))
+        print(issue_dev_ingest_token(settings, args.user, args.ttl_s))
         return 0
     if args.scope == "analytics":
         from cdn_edge.analytics_auth import issue_dev_analytics_token
@@ -206,10 +222,57 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plays_recount(args: argparse.Namespace) -> int:
+    from streamer.backends import open_session_store
+    from streamer.sessions.recount import recent_days, recount_due_days, recount_track
+
+    if args.track and args.due:
+        print(
+            "streamer: --due is the counts marked due, of every track; not with --track",
+            file=sys.stderr,
+        )
+        return 2
+    days = [args.day] if args.day else recent_days(datetime.now(UTC).date())
+    ledger = open_session_store(_settings(args))
+    try:
+        if args.track:
+            sweep = recount_track(ledger, args.track, days)
+        else:
+            sweep = recount_due_days(ledger, days)
+    finally:
+        ledger.close()
+    for recount in sweep.recounts:
+        if recount.claims or recount.corrected:
+            fixed = f" (the count said {recount.counted}; corrected)" if recount.corrected else ""
+            print(f"{recount.track_id} {recount.day.isoformat()}: {recount.claims} plays{fixed}")
+    for failure in sweep.failures:
+        print(f"streamer: cannot recount {failure}", file=sys.stderr)
+    span = days[0].isoformat() if len(days) == 1 else f"{days[-1]} to {days[0]}"
+    what = f"track {args.track}" if args.track else "the counts marked due"
+    print(f"recounted {what} on {span}: {len(sweep.corrected)} corrected")
+    return 1 if sweep.failures else 0
+
+
+def _day(text: str) -> date:
+    try:
+        if len(text) != 10:  # fromisoformat takes 20231114 too
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     # A benchmark is a program of its own: run it as one, so the product imports none of it.
     module = f"benchmarks.{args.benchmark}"
     os.execv(sys.executable, [sys.executable, "-m", module, *args.bench_args])
+
+
+def _hours(text: str) -> float:
+    hours = float(text)
+    if not 0 <= hours < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of hours, 0 or more; got {text!r}")
+    return hours
 
 
 def _segments_argument(parser: argparse.ArgumentParser) -> None:
@@ -217,7 +280,7 @@ def _segments_argument(parser: argparse.ArgumentParser) -> None:
         "--segments",
         choices=("auto", "nginx", "python"),
         help="who serves segments: nginx in front of the edge, or the edge alone; default auto "
-        "(nginx when nginx and njs are installed) ($STREAMER_SEGMENTS)",
+        "(nginx when nginx and its Lua module are installed) ($STREAMER_SEGMENTS)",
     )
 
 
@@ -323,6 +386,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="keyspace replication map, e.g. \"{'class': 'NetworkTopologyStrategy', 'dc1': 3}\"",
     )
     migrate.set_defaults(func=cmd_db_migrate)
+
+    objects = commands.add_parser("objects", help="object store maintenance")
+    object_commands = objects.add_subparsers(dest="objects_command", required=True)
+    cleanup = object_commands.add_parser(
+        "cleanup-uploads",
+        help="abort multipart uploads a crash abandoned (ingest workers do this hourly)",
+    )
+    cleanup.add_argument(
+        "--older-than",
+        type=_hours,
+        default=ABANDONED_UPLOAD_AGE.total_seconds() / 3600,
+        metavar="HOURS",
+        help="only uploads started this long ago; default %(default)g",
+    )
+    cleanup.set_defaults(func=cmd_cleanup_uploads)
+    plays = commands.add_parser("plays", help="royalty play counts")
+    plays_commands = plays.add_subparsers(dest="plays_command", required=True)
+    recount = plays_commands.add_parser(
+        "recount",
+        help="repair play counts from the plays claimed",
+        description="Set play counts to the number of sessions whose play was counted. "
+        "Without --track: the counts the store marks as possibly off; with it: that track's. "
+        "Without --day: each of the days a play may still land on, up to today (UTC). "
+        "The edge runs the first kind every $STREAMER_PLAY_RECOUNT_INTERVAL_S.",
+    )
+    recount.add_argument("--track", metavar="ID", help="recount this track (default: the due)")
+    when = recount.add_mutually_exclusive_group()
+    when.add_argument("--day", type=_day, metavar="YYYY-MM-DD", help="only this UTC day")
+    when.add_argument(
+        "--due", action="store_true", help="the counts marked due (the default without --track)"
+    )
+    recount.set_defaults(func=cmd_plays_recount)
 
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -92,3 +92,13 @@ def test_token_prints_a_development_token_for_each_scope(
     key = load_token_secrets(load_settings(environ={}, data_dir=data)).platform_key
     claims = jwt.decode(token, key, algorithms=["HS256"], audience=audience)
     assert claims["sub"] == "u1"
+
+
+def test_cleanup_uploads_on_the_local_store_has_nothing_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--data-dir", str(tmp_path / "d"), "objects", "cleanup-uploads"]) == 0
+    assert capsys.readouterr().out == "the local object store keeps no incomplete uploads\n"
+    with pytest.raises(SystemExit):
+        main(["--data-dir", str(tmp_path / "d"), "objects", "cleanup-uploads", "--older-than=-1"])
+    assert "0 or more; got '-1'" in capsys.readouterr().err

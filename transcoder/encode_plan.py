@@ -17,7 +17,6 @@ from transcoder.ladder import AAC_MAX_SAMPLE_RATE, OPUS_SAMPLE_RATE, RenditionSp
 # Relative CPU cost per rendition, from docs/baselines.md (seconds per 3.5-minute track).
 _COST = {"aac": 4.5, "opus": 2.0, "flac": 0.6}
 _AAC_COST_PER_KBPS = 0.01  # 256 kbit/s costs ~1.5x 96 kbit/s
-LOUDNESS_COST = 1.0
 DEFAULT_PROCESSES = 2
 
 INIT_NAME = "init.mp4"

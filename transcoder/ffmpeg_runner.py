@@ -58,8 +58,9 @@ class _Watched:
                     self.out_time_s = int(value) / 1e6
 
     def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for chunk in iter(lambda: self.process.stderr.read(65536), b""):  # type: ignore[union-attr]
+        stderr = self.process.stderr
+        assert stderr is not None
+        for chunk in iter(lambda: stderr.read(65536), b""):
             self.stderr_chunks.append(chunk)
 
     def finish(self) -> FfmpegResult:

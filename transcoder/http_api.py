@@ -2,7 +2,8 @@
 
 Uploads are streamed to a temporary file with a hard size bound and hashed on the way; only a
 complete upload reaches the object store and the job queue, so an upload that is too large or
-stops halfway leaves nothing behind. Callers present an ingest-scoped JWT.
+stops halfway leaves nothing behind. Callers present an ingest-scoped bearer token, checked by
+`streamer.bearer_tokens`.
 """
 
 from __future__ import annotations
@@ -11,33 +12,51 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import jwt
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from streamer.errors import JobNotFound, StreamerError
+from streamer.bearer_tokens import (
+    BearerTokenVerifier,
+    TokenKind,
+    bearer_credentials,
+    sign_bearer_token,
+)
+from streamer.errors import (
+    BearerScopeMissing,
+    BearerTokenExpired,
+    BearerTokenRefused,
+    JobNotFound,
+    StreamerError,
+)
 from streamer.jobs.port import Job, JobStore
 from streamer.objects.port import ObjectStore
 from streamer.settings import Settings
+from streamer.token_secrets import load_token_secrets
 from transcoder.submit import InvalidTrackId, check_track_id, submit_master
 
 log = logging.getLogger(__name__)
 
 INGEST_AUDIENCE = "streamer-ingest"
 INGEST_SCOPE = "ingest"
+INGEST_TOKEN = TokenKind("ingest token", INGEST_AUDIENCE, scope=INGEST_SCOPE)
+DEV_TOKEN_TTL_S = 24 * 3600
 UPLOAD_CHUNK_BYTES = 1 << 20
 MAX_METADATA_CHARS = 16_384
+# C0 controls and DEL: a NUL cannot be in a path (the worker names its copy after the
+# extension), CR and LF would forge log lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 STORE_KEY = web.AppKey("ingest_object_store", ObjectStore)
 JOBS_KEY = web.AppKey("ingest_job_store", JobStore)
 SETTINGS_KEY = web.AppKey("ingest_settings", Settings)
-VERIFY_KEY = web.AppKey("ingest_verify", Callable[[str], dict[str, Any]])
+VERIFY_KEY: web.AppKey[Callable[[str], dict[str, Any]]] = web.AppKey("ingest_verify")
 
 
 class ApiError(Exception):
@@ -62,47 +81,45 @@ def _json_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-def ingest_token_verifier(key: bytes, clock: Callable[[], float] = time.time):
-    """A function checking an ingest JWT (HS256, audience streamer-ingest, scope ingest)."""
+def ingest_token_verifier(
+    key: bytes, clock: Callable[[], float] = time.time
+) -> Callable[[str], dict[str, Any]]:
+    """A function checking an ingest token (audience streamer-ingest, scope ingest)."""
+    tokens = BearerTokenVerifier(key, INGEST_TOKEN, clock)
 
     def verify(token: str) -> dict[str, Any]:
         try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=["HS256"],
-                audience=INGEST_AUDIENCE,
-                options={"require": ["sub", "exp", "aud"], "verify_exp": False},
-            )
-        except jwt.PyJWTError as exc:
-            raise ApiError(401, "invalid_token", f"the ingest token is not valid: {exc}") from exc
-        if claims["exp"] <= clock():
-            raise ApiError(401, "token_expired", "the ingest token has expired; get a new one")
-        if INGEST_SCOPE not in str(claims.get("scope", "")).split():
-            raise ApiError(403, "insufficient_scope", "the token lacks the 'ingest' scope")
-        return claims
+            return tokens.verify(token)
+        except BearerTokenExpired as exc:
+            raise ApiError(
+                401, "token_expired", "the ingest token has expired; get a new one"
+            ) from exc
+        except BearerTokenRefused as exc:
+            raise ApiError(
+                401, "invalid_token", f"the ingest token is not valid: {exc.reason}"
+            ) from exc
+        except BearerScopeMissing as exc:
+            raise ApiError(403, "insufficient_scope", str(exc)) from exc
 
     return verify
 
 
 def issue_ingest_token(key: bytes, subject: str, ttl_s: int, now: float | None = None) -> str:
-    issued = int(now if now is not None else time.time())
-    claims = {
-        "sub": subject,
-        "aud": INGEST_AUDIENCE,
-        "scope": INGEST_SCOPE,
-        "iat": issued,
-        "exp": issued + ttl_s,
-    }
-    return jwt.encode(claims, key, algorithm="HS256")
+    """An ingest token as the account service would issue it."""
+    return sign_bearer_token(key, INGEST_TOKEN, subject, ttl_s, time.time() if now is None else now)
+
+
+def issue_dev_ingest_token(settings: Settings, user: str, ttl_s: int = DEV_TOKEN_TTL_S) -> str:
+    """A development ingest token under the configured (or generated) secret: the CLI's
+    `streamer token --scope ingest --user <label>`."""
+    return issue_ingest_token(load_token_secrets(settings).platform_key, user, ttl_s)
 
 
 def _authorize(request: web.Request) -> dict[str, Any]:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_credentials(request.headers.get("Authorization"))
+    if token is None:
         raise ApiError(401, "missing_token", "send 'Authorization: Bearer <ingest token>'")
-    return request.app[VERIFY_KEY](token.strip())
+    return request.app[VERIFY_KEY](token)
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -136,7 +153,7 @@ async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[P
     size = 0
     try:
         with handle:
-            while chunk := await request.content.read(UPLOAD_CHUNK_BYTES):
+            while chunk := await _read_chunk(request):
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(
@@ -144,7 +161,9 @@ async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[P
                     )
                 digest.update(chunk)
                 await asyncio.to_thread(handle.write, chunk)
-        if declared is not None and size != declared:
+        # Content-Length counts the bytes sent; aiohttp inflates a gzip or deflate body.
+        encoded = bool(request.headers.get("Content-Encoding"))
+        if declared is not None and size != declared and not encoded:
             raise ApiError(400, "incomplete_upload", f"received {size} of {declared} bytes")
         if size == 0:
             raise ApiError(
@@ -156,6 +175,15 @@ async def _receive(request: web.Request, limit: int, spool_dir: Path) -> tuple[P
     return path, digest.hexdigest(), size
 
 
+async def _read_chunk(request: web.Request) -> bytes:
+    try:
+        return await request.content.read(UPLOAD_CHUNK_BYTES)
+    except web.RequestPayloadError as exc:
+        # aiohttp inflates gzip and deflate as it reads, and checks chunked framing and length.
+        reason = getattr(exc.__cause__, "message", "") or "its framing or encoding is broken"
+        raise ApiError(400, "bad_body", f"the body cannot be read: {reason}") from exc
+
+
 def _open_spool_file(spool_dir: Path) -> IO[bytes]:
     spool_dir.mkdir(parents=True, exist_ok=True)
     return tempfile.NamedTemporaryFile(dir=spool_dir, prefix="upload-", delete=False)
@@ -165,9 +193,12 @@ async def post_ingest(request: web.Request) -> web.Response:
     claims = _authorize(request)
     settings = request.app[SETTINGS_KEY]
     filename = request.query.get("filename", "")
-    if not filename or "/" in filename or len(filename) > 255:
+    if not filename or "/" in filename or len(filename) > 255 or _CONTROL.search(filename):
         raise ApiError(
-            400, "bad_filename", "give ?filename=<name.ext> (the extension hints format)"
+            400,
+            "bad_filename",
+            "give ?filename=<name.ext> (the extension hints format): at most 255 characters, "
+            "no '/' and no control characters",
         )
     track_id = request.query.get("track_id")
     try:
@@ -181,6 +212,8 @@ async def post_ingest(request: web.Request) -> web.Response:
             raise ValueError("metadata must be a JSON object")
     except (InvalidTrackId, ValueError) as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
+    except RecursionError as exc:  # json's C decoder recurses once per level of nesting
+        raise ApiError(400, "bad_request", "metadata is JSON nested too deeply") from exc
 
     path, sha, size = await _receive(
         request, settings.max_upload_bytes, settings.data_dir / "uploads"

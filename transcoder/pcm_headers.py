@@ -15,7 +15,7 @@ HEADER_READ_BYTES = 1 << 16  # chunk headers before the audio data fit easily in
 @dataclass(frozen=True)
 class DeclaredData:
     data_offset: int  # where the sample data starts
-    declared_bytes: int  # what the header says follows
+    declared_bytes: int  # what the header says follows; always > 0
 
 
 def declared_pcm_data(head: bytes) -> DeclaredData | None:
@@ -37,7 +37,8 @@ def _walk(
         (size,) = struct.unpack(size_format, head[offset + 4 : offset + 8])
         if chunk_id == data_id:
             # 0 and 0xFFFFFFFF mean "size unknown" (streamed WAV, RF64): nothing to check.
-            if size in (0, 0xFFFFFFFF):
+            # An SSND chunk no longer than its offset and block size declares no samples.
+            if size in (0, 0xFFFFFFFF) or size <= header_extra:
                 return None
             return DeclaredData(offset + 8 + header_extra, size - header_extra)
         offset += 8 + size + (size & 1)  # chunks are padded to even sizes

@@ -11,6 +11,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from transcoder.errors import MasterRejected
 
@@ -61,7 +62,7 @@ def probe_master(path: Path, ffprobe: str = "ffprobe", name: str | None = None) 
     return parse_probe(json.loads(completed.stdout), size, name)
 
 
-def parse_probe(info: dict, size_bytes: int, name: str) -> ProbeResult:
+def parse_probe(info: dict[str, Any], size_bytes: int, name: str) -> ProbeResult:
     """Pick the first audio stream out of ffprobe's JSON."""
     fmt = info.get("format", {})
     audio = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from drm import (
     KeyRing,
@@ -73,7 +74,7 @@ class TrackFacts:
     silent: bool
     duration_s: float
     created_at: str
-    metadata: dict
+    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from drm import KeyRing
 from streamer.errors import StorageError
 from streamer.jobs.port import DEFAULT_LEASE_S, Job, JobStore
-from streamer.objects.port import ObjectStore
+from streamer.objects.port import ABANDONED_UPLOAD_AGE, IncompleteUploads, ObjectStore
 from streamer.settings import Settings
 from transcoder.errors import IngestError, LeaseLost
 from transcoder.pipeline import IngestResult, ingest_master
@@ -35,6 +35,9 @@ DOWNLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 # A retryable failure (the object store or job store unreachable) hands the job back after
 # this pause rather than a whole lease: long enough for a store to fail over.
 RETRY_AFTER_S = 5.0
+# Workers upload the masters and renditions, so they also abort uploads a crash abandoned (S3
+# keeps and bills their parts forever). Hourly is plenty: abandoned uploads are a day old.
+UPLOAD_SWEEP_INTERVAL = timedelta(hours=1)
 
 JobProgress = Callable[[Job, str, float, float | None], None]
 
@@ -115,11 +118,31 @@ class IngestWorker:
         return self.jobs.get(job.job_id)
 
     def run_until(self, done: Callable[[], bool], idle_s: float = 0.5) -> None:
-        """Work until `done()` is true, waiting `idle_s` between empty polls."""
+        """Work until `done()` is true, waiting `idle_s` between empty polls.
+
+        Abandoned uploads are swept on start and then every UPLOAD_SWEEP_INTERVAL.
+        """
         idle = threading.Event()
+        next_sweep = self.clock()
         while not done():
+            if self.clock() >= next_sweep:
+                self.sweep_abandoned_uploads()
+                next_sweep = self.clock() + UPLOAD_SWEEP_INTERVAL
             if self.run_one() is None:
                 idle.wait(idle_s)
+
+    def sweep_abandoned_uploads(self, older_than: timedelta = ABANDONED_UPLOAD_AGE) -> int:
+        """Abort uploads abandoned in the store; how many. A failure is logged, not raised."""
+        if not isinstance(self.store, IncompleteUploads):
+            return 0
+        try:
+            aborted = self.store.cleanup_incomplete_uploads(older_than)
+        except StorageError as exc:
+            log.warning("worker %s could not sweep abandoned uploads: %s", self.worker_id, exc)
+            return 0
+        if aborted:
+            log.info("worker %s aborted %d abandoned uploads", self.worker_id, aborted)
+        return aborted
 
     def _work_dir(self, job: Job) -> Path:
         return self.settings.data_dir / "work" / job.job_id

@@ -24,12 +24,14 @@ session's play and QoE without reading its events back (cdn_edge.telemetry.sink)
 Per type: play takes bitrate_kbps, rendition, startup_ms; bitrate_switch needs bitrate_kbps
 and takes rendition; seek needs from_s; error needs code and takes message and fatal.
 
-202 {"accepted": n, "refused": [{"index": i, "event_id": ..., "reason": ...}]}: offline events
+202 {"accepted": n, "refused": [{"index": i, "event_id": ..., "reason": ...}]} once the
+accepted events are written (to the store, or the edge's spool on disk); 503 with Retry-After
+if they are not within 8 s (they stay queued; sending them again is harmless). Offline events
 older than 30 days are refused one by one (the player should drop them). A malformed event
 fails the batch with 400 naming it ("events[3].position_s: must be a number >= 0"); a body
 over 64 KiB or 500 events is 413; a full telemetry queue, or a session posting more than its
-budget (500 at once, then 2 a second), is 429 with Retry-After: the player keeps the events and
-sends them again.
+budgets (cdn_edge.policy.event_budget: 500 at once, then 2 a second; 5,000 in all, refilled
+over 30 days), is 429 with Retry-After: the player keeps the events and sends them again.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -48,17 +49,25 @@ from cdn_edge.errors import (
     RateLimited,
     TokenMismatch,
     Unauthorized,
+    Unavailable,
 )
 from cdn_edge.playback.tokens import SessionClaims
+from cdn_edge.policy.event_budget import (
+    EVENT_BURST,
+    EVENT_RATE_PER_S,
+    MAX_EVENTS_PER_REQUEST,
+    SESSION_EVENT_CAP,
+    EventRefusal,
+)
 from cdn_edge.policy.names import check_name
-from cdn_edge.policy.rate_limit import TokenBuckets, retry_after_header
+from cdn_edge.policy.rate_limit import retry_after_header
 from cdn_edge.state import (
     BLOCKING,
     CLOCK,
     EVENT_BUDGETS,
     METRICS,
-    SESSION_STORE,
     TELEMETRY,
+    TELEMETRY_STORE,
     TOKENS,
     log_fields,
 )
@@ -74,18 +83,7 @@ from streamer.telemetry.model import (
 )
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_EVENTS = 500
-# Events a session may post: a full request at once (an offline upload), then 2 a second, far
-# above a player's few a minute. Bounds what one hostile player can add to its session's
-# partition (about 29,000 events over a 4-hour session, per edge process).
-EVENT_BURST = MAX_EVENTS
-EVENT_RATE_PER_S = 2.0
-
-
-def event_budgets(clock: Callable[[], float]) -> TokenBuckets:
-    return TokenBuckets(EVENT_BURST, EVENT_RATE_PER_S, clock)
-
-
+MAX_EVENTS = MAX_EVENTS_PER_REQUEST
 MAX_STARTUP_MS = 10 * 60 * 1000  # ten minutes: anything longer is not a startup
 MAX_TS_MS = 2**53 - 1  # what a JavaScript number holds exactly
 _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
@@ -115,14 +113,15 @@ def _whole(field: str, value: object, low: int, high: int) -> int:
 
 
 def _seconds(field: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidField(field, "must be a number >= 0")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # a JSON integer has no size limit; 10**400 is no float
+        raise InvalidField(field, "must be a number >= 0 within float range") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidField(field, "must be a number >= 0")
+    return seconds
 
 
 def _flag(field: str, value: object) -> bool:
@@ -208,6 +207,20 @@ def _token(request: web.Request) -> str:
     return query_token
 
 
+def _refusal_message(session_id: str, refusal: EventRefusal) -> str:
+    if refusal.reason == "session_cap":
+        return (
+            f"session {session_id} has posted {SESSION_EVENT_CAP} events, more than a player "
+            "sends in a session; keep these and send them again after Retry-After, or start "
+            "a new session"
+        )
+    return (
+        f"session {session_id} posts more events than a player sends (a burst of "
+        f"{EVENT_BURST}, then {EVENT_RATE_PER_S:g} a second); keep these and send them "
+        "again after Retry-After"
+    )
+
+
 def authorize(request: web.Request) -> SessionClaims:
     """The claims of the session in the path, if the request carries its token."""
     app = request.app
@@ -229,15 +242,15 @@ async def post_events(request: web.Request) -> web.Response:
         doc = json.loads(body)
     except ValueError as exc:
         raise InvalidField("body", f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # json's C decoder recurses once per level of nesting
+        raise InvalidField("body", "JSON nested too deeply for a request body") from exc
     now_ms = int(app[CLOCK]() * 1000)
     events = parse_events(doc, claims, now_ms)
-    wait_s = app[EVENT_BUDGETS].take(claims.session_id, len(events)) if events else 0.0
-    if wait_s:
+    refusal = app[EVENT_BUDGETS].take(claims.session_id, len(events)) if events else None
+    if refusal is not None:
+        app[METRICS].telemetry.player_events_refused.labels(refusal.reason).inc(len(events))
         raise RateLimited(
-            f"session {claims.session_id} posts more events than a player sends (a burst of "
-            f"{EVENT_BURST}, then {EVENT_RATE_PER_S:g} a second); keep these and send them "
-            "again after Retry-After",
-            retry_after_header(wait_s),
+            _refusal_message(claims.session_id, refusal), retry_after_header(refusal.wait_s)
         )
     accepted: list[PlayerEvent] = []
     refused: list[dict[str, Any]] = []
@@ -249,7 +262,13 @@ async def post_events(request: web.Request) -> web.Response:
         else:
             refused.append({"index": index, "event_id": event.event_id, "reason": reason})
             telemetry.player_events_refused.labels("offline_window").inc()
-    app[TELEMETRY].submit(accepted)
+    # Acknowledged only once written (to the store, or the spool on disk behind it): an edge
+    # killed right after the 202 has lost nothing the player was told was taken.
+    if not await app[TELEMETRY].submit_durably(accepted):
+        raise Unavailable(
+            f"the {len(accepted)} events were taken but are not stored yet; send them again"
+            " (events are deduplicated by event_id)"
+        )
     for event in accepted:
         telemetry.player_events.labels(event.type, telemetry.pathway(event.pathway or "-")).inc()
     return web.json_response(
@@ -263,7 +282,7 @@ async def session_qoe_report(request: web.Request) -> web.Response:
     """The session's QoE and play, from what the store holds so far."""
     app = request.app
     claims = authorize(request)
-    store = app[SESSION_STORE]
+    store = app[TELEMETRY_STORE]
     telemetry = await app[BLOCKING](store.session_telemetry, claims.session_id)
     qoe = session_qoe(telemetry.events)
     play = telemetry.play

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from cdn_edge.errors import Forbidden, InvalidField
 from cdn_edge.policy.names import check_name
-from cdn_edge.state import ANALYTICS, BLOCKING, CATALOG, SESSION_STORE, log_fields
+from cdn_edge.state import ANALYTICS, BLOCKING, CATALOG, PLAY_LEDGER, log_fields
 
 MAX_RANGE_DAYS = 366
 
@@ -56,7 +56,7 @@ async def track_plays(request: web.Request) -> web.Response:
                 f"track {track_id} was not submitted by {grant.subject!r}; an analytics token "
                 "reads its own creator's tracks"
             )
-    counts = await app[BLOCKING](app[SESSION_STORE].plays_by_day, track_id, first, last)
+    counts = await app[BLOCKING](app[PLAY_LEDGER].plays_by_day, track_id, first, last)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     doc = {
         "track_id": track_id,

@@ -110,6 +110,8 @@ async def _read_json(request: web.Request) -> object:
         return json.loads(body)
     except ValueError as exc:
         raise InvalidField("body", f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # json's C decoder recurses once per level of nesting
+        raise InvalidField("body", "JSON nested too deeply for a request body") from exc
 
 
 def _variant_doc(r: RenditionRecord) -> dict[str, Any]:

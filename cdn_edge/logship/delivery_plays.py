@@ -3,10 +3,9 @@
 The edge decides a play when a session's events arrive (cdn_edge.telemetry.sink) and reads
 its deliveries from the store; with segments served by nginx those deliveries reach the
 store later, through the shipper, so the shipper decides too when they arrive: whichever
-evidence lands second finds the other in the store. The claims go into the same store write
-as the deliveries, so in SQLite they commit together. A session is counted once however
-often it is claimed (the store keeps one play per session), so a replayed batch claims again
-harmlessly and counts nothing.
+evidence lands second finds the other in the store. The claims go to the play ledger once the
+deliveries are written. A session is counted once however often it is claimed (the ledger
+keeps one play per session), so a replayed batch claims again harmlessly and counts nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from streamer.plays import decide_play, events_show_play
-from streamer.sessions.port import SessionStore
+from streamer.sessions.port import TelemetryStore
 from streamer.telemetry.model import PlayClaim, SegmentDelivery
 
 REMEMBERED_SESSIONS = 100_000  # sessions known to have their play, not read back again (~10 MB)
@@ -24,7 +23,7 @@ REMEMBERED_SESSIONS = 100_000  # sessions known to have their play, not read bac
 class DeliveryPlays:
     """Decides the plays that a batch of deliveries completes, reading what the store holds."""
 
-    def __init__(self, store: SessionStore, remembered: int = REMEMBERED_SESSIONS) -> None:
+    def __init__(self, store: TelemetryStore, remembered: int = REMEMBERED_SESSIONS) -> None:
         self._store = store
         self._played: OrderedDict[str, None] = OrderedDict()
         self._remembered = remembered

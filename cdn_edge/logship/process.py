@@ -156,6 +156,7 @@ def ship_log(
         tailer,
         positions,
         store,
+        store,
         TrackTimelines(open_object_store(settings)),
         batch_lines=batch_lines,
     )

@@ -1,14 +1,15 @@
 """The shipper's loop: read a batch of lines, write its telemetry, then save the position.
 
-    access.log ──LogTailer──▶ lines ──parse_line, line_telemetry──▶ items ──▶ SessionStore
+    access.log ──LogTailer──▶ lines ──parse_line, line_telemetry──▶ items ──▶ TelemetryStore
+                                                       plays they complete ──▶ PlayLedger
                                                                        │ written
                                                           OffsetFile ◀─┘ position saved
 
-Exactly once. The position is saved only after the batch's store write returned, so a crash
-between the two ships the batch again on restart. Replaying is harmless: every item's
-identity comes from the line (CMCD by $request_id, deliveries by session, object and time)
-and the stores keep the first copy; a session's play is claimed again and the store, which
-keeps one play per session, counts it no second time.
+Exactly once. The position is saved only after the batch's store writes returned (its items,
+then the plays they complete), so a crash before ships the batch again on restart. Replaying
+is harmless: every item's identity comes from the line (CMCD by $request_id, deliveries by
+session, object and time) and the stores keep the first copy; a session's play is claimed
+again and the ledger, which keeps one play per session, counts it no second time.
 
 Because replaying is harmless, the position need not follow every batch: while a backlog is
 shipped it is saved (two fsyncs) at most every `position_interval_s`, and at once when the
@@ -43,7 +44,7 @@ from cdn_edge.logship.stats import ShipStats
 from cdn_edge.logship.tailer import LogRead, LogTailer
 from cdn_edge.logship.timelines import TrackTimelines
 from streamer.errors import StreamerError
-from streamer.sessions.port import SessionStore
+from streamer.sessions.port import PlayLedger, TelemetryStore
 from streamer.telemetry.model import CmcdSample, SegmentDelivery, TelemetryBatch
 
 logger = logging.getLogger(__name__)
@@ -77,13 +78,14 @@ class _Converted:
 
 
 class Shipper:
-    """Ships one access log into a session store."""
+    """Ships one access log into a telemetry store and the plays it shows into a play ledger."""
 
     def __init__(
         self,
         tailer: LogTailer,
         positions: PositionStore,
-        store: SessionStore,
+        store: TelemetryStore,
+        ledger: PlayLedger,
         timelines: TrackTimelines,
         *,
         batch_lines: int | None = None,
@@ -97,6 +99,7 @@ class Shipper:
         self._tailer = tailer
         self._positions = positions
         self._store = store
+        self._ledger = ledger
         self._timelines = timelines
         self._plays = DeliveryPlays(store)
         self._batch_lines = batch_lines or max(DEFAULT_BATCH_LINES, store.telemetry_batch_items)
@@ -157,11 +160,11 @@ class Shipper:
                 converted = self._convert(read)
                 claims = self._plays.claims(converted.deliveries)
                 batch = TelemetryBatch(
-                    cmcd=tuple(converted.cmcd),
-                    deliveries=tuple(converted.deliveries),
-                    plays=claims,
+                    cmcd=tuple(converted.cmcd), deliveries=tuple(converted.deliveries)
                 )
-                counted = self._store.write_telemetry(batch) if len(batch) else ()
+                if len(batch):
+                    self._store.write_telemetry(batch)
+                counted = self._ledger.claim_plays(claims) if claims else ()
                 self._plays.written(claims)
                 self._counts["plays_counted"] += len(counted)
                 self._failures = 0

@@ -1,4 +1,4 @@
-"""The nginx segment tier: nginx serves /v1/s/{token}/{rendition}/{file} after an njs token
+"""The nginx segment tier: nginx serves /v1/s/{token}/{rendition}/{file} after a Lua token
 check, and proxies everything else to the Python edge. See config.py for the request paths,
 access_log_format.py for the log schema, process.py for the supervised process."""
 

@@ -121,7 +121,7 @@ def render_access_logs(paths: tuple[Path, ...], options: str) -> list[str]:
     if len(paths) == 1:
         return [f"access_log {paths[0]} {LOG_FORMAT_NAME} {options};"]
     lines = [
-        # Evaluated when the line is logged, after njs verified the token and set the session.
+        # Evaluated when the line is logged, after the gate verified the token and set the session.
         f"map $streamer_session_id ${SHARD_VARIABLE}_key {{",
         '    "" $request_id;',
         "    default $streamer_session_id;",

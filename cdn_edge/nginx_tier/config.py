@@ -1,16 +1,19 @@
 """The nginx tier's configuration: a frozen dataclass and the pure functions that render it.
 
 nginx is the single public front. It serves `/v1/s/{token}/{rendition}/{file}` itself, after
-the njs gate (`streamer_tier.js`) has verified the session token, from the embedded object
-directory or, as an origin shield, from the S3 server through `proxy_cache`. Everything else
-is proxied to the Python edge. Two files come out of here, both under the prefix directory:
+the Lua gate (`streamer_tier.lua`, ngx_lua) has verified the session token, from the embedded
+object directory or, as an origin shield, from the S3 server through `proxy_cache`. Everything
+else is proxied to the Python edge. Two files come out of here, both under the prefix directory:
 
     conf/nginx.conf      the config (no secret in it; may be world-readable)
-    conf/streamer.json   what njs preloads: the playback keys, CMSD values, S3 credentials;
-                         written 0600. nginx's master reads it while parsing the config, as
-                         the user that started it, and workers inherit it in memory, so the
-                         secrets never sit in the config, the environment or a world-readable
-                         file (js_preload_object, njs 0.7.8)
+    conf/streamer.json   what the gate reads: the playback keys, CMSD values, S3 credentials;
+                         written 0600. nginx's master reads it while loading the config
+                         (init_by_lua), as the user that started it, and workers inherit it in
+                         memory, so the secrets never sit in the config, the environment or a
+                         world-readable file
+
+One module on purpose (about 610 lines): it renders one nginx.conf, in the file's own order
+(main, http, the gate, each location), so a block of the output is found by reading down.
 """
 
 from __future__ import annotations
@@ -43,8 +46,13 @@ from cdn_edge.web.cors import (
 )
 from streamer.objects.port import IMMUTABLE
 
-SCRIPT = Path(__file__).with_name("streamer_tier.js")
-DEBIAN_JS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")  # libnginx-mod-http-js
+SCRIPT = Path(__file__).with_name("streamer_tier.lua")
+# libnginx-mod-http-lua (ngx_lua 0.10.23, LuaJIT) and the NDK it is built on, loaded first.
+DEBIAN_NDK_MODULE = Path("/usr/lib/nginx/modules/ndk_http_module.so")
+DEBIAN_LUA_MODULE = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")
+# Verified session tokens shared by the workers: an entry is about 0.5 kB (the token, its
+# claims, the dict's node), so about 60,000 sessions; the least recently used go first.
+TOKEN_CACHE_ZONE = "32m"
 SEGMENT_CONTENT_TYPE = "audio/mp4"  # what the Python edge sends (catalog_cache.content_type_for)
 DEFAULT_WORKER_CONNECTIONS = 4096
 DEFAULT_EDGE_KEEPALIVE = 64  # idle connections to the Python edge kept per nginx worker
@@ -107,14 +115,15 @@ class NginxTierConfig:
     # None omits `user`: a root master then runs workers as nobody, a non-root one as itself.
     user: str | None = None
     server_id: str = "edge"  # CMSD-Dynamic's server identifier
-    js_module: Path = DEBIAN_JS_MODULE
     script: Path = SCRIPT
+    ndk_module: Path = DEBIAN_NDK_MODULE
+    lua_module: Path = DEBIAN_LUA_MODULE
     edge_keepalive: int = DEFAULT_EDGE_KEEPALIVE
     # The access log as this many files, one shipper each (access_log_format.py, "Shards").
     log_shards: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("prefix", "script", "js_module"):
+        for name in ("prefix", "script", "ndk_module", "lua_module"):
             if not getattr(self, name).is_absolute():
                 raise TierConfigInvalid(
                     f"{name} must be an absolute path, got {getattr(self, name)}"
@@ -142,7 +151,7 @@ class NginxTierConfig:
             raise TierConfigInvalid(f"edge_keepalive {self.edge_keepalive} is not 1-10000")
         if not 1 <= self.log_shards <= MAX_LOG_SHARDS:
             raise TierConfigInvalid(f"log_shards {self.log_shards} is not 1-{MAX_LOG_SHARDS}")
-        for name in ("prefix", "objects_root", "script"):
+        for name in ("prefix", "objects_root", "script", "ndk_module", "lua_module"):
             value = getattr(self, name)
             if value is not None and not _safe_path(value):
                 raise TierConfigInvalid(f"{name} {value} has characters nginx config cannot hold")
@@ -153,7 +162,7 @@ class NginxTierConfig:
         return self.prefix / "conf" / "nginx.conf"
 
     @property
-    def njs_settings_file(self) -> Path:
+    def gate_settings_file(self) -> Path:
         return self.prefix / "conf" / "streamer.json"
 
     @property
@@ -188,7 +197,7 @@ def _safe_path(path: Path) -> bool:
     return re.fullmatch(r"[A-Za-z0-9_./\-+@:=,]+", str(path)) is not None
 
 
-def render_njs_settings(config: NginxTierConfig, playback_keys: tuple[bytes, ...]) -> str:
+def render_gate_settings(config: NginxTierConfig, playback_keys: tuple[bytes, ...]) -> str:
     """conf/streamer.json: the keys that verify session tokens (newest first), CMSD values and
     the S3 credentials. Secret: write it 0600."""
     if not playback_keys:
@@ -214,7 +223,7 @@ def cmsd_values(server_id: str) -> dict[str, object]:
     """The CMSD header values nginx can know without the track record (see cmsd.py).
 
     CMSD-Static carries ot/sf/st but not d and br (the edge reads those from the record);
-    CMSD-Dynamic carries mb for free sessions (the tier's ceiling) and njs appends rtt. etp,
+    CMSD-Dynamic carries mb for free sessions (the tier's ceiling) and the gate appends rtt. etp,
     rd and du are the Python edge's alone (TCP_INFO's mss and its congestion signal).
     """
     return {
@@ -231,7 +240,7 @@ def cmsd_values(server_id: str) -> dict[str, object]:
 
 # Config rendering: one function per block, joined by render_config.
 
-_JS_VARS = (
+_GATE_VARS = (
     "streamer_error_body",
     "streamer_session_id",
     "streamer_track_id",
@@ -242,11 +251,11 @@ _JS_VARS = (
     "streamer_object_path",
     "streamer_cmsd_static",
     "streamer_cmsd_dynamic",
-    "streamer_s3_stamp",
+    "streamer_s3_date",
 )
 
 # Refusals the tier answers itself, in the Python edge's JSON shape (middleware.json_error).
-# status -> (named location, body or None for njs's $streamer_error_body, extra headers)
+# status -> (named location, body or None for the gate's $streamer_error_body, extra headers)
 _REFUSALS: dict[int, tuple[str, str | None, tuple[tuple[str, str], ...]]] = {
     400: ("@streamer_400", None, ()),
     401: ("@streamer_401", None, (("WWW-Authenticate", 'Bearer realm="streamer-edge"'),)),
@@ -288,7 +297,8 @@ def _cors(always: bool) -> list[str]:
 def _main(config: NginxTierConfig) -> list[str]:
     lines = [
         "# Generated by cdn_edge.nginx_tier.config; rewritten on every start, do not edit.",
-        f"load_module {config.js_module};",
+        f"load_module {config.ndk_module};",
+        f"load_module {config.lua_module};",
         "daemon off;  # a supervised child of the Python process, never the system service",
         "master_process on;",
         f"worker_processes {config.worker_processes};",
@@ -327,15 +337,7 @@ def _http_head(config: NginxTierConfig) -> list[str]:
         render_log_format(),
         *render_access_logs(config.access_logs, ACCESS_LOG_BUFFERING),
         "",
-        f"js_import streamer_tier from {config.script};",
-        f"js_preload_object streamer from {config.njs_settings_file};",
-        "js_set $streamer_auth streamer_tier.authorize;",
-    ]
-    lines += [f"js_var ${name};" for name in _JS_VARS]
-    if config.s3 is not None:
-        lines.append("js_set $streamer_s3_authorization streamer_tier.s3Authorization;")
-        lines.append("js_set $streamer_s3_date streamer_tier.s3Date;")
-    lines += [
+        *_gate_setup(config),
         "",
         # Tokens travel in these paths: the log keeps the route and drops the token.
         "map $uri $streamer_log_uri {",
@@ -384,6 +386,32 @@ def _http_head(config: NginxTierConfig) -> list[str]:
     return lines
 
 
+def _gate_setup(config: NginxTierConfig) -> list[str]:
+    """The gate's http-level setup: its script, its settings (read by the master), its dict."""
+    module = config.script.stem
+    return [
+        # ";;" keeps the default path, where Debian's lua-resty-core and lua-cjson live.
+        f'lua_package_path "{config.script.parent}/?.lua;;";',
+        f"lua_shared_dict streamer_tokens {TOKEN_CACHE_ZONE};",
+        # The master reads the 0600 settings file as the user that started it; workers
+        # inherit the values in memory.
+        f'init_by_lua_block {{ require("{module}").init("{config.gate_settings_file}") }}',
+        f'init_worker_by_lua_block {{ require("{module}").init_worker() }}',
+    ]
+
+
+def _gate_variables() -> list[str]:
+    """The variables the gate fills, declared (empty) for every request: ngx_lua assigns only
+    variables nginx already knows, and the access log reads them on every route."""
+    return [f'set ${name} "";' for name in _GATE_VARS]
+
+
+def _gate_call(config: NginxTierConfig, function: str, variable: str) -> str:
+    """Runs the gate's `function` in the rewrite phase (set_by_lua: no coroutine, the
+    cheapest of ngx_lua's hooks), its answer in $variable."""
+    return f'set_by_lua_block ${variable} {{ return require("{config.script.stem}").{function}() }}'
+
+
 def _preflight() -> list[str]:
     return [
         "if ($request_method = OPTIONS) {",
@@ -401,27 +429,28 @@ def _preflight() -> list[str]:
     ]
 
 
-def _token_gate() -> list[str]:
-    """GET and HEAD only, after the njs check of the session token in the path."""
+def _token_gate(config: NginxTierConfig) -> list[str]:
+    """GET and HEAD only, after the check of the session token in the path."""
     return [
         "if ($request_method !~ ^(GET|HEAD)$) { return 405; }",
-        # $streamer_auth runs the njs gate once; `if` with `return` alone is safe in nginx.
+        _gate_call(config, "authorize", "streamer_auth"),
+        # $streamer_auth is the gate's answer; `if` with `return` alone is safe in nginx.
         "if ($streamer_auth = 400) { return 400; }",
         "if ($streamer_auth = 401) { return 401; }",
         "if ($streamer_auth = 403) { return 403; }",
-        "if ($streamer_auth != ok) { return 500; }  # fail closed if njs threw",
+        "if ($streamer_auth != ok) { return 500; }  # fail closed if the gate threw",
         *(f"error_page {status} = {name};" for status, (name, _, _) in _REFUSALS.items()),
     ]
 
 
 def _segment_location(config: NginxTierConfig) -> list[str]:
-    # Matched on the normalised path; njs then checks the raw one strictly.
+    # Matched on the normalised path; the gate then checks the raw one strictly.
     body = [
         "set $streamer_route segment;",
         # Error lines quote the request line, token and all; the access log has the status.
         f"error_log {config.error_log} crit;",
         *_preflight(),
-        *_token_gate(),
+        *_token_gate(config),
         _header("Cache-Control", IMMUTABLE),
         *_cors(False),
         "add_header CMSD-Static $streamer_cmsd_static;",
@@ -463,7 +492,8 @@ def _s3_origin(config: NginxTierConfig) -> list[str]:
         'proxy_set_header Connection "";',
         f"proxy_set_header Host {s3.endpoint};",
         "proxy_set_header Range $slice_range;",
-        # Both share one timestamp per request (s3Date), whichever nginx evaluates first.
+        # Both share one timestamp (the gate sets $streamer_s3_date with the signature).
+        _gate_call(config, "s3_authorization", "streamer_s3_authorization"),
         "proxy_set_header Authorization $streamer_s3_authorization;",
         "proxy_set_header x-amz-date $streamer_s3_date;",
         "proxy_set_header x-amz-content-sha256 "
@@ -485,7 +515,7 @@ def _s3_origin(config: NginxTierConfig) -> list[str]:
 
 
 def _playlist_location(config: NginxTierConfig) -> list[str]:
-    """Media playlists: the same njs gate as segments, then the edge's body from the cache.
+    """Media playlists: the same gate as segments, then the edge's body from the cache.
 
     The body of /v1/s/{token}/{rendition}/playlist.m3u8 names everything relatively, so it is the
     same for every session of a published version (cdn_edge.playback.playlist_builder): the edge
@@ -496,7 +526,7 @@ def _playlist_location(config: NginxTierConfig) -> list[str]:
         "set $streamer_route playlist;",
         f"error_log {config.error_log} crit;",
         *_preflight(),
-        *_token_gate(),
+        *_token_gate(config),
         f"error_page 502 504 = {_EDGE_DOWN};",
         "proxy_pass http://streamer_edge$uri;  # without the query",
         "proxy_http_version 1.1;",
@@ -577,6 +607,7 @@ def render_config(config: NginxTierConfig) -> str:
     server = [
         f"listen {config.listen_host}:{config.listen_port} backlog=4096;",
         "server_name _;",
+        *_gate_variables(),
         *_segment_location(config),
         *_playlist_location(config),
         *_edge_location(config),

@@ -2,7 +2,7 @@
 
     NginxTierError                     (500)
     ├── TierConfigInvalid              (500)  a config value nginx cannot use (names the field)
-    ├── NginxNotInstalled              (500)  the nginx binary or the njs module is missing
+    ├── NginxNotInstalled              (500)  the nginx binary or a gate module is missing
     ├── NginxConfigRejected            (500)  `nginx -t` refused the generated config
     ├── NginxStartTimeout              (503)  nginx did not answer on its port in time
     └── NginxExited                    (503)  nginx exited while starting
@@ -24,7 +24,7 @@ class TierConfigInvalid(NginxTierError, ValueError):
 
 
 class NginxNotInstalled(NginxTierError):
-    """The nginx binary or the njs module is not where the config says."""
+    """The nginx binary, the NDK or Lua module, or lua-cjson is not where the config says."""
 
 
 class NginxConfigRejected(NginxTierError):

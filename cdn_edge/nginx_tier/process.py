@@ -27,11 +27,12 @@ from pathlib import Path
 from types import TracebackType
 
 from cdn_edge.nginx_tier.config import (
-    DEBIAN_JS_MODULE,
+    DEBIAN_LUA_MODULE,
+    DEBIAN_NDK_MODULE,
     SHUTDOWN_GRACE_S,
     NginxTierConfig,
     render_config,
-    render_njs_settings,
+    render_gate_settings,
 )
 from cdn_edge.nginx_tier.errors import (
     NginxConfigRejected,
@@ -41,12 +42,15 @@ from cdn_edge.nginx_tier.errors import (
 )
 
 DEFAULT_NGINX = "nginx"
-CHECK_TIMEOUT_S = 15.0  # `nginx -t` parses the config and loads the njs module: well under 1 s
+CHECK_TIMEOUT_S = 15.0  # `nginx -t` parses the config and loads the Lua module: well under 1 s
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = SHUTDOWN_GRACE_S + 5.0  # SIGQUIT lets workers finish up to the grace period
 TERM_TIMEOUT_S = 5.0
 POLL_S = 0.02
-INSTALL_HINT = "run ./dev setup (it installs Debian's nginx-light and libnginx-mod-http-js)"
+INSTALL_HINT = (
+    "run ./dev setup (it installs Debian's nginx-light, libnginx-mod-http-lua and lua-cjson)"
+)
+LUA_CJSON = "/usr/lib/*/lua/5.1/cjson.so"  # Debian's lua-cjson, on LuaJIT's default path
 _TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
@@ -57,23 +61,30 @@ def _nginx_path(nginx: str) -> str:
     return found
 
 
-def tier_missing(nginx: str = DEFAULT_NGINX, js_module: Path = DEBIAN_JS_MODULE) -> str | None:
-    """Why the tier cannot run on this machine (no nginx binary or no njs), or None if it can."""
+def tier_missing(
+    nginx: str = DEFAULT_NGINX,
+    modules: tuple[Path, ...] = (DEBIAN_NDK_MODULE, DEBIAN_LUA_MODULE),
+) -> str | None:
+    """Why the tier cannot run on this machine (no nginx binary or no Lua module), or None."""
     try:
         _nginx_path(nginx)
     except NginxNotInstalled as exc:
         return str(exc)
-    if not js_module.is_file():
-        return f"njs module {js_module} is missing; {INSTALL_HINT}"
+    for module in modules:
+        if not module.is_file():
+            return f"nginx module {module} is missing; {INSTALL_HINT}"
+    if not any(Path("/").glob(LUA_CJSON.lstrip("/"))):
+        return f"lua-cjson ({LUA_CJSON}) is missing; {INSTALL_HINT}"
     return None
 
 
 def _check_installed(config: NginxTierConfig, nginx: str) -> str:
     binary = _nginx_path(nginx)
-    if not config.js_module.is_file():
-        raise NginxNotInstalled(f"njs module {config.js_module} is missing; {INSTALL_HINT}")
+    for module in (config.ndk_module, config.lua_module):
+        if not module.is_file():
+            raise NginxNotInstalled(f"nginx module {module} is missing; {INSTALL_HINT}")
     if not config.script.is_file():
-        raise NginxNotInstalled(f"njs script {config.script} is missing from the package")
+        raise NginxNotInstalled(f"gate script {config.script} is missing from the package")
     return binary
 
 
@@ -107,7 +118,7 @@ def workers_user(config: NginxTierConfig) -> NginxTierConfig:
 
 
 def prepare_prefix(config: NginxTierConfig, playback_keys: tuple[bytes, ...]) -> None:
-    """Create the prefix layout and write nginx.conf (0644) and the njs settings (0600)."""
+    """Create the prefix layout and write nginx.conf (0644) and the gate's settings (0600)."""
     for directory in (
         config.conf_file.parent,
         config.access_log.parent,
@@ -117,7 +128,7 @@ def prepare_prefix(config: NginxTierConfig, playback_keys: tuple[bytes, ...]) ->
         directory.mkdir(parents=True, exist_ok=True)
     if config.s3 is not None:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(config.njs_settings_file, render_njs_settings(config, playback_keys), 0o600)
+    _write_atomic(config.gate_settings_file, render_gate_settings(config, playback_keys), 0o600)
     _write_atomic(config.conf_file, render_config(config), 0o644)
     if config.user is not None:
         # Workers write temp and cache files; the master (root) opens the logs itself.
@@ -158,8 +169,10 @@ def check_config(config: NginxTierConfig, nginx: str = DEFAULT_NGINX) -> None:
         ) from exc
     if done.returncode != 0:
         words = (done.stderr or done.stdout).strip()
-        if "ngx_http_js_module" in words or 'unknown directive "js_' in words:
-            raise NginxNotInstalled(f"{binary} cannot load njs ({words}); {INSTALL_HINT}")
+        missing_directive = 'unknown directive "' in words and "lua" in words
+        if "module.so" in words or missing_directive or "module 'cjson" in words:
+            # A module that does not load, or lua-cjson, which the gate requires.
+            raise NginxNotInstalled(f"{binary} cannot load the gate ({words}); {INSTALL_HINT}")
         raise NginxConfigRejected(f"{binary} -t refused {config.conf_file}: {words}")
 
 

@@ -1,6 +1,6 @@
-"""The nginx tier's gate in Python: what `streamer_tier.js` decides for a segment URL.
+"""The nginx tier's gate in Python: what `streamer_tier.lua` decides for a segment URL.
 
-The njs gate is the one that runs; this is its specification, built on `PlaybackTokens`, so
+The Lua gate is the one that runs; this is its specification, built on `PlaybackTokens`, so
 one set of test vectors (tests/vectors/session_tokens.json) checks that the Python signer and
 verifier and nginx agree. Pure: the time is passed in.
 
@@ -23,7 +23,7 @@ from cdn_edge.playback.tokens import PlaybackTokens, SessionClaims
 from cdn_edge.policy.names import check_name
 from drm import TokenClaimMismatch, TokenError, TokenExpired
 
-# Kept in step with SEGMENT_PATH in streamer_tier.js.
+# Kept in step with SEGMENT_PATH in streamer_tier.lua.
 SEGMENT_PATH = re.compile(
     r"/v1/s/([A-Za-z0-9_.\-]{1,2048})/"
     r"([A-Za-z0-9_][A-Za-z0-9_.]{0,63})/(init\.mp4|seg_[0-9]{5,}\.m4s|playlist\.m3u8)"

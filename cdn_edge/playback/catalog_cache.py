@@ -1,7 +1,8 @@
 """Published track records, read from the object store once and kept decoded.
 
 A version's record never changes once published, so it is cached until evicted (LRU by count).
-The "current" pointer of a track changes on re-ingest, so it is cached for a few seconds only:
+The "current" pointer of a track changes on re-ingest, so it is cached for a few seconds only
+(and kept past that while the store is unreachable, so new sessions of a known track play on):
 a new version reaches new sessions within `CURRENT_TTL_S`, while sessions already running stay
 on the version their tokens name.
 """
@@ -13,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from cdn_edge.errors import TrackNotFound
+from cdn_edge.errors import TrackNotFound, Unavailable
 from cdn_edge.single_flight import SingleFlight
 from streamer.catalog import (
     RenditionRecord,
@@ -25,7 +26,7 @@ from streamer.catalog import (
     version_prefix,
     version_record_key,
 )
-from streamer.errors import CatalogError, ObjectNotFound
+from streamer.errors import CatalogError, ObjectNotFound, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +130,22 @@ class CatalogCache:
         now = self._clock()
         entry = self._current.get(track_id)
         if entry is None or entry.expires <= now:
-            track = await self._load(current_record_key(track_id))
+            try:
+                track = await self._load(current_record_key(track_id))
+            except (StorageError, Unavailable):  # down, or slower than the edge waits
+                if entry is None or entry.track is None:
+                    raise
+                # The store is down: the version we knew stays current until it answers
+                # (sessions then play from the segment cache), asked again after the TTL.
+                logger.warning(
+                    "object store unreachable; %s stays on version %s",
+                    track_id,
+                    entry.track.record.version,
+                )
+                track = entry.track
             if track is not None:
                 _check_names(track, current_record_key(track_id), track_id, None)
-            entry = _Current(now + CURRENT_TTL_S, track)
+            entry = _Current(self._clock() + CURRENT_TTL_S, track)  # after a slow load, too
             self._current[track_id] = entry
             if len(self._current) > MAX_CURRENT:
                 self._current.popitem(last=False)

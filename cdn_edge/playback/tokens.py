@@ -5,7 +5,7 @@
 
 One token opens a session's playlists, keys and segments, and nothing else: the tier and the
 offered renditions come from its claims, never from the URL. nginx checks the same token
-before it serves a segment (cdn_edge/nginx_tier/streamer_tier.js). Playback never reads a
+before it serves a segment (cdn_edge/nginx_tier/streamer_tier.lua). Playback never reads a
 database: everything an endpoint needs is in the token. Every token names its kind in "t", so
 one kind never passes for another (the JWTs of cdn_edge.listener_auth are another format).
 """

@@ -75,6 +75,12 @@ class TokenBuckets:
             return 0.0
         return (count - bucket.tokens) / rate_per_s
 
+    def give_back(self, key: str, count: int) -> None:
+        """Return `count` tokens taken from `key`'s bucket (what was taken was not used)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens += count  # take() caps at the capacity when it next refills
+
 
 def retry_after_header(wait_s: float) -> int:
     """Retry-After takes whole seconds (RFC 9110 section 10.2.3); round up, at least 1."""

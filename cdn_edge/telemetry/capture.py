@@ -23,7 +23,7 @@ from aiohttp import web
 
 from cdn_edge.playback.catalog_cache import PublishedObject, PublishedTrack
 from cdn_edge.playback.tokens import SessionClaims
-from cdn_edge.telemetry.cmcd import read_cmcd_keys
+from cdn_edge.telemetry.cmcd import QUERY_ARGUMENT, read_cmcd_keys
 from cdn_edge.telemetry.cmsd import (
     DYNAMIC_HEADER,
     STATIC_HEADER,
@@ -142,7 +142,7 @@ class TelemetryCapture:
         if kind is None:
             return
         try:
-            read = read_cmcd_keys(request.query.get("CMCD"), request.headers)
+            read = read_cmcd_keys(request.query.get(QUERY_ARGUMENT), request.headers)
             if read is None:
                 return
             keys, problems = read

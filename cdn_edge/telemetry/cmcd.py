@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from typing import Literal, get_args
 
 from cdn_edge.telemetry.structured_fields import (
@@ -28,8 +27,6 @@ from cdn_edge.telemetry.structured_fields import (
     StructuredFieldError,
     Token,
     parse_dictionary,
-    serialize_bare_item,
-    serialize_key,
 )
 
 ObjectType = Literal["m", "a", "v", "av", "i", "c", "tt", "k", "o"]
@@ -52,44 +49,6 @@ UNKNOWN_KEY = "unknown_key"
 BAD_VALUE = "bad_value"
 DUPLICATE_KEY = "duplicate_key"
 TOO_MANY_CUSTOM_KEYS = "too_many_custom_keys"
-REASONS = (TOO_LONG, SYNTAX, UNKNOWN_KEY, BAD_VALUE, DUPLICATE_KEY, TOO_MANY_CUSTOM_KEYS)
-
-
-@dataclass(frozen=True)
-class Cmcd:
-    """The CMCD keys of one request (CTA-5004 key definitions); None or False where absent."""
-
-    # CMCD-Object
-    br: int | None = None  # encoded bitrate of the object, kbps
-    d: int | None = None  # object duration, ms
-    ot: ObjectType | None = None  # object type: m manifest, a audio, i init, k key, ...
-    tb: int | None = None  # top bitrate the client may play, kbps
-    # CMCD-Request
-    bl: int | None = None  # buffer length, ms
-    dl: int | None = None  # deadline: buffer left when the request was made, ms
-    mtp: int | None = None  # measured throughput, kbps
-    nor: str | None = None  # next object request, relative URL
-    nrr: str | None = None  # next range request, "<start>-<end>"
-    su: bool = False  # startup: needed urgently (start, seek, recovery from a stall)
-    # CMCD-Session
-    cid: str | None = None  # content id
-    pr: float | None = None  # playback rate (1 is not sent)
-    sf: StreamingFormat | None = None
-    sid: str | None = None  # the player's session id
-    st: StreamType | None = None
-    v: int | None = None  # CMCD version (1 is not sent)
-    # CMCD-Status
-    bs: bool = False  # buffer starvation since the last request
-    rtp: int | None = None  # requested maximum throughput, kbps
-    custom: tuple[tuple[str, CustomValue], ...] = ()  # hyphenated keys, in order sent
-
-
-@dataclass(frozen=True)
-class CmcdReading:
-    """What a request's CMCD said, and why any part of it was ignored."""
-
-    cmcd: Cmcd
-    problems: tuple[str, ...] = ()  # reason codes, one per ignored field or key
 
 
 # One small reader per key type; each returns the key's value or raises ValueError.
@@ -154,27 +113,31 @@ def _token_of(allowed: tuple[str, ...]) -> Callable[[BareItem], str]:
     return read
 
 
+# The CTA-5004 keys (section 3.3, key definitions) and their readers.
 _READERS: dict[str, Callable[[BareItem], object]] = {
-    "br": _count,
-    "d": _count,
-    "ot": _token_of(get_args(ObjectType)),
-    "tb": _count,
-    "bl": _count,
-    "dl": _count,
-    "mtp": _count,
-    "nor": _next_object,
-    "nrr": _next_range,
-    "su": _flag,
-    "cid": _id_string,
-    "pr": _rate,
+    # CMCD-Object
+    "br": _count,  # encoded bitrate of the object, kbps
+    "d": _count,  # object duration, ms
+    "ot": _token_of(get_args(ObjectType)),  # object type: m manifest, a audio, i init, k key
+    "tb": _count,  # top bitrate the client may play, kbps
+    # CMCD-Request
+    "bl": _count,  # buffer length, ms
+    "dl": _count,  # deadline: buffer left when the request was made, ms
+    "mtp": _count,  # measured throughput, kbps
+    "nor": _next_object,  # next object request, relative URL
+    "nrr": _next_range,  # next range request, "<start>-<end>"
+    "su": _flag,  # startup: needed urgently (start, seek, recovery from a stall)
+    # CMCD-Session
+    "cid": _id_string,  # content id
+    "pr": _rate,  # playback rate (1 is not sent)
     "sf": _token_of(get_args(StreamingFormat)),
-    "sid": _id_string,
+    "sid": _id_string,  # the player's session id
     "st": _token_of(get_args(StreamType)),
-    "v": _version,
-    "bs": _flag,
-    "rtp": _count,
+    "v": _version,  # CMCD version (1 is not sent)
+    # CMCD-Status
+    "bs": _flag,  # buffer starvation since the last request
+    "rtp": _count,  # requested maximum throughput, kbps
 }
-KEYS = tuple(_READERS)
 
 
 def _custom_value(item: BareItem) -> CustomValue:
@@ -227,13 +190,6 @@ def _read_fields(
     return values, custom, problems
 
 
-def read_cmcd_fields(texts: list[str]) -> CmcdReading:
-    """The CMCD in these field values (the query argument and headers), first value winning."""
-    values, custom, problems = _read_fields(texts)
-    cmcd = Cmcd(**values, custom=tuple(custom.items()))  # type: ignore[arg-type]
-    return CmcdReading(cmcd, tuple(problems))
-
-
 def _request_fields(query_value: str | None, headers: Mapping[str, str]) -> list[str]:
     texts = [] if query_value is None else [query_value]
     texts.extend(headers[name] for name in HEADERS if name in headers)
@@ -243,8 +199,12 @@ def _request_fields(query_value: str | None, headers: Mapping[str, str]) -> list
 def read_cmcd_keys(
     query_value: str | None, headers: Mapping[str, str]
 ) -> tuple[dict[str, CustomValue], tuple[str, ...]] | None:
-    """A request's CMCD as `cmcd_keys` gives it, and the problems met, without building a
-    `Cmcd` (the edge does this on every request); None if the request has no CMCD."""
+    """A request's CMCD keys from its `CMCD` query argument and CMCD-* headers (the first value
+    of a key wins), and the problems met; None if the request has no CMCD.
+
+    Keys are the ones the player sent, as plain JSON-safe values: false flags and absent keys
+    are left out, custom keys follow the CTA-5004 ones in the order sent.
+    """
     texts = _request_fields(query_value, headers)
     if not texts:
         return None
@@ -252,45 +212,3 @@ def read_cmcd_keys(
     keys = {k: v for k, v in values.items() if v is not None and v is not False}
     keys.update(custom)
     return keys, tuple(problems)  # type: ignore[return-value]
-
-
-def parse_cmcd(text: str) -> CmcdReading:
-    """One CMCD field value; never raises."""
-    return read_cmcd_fields([text])
-
-
-def read_cmcd(query_value: str | None, headers: Mapping[str, str]) -> CmcdReading | None:
-    """A request's CMCD from its `CMCD` query argument and CMCD-* headers; None if it has none."""
-    texts = _request_fields(query_value, headers)
-    if not texts:
-        return None
-    return read_cmcd_fields(texts)
-
-
-def cmcd_keys(cmcd: Cmcd) -> dict[str, CustomValue]:
-    """The keys the player sent, as plain JSON-safe values (for the session store)."""
-    out: dict[str, CustomValue] = {}
-    for f in fields(Cmcd):
-        value = getattr(cmcd, f.name)
-        if f.name == "custom":
-            out.update(value)
-        elif value is not None and value is not False:
-            out[f.name] = value
-    return out
-
-
-_TOKEN_KEYS = frozenset({"ot", "sf", "st"})
-
-
-def render_cmcd(cmcd: Cmcd) -> str:
-    """The dictionary as hls.js writes it: keys sorted, true flags bare, false flags left out."""
-    parts = []
-    for key, value in sorted(cmcd_keys(cmcd).items()):
-        serialize_key(key)
-        if value is True:
-            parts.append(key)
-        elif key in _TOKEN_KEYS:
-            parts.append(f"{key}={serialize_bare_item(Token(str(value)))}")
-        else:
-            parts.append(f"{key}={serialize_bare_item(value)}")
-    return ",".join(parts)

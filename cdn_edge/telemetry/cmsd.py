@@ -12,8 +12,7 @@ Two response headers on segments:
 
 `mb` carries the session's ceiling: the free tier's 160 kbit/s, or less while the edge is
 congested, so a player (CMSD-aware ABR) stays within what it is entitled to and what the edge
-can carry. Formatting and parsing are pure; parsing is for tests and for relaying an upstream
-CMSD-Dynamic.
+can carry. Rendering is pure; nothing here parses CMSD (the edge only writes it).
 """
 
 from __future__ import annotations
@@ -22,13 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from cdn_edge.policy.negotiation import FREE_TIER_MAX_KBPS
-from cdn_edge.telemetry.structured_fields import (
-    BareItem,
-    Token,
-    parse_dictionary,
-    parse_list,
-    serialize_bare_item,
-)
+from cdn_edge.telemetry.structured_fields import BareItem, Token, serialize_bare_item
 from streamer.catalog import Tier
 
 STATIC_HEADER = "CMSD-Static"
@@ -114,37 +107,6 @@ def render_cmsd_dynamic(entries: tuple[CmsdDynamic, ...]) -> str:
             text += ";du"  # a true boolean parameter is the bare key (RFC 8941 4.1.1.2)
         out.append(text)
     return ", ".join(out)
-
-
-def parse_cmsd_static(text: str) -> CmsdStatic:
-    """The static keys of a CMSD-Static value; ValueError if it is not one we understand."""
-    values: dict[str, object] = {}
-    for member in parse_dictionary(text):
-        if member.key in _STATIC_TOKENS and isinstance(member.value, Token):
-            values[member.key] = str(member.value)
-        elif member.key in ("d", "br") and type(member.value) is int:
-            values[member.key] = member.value
-        else:
-            raise ValueError(f"CMSD-Static key {member.key!r} is unknown or malformed")
-    values = {"sf": None, "st": None, **values}
-    return CmsdStatic(**values)  # type: ignore[arg-type]
-
-
-def parse_cmsd_dynamic(text: str) -> tuple[CmsdDynamic, ...]:
-    """The entries of a CMSD-Dynamic value; ValueError if one is not a server entry."""
-    entries = []
-    for member in parse_list(text):
-        if not isinstance(member.value, str) or isinstance(member.value, Token):
-            raise ValueError("a CMSD-Dynamic entry is a quoted server id")
-        params: dict[str, object] = {}
-        for key, value in member.params:
-            known_int = key in _DYNAMIC_ORDER and type(value) is int
-            if known_int or (key == "du" and isinstance(value, bool)):
-                params[key] = value
-            elif "-" not in key:  # custom keys are skipped, anything else is wrong
-                raise ValueError(f"CMSD-Dynamic parameter {key!r} is unknown or malformed")
-        entries.append(CmsdDynamic(member.value, **params))  # type: ignore[arg-type]
-    return tuple(entries)
 
 
 def max_suggested_bitrate(tier: Tier, congestion_kbps: int | None = None) -> int | None:

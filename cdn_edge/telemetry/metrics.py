@@ -74,7 +74,8 @@ class TelemetryMetrics:
         )
         self.player_events_refused = Counter(
             "edge_player_events_refused",
-            "Player events refused one by one (offline plays too old), by reason",
+            "Player events refused, by reason: offline_window (one by one, too old), pace or "
+            "session_cap (a whole request, over the session's event budgets)",
             ["reason"],
             registry=r,
         )

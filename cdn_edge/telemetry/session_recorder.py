@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.metrics import EdgeMetrics
-from streamer.sessions.port import PlaybackSession, SessionStore
+from streamer.sessions.port import PlaybackSession, SessionLog
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class SessionRecorder:
 
     def __init__(
         self,
-        store: SessionStore,
+        store: SessionLog,
         run_blocking: BlockingRunner,
         metrics: EdgeMetrics,
         clock: Callable[[], float],

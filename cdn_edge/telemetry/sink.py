@@ -1,8 +1,8 @@
-"""The writer's sink over the session store: items land, then the plays and QoE they complete.
+"""The writer's sink over the telemetry store: items land, then the plays and QoE they complete.
 
 Runs in the writer's thread. For the sessions a batch brings events for, it needs their events
 so far, and the deliveries of those whose events reach the play threshold, and asks the play
-policy (streamer.plays) whether they have now played; a play is written as a claim the store
+policy (streamer.plays) whether they have now played; a play is a claim the play ledger
 counts once per session (a session another process counted costs one refused claim here, then
 is remembered). Sessions whose batch holds an `end` event have their QoE computed
 (streamer.qoe) and exported. Any failure raises, so the writer retries the whole batch, which
@@ -25,11 +25,10 @@ from collections.abc import Iterable, Sequence
 from cdn_edge.telemetry.metrics import TelemetryMetrics
 from streamer.plays import decide_play, events_show_play
 from streamer.qoe import session_qoe
-from streamer.sessions.port import SessionStore
+from streamer.sessions.port import PlayLedger, TelemetryStore
 from streamer.telemetry.model import (
     PlayClaim,
     PlayerEvent,
-    TelemetryBatch,
     TelemetryItem,
     batch_of,
     without_gaps,
@@ -83,12 +82,19 @@ class _HeldEvents:
 
 
 class SessionStoreSink:
-    """TelemetrySink writing to a SessionStore and deciding plays from what it holds."""
+    """TelemetrySink writing to a TelemetryStore and claiming, in a PlayLedger, the plays that
+    what it holds shows."""
 
     def __init__(
-        self, store: SessionStore, metrics: TelemetryMetrics, *, held_events: int = HELD_EVENTS
+        self,
+        store: TelemetryStore,
+        ledger: PlayLedger,
+        metrics: TelemetryMetrics,
+        *,
+        held_events: int = HELD_EVENTS,
     ) -> None:
         self._store = store
+        self._ledger = ledger
         self._metrics = metrics
         self._played = _RecentIds(REMEMBERED_SESSIONS)
         self._ended = _RecentIds(REMEMBERED_SESSIONS)
@@ -98,7 +104,7 @@ class SessionStoreSink:
 
     def write_batch(self, items: Sequence[TelemetryItem]) -> None:
         batch = batch_of(items)
-        self._count_plays(self._store.write_telemetry(batch))
+        self._store.write_telemetry(batch)
         # Only a batch with a session's events can change its play decision in practice: players
         # report progress every few seconds, and segments are delivered before they are played.
         # Re-reading a session on every segment delivery was the edge's top cost under load
@@ -146,16 +152,16 @@ class SessionStoreSink:
             claim = decide_play(session_id, track_id, events[session_id], deliveries[session_id])
             if claim is not None:
                 claims.append(claim)
-        ended = [
+        finished = [
             (session_id, track_id, session_qoe(events[session_id]))
             for session_id, track_id in wanted.items()
             if session_id in ending and session_id not in self._ended
         ]
         if claims:
-            self._count_plays(self._store.write_telemetry(TelemetryBatch(plays=tuple(claims))))
+            self._count_plays(self._ledger.claim_plays(claims))
             for claim in claims:
                 self._played.add(claim.session_id)
-        for session_id, track_id, qoe in ended:
+        for session_id, track_id, qoe in finished:
             self._ended.add(session_id)
             self._held.forget(session_id)
             self._metrics.observe_session(track_id, qoe)

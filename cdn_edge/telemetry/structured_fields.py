@@ -1,9 +1,11 @@
 """Structured Field Values for HTTP (RFC 8941): the parts CMCD and CMSD are written in.
 
-CMCD (CTA-5004) is an sf-dictionary; CMSD-Static (CTA-5006) an sf-dictionary and CMSD-Dynamic
-an sf-list of items with parameters. Parsing follows RFC 8941 section 4.2 and fails the whole
-field on any syntax error (`StructuredFieldError`), as section 4.2 asks; serialising follows
-section 4.1. Tokens are `Token` (a str subclass) so that they stay apart from strings.
+CMCD (CTA-5004) is an sf-dictionary, which the edge parses; CMSD-Static (CTA-5006) an
+sf-dictionary and CMSD-Dynamic an sf-list of items with parameters, which it serialises.
+Parsing follows RFC 8941 section 4.2 and fails the whole field on any syntax error
+(`StructuredFieldError`), as section 4.2 asks; serialising follows section 4.1. Tokens are
+`Token` (a str subclass) so that they stay apart from strings. Why this is ours and not a
+library's: docs/decisions/0006-structured-fields-stay-ours.md.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ __all__ = [
     "StructuredFieldError",
     "Token",
     "parse_dictionary",
-    "parse_list",
     "serialize_bare_item",
-    "serialize_key",
 ]
 
 
@@ -39,7 +39,7 @@ InnerList = tuple[tuple[BareItem, Parameters], ...]
 
 
 class Member(NamedTuple):
-    """A dictionary member or list entry: its key ("" in lists), value and parameters.
+    """A dictionary member: its key, value and parameters.
 
     A named tuple rather than a frozen dataclass: CMCD parses several per request, and a
     frozen dataclass costs five times as much to build."""
@@ -257,25 +257,6 @@ def _parse_dictionary(text: str) -> list[Member]:
         members.append(Member(name, value, parser.parameters()))
         if not parser.next_member():
             return members
-
-
-def parse_list(text: str) -> list[Member]:
-    """An sf-list's entries in order, each with an empty key (section 4.2.1)."""
-    parser = _Parser(text)
-    members: list[Member] = []
-    if parser.done():
-        return members
-    while True:
-        value = parser.item_or_inner_list()
-        members.append(Member("", value, parser.parameters()))
-        if not parser.next_member():
-            return members
-
-
-def serialize_key(key: str) -> str:
-    if not _KEY.fullmatch(key):
-        raise ValueError(f"{key!r} is not a structured field key (a-z or '*', then a-z0-9_-.*)")
-    return key
 
 
 def serialize_bare_item(value: BareItem) -> str:

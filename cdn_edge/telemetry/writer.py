@@ -4,6 +4,10 @@ Handlers hand over items without waiting for the store:
 
 - `submit(items)` (the events API) takes all of them or none: with no room it raises
   RateLimited (429 with Retry-After), so the player keeps its events and sends them again.
+- `submit_durably(items)` (the events API) submits, then waits until every item is written
+  (to the store, or to the durable spool behind it): the events API acknowledges (202) only
+  then, so an edge killed with SIGKILL has lost nothing it acknowledged. False when the items
+  were dropped or the wait ran out; the player sends them again (writes are idempotent).
 - `offer(item)` (CMCD samples and segment deliveries, on the playback path) never fails a
   request: with no room the item is dropped and counted (edge_telemetry_dropped).
 
@@ -30,7 +34,7 @@ from typing import Protocol
 from cdn_edge.errors import RateLimited
 from cdn_edge.telemetry.metrics import TelemetryMetrics
 from streamer.errors import StreamerError
-from streamer.telemetry.model import CmcdSample, PlayerEvent, SegmentDelivery, TelemetryItem
+from streamer.telemetry.model import CmcdSample, PlayerEvent, TelemetryItem
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,9 @@ CLOSE_TIMEOUT_S = 5.0  # shutdown waits this long for a last write
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 MAX_RETRY_AFTER_S = 60
+# The events API waits this long for its events to be written before answering 503 (the
+# player sends them again): a slow store is given up for the spool after 5 s.
+DURABLE_WAIT_S = 8.0
 # A batch failing this often with something other than a storage error (a bug, a poison item)
 # is given up, counted and logged, rather than blocking all telemetry behind it forever.
 MAX_FOREIGN_FAILURES = 5
@@ -60,9 +67,7 @@ def item_kind(item: TelemetryItem) -> str:
         return "event"
     if isinstance(item, CmcdSample):
         return "cmcd"
-    if isinstance(item, SegmentDelivery):
-        return "delivery"
-    return "play"
+    return "delivery"
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -83,6 +88,7 @@ class TelemetryWriter:
         max_batch: int = DEFAULT_MAX_BATCH,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         write_timeout_s: float = WRITE_TIMEOUT_S,
+        durable_wait_s: float = DURABLE_WAIT_S,
     ) -> None:
         if capacity < 1 or max_batch < 1:
             raise ValueError(f"capacity ({capacity}) and max_batch ({max_batch}) must be >= 1")
@@ -93,6 +99,7 @@ class TelemetryWriter:
         self._max_batch = max_batch
         self._flush_interval_s = flush_interval_s
         self._write_timeout_s = write_timeout_s
+        self.durable_wait_s = durable_wait_s
         self._queue: deque[TelemetryItem] = deque()
         self._batch: list[TelemetryItem] | None = None  # being written, or to be retried
         self._in_flight: asyncio.Future[None] | None = None  # the thread's write of _batch
@@ -105,6 +112,11 @@ class TelemetryWriter:
         self._closing = False
         # One thread: batches reach the store in order, and a hung store holds one thread.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-telemetry")
+        # Items leave the queue in order, so a count names each: items taken so far, items
+        # settled (written or dropped) so far, and who waits for which range [start, end).
+        self._taken = 0
+        self._settled = 0
+        self._waiters: deque[tuple[int, int, asyncio.Future[bool]]] = deque()
         metrics.gauges.watch(metrics.queued, lambda: self.held)
 
     @property
@@ -126,7 +138,38 @@ class TelemetryWriter:
                 self.retry_after_s(),
             )
         self._queue.extend(items)
+        self._taken += len(items)
         self._wake()
+
+    async def submit_durably(
+        self, items: Sequence[TelemetryItem], timeout_s: float | None = None
+    ) -> bool:
+        """Submit `items` (RateLimited as `submit`), then wait until all are written.
+
+        True once they are in the store or the spool; False if any was dropped or `timeout_s`
+        (by default `durable_wait_s`) passed first (they stay queued and may still be written).
+        """
+        self.submit(items)
+        if not items:
+            return True
+        written = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._taken - len(items), self._taken, written))
+        try:
+            async with asyncio.timeout(self.durable_wait_s if timeout_s is None else timeout_s):
+                return bool(await written)
+        except TimeoutError:
+            return False
+
+    def _settle(self, count: int, written: bool) -> None:
+        """The next `count` items were written (or dropped): answer who waited for them."""
+        self._settled += count
+        while self._waiters:
+            start, end, future = self._waiters[0]
+            if end > self._settled and (written or start >= self._settled):
+                break  # its items are not all settled, and none of them was dropped
+            self._waiters.popleft()
+            if not future.done():
+                future.set_result(written and end <= self._settled)
 
     def offer(self, item: TelemetryItem) -> bool:
         """Take `item` if there is room; otherwise count it dropped. Never raises."""
@@ -134,6 +177,7 @@ class TelemetryWriter:
             self._metrics.dropped.labels(item_kind(item), "queue_full").inc()
             return False
         self._queue.append(item)
+        self._taken += 1
         self._wake()
         return True
 
@@ -180,6 +224,7 @@ class TelemetryWriter:
         self._in_flight = None
         self._failures = 0
         self._retry_at = 0.0
+        self._settle(len(batch), written=True)
         # One increment per kind, not per item: each is a lock (and, with workers, a write
         # into the shared metrics file).
         for kind, count in Counter(map(item_kind, batch)).items():
@@ -199,6 +244,7 @@ class TelemetryWriter:
             )
             for item in batch:
                 self._metrics.dropped.labels(item_kind(item), "rejected").inc()
+            self._settle(len(batch), written=False)
             self._batch = None
             self._failures = 0
             self._retry_at = 0.0
@@ -274,6 +320,7 @@ class TelemetryWriter:
             logger.warning("shutting down with %d telemetry items not written", self.held)
             for item in (*(self._batch or ()), *self._queue):
                 self._metrics.dropped.labels(item_kind(item), "shutdown").inc()
+            self._settle(self.held, written=False)
             self._batch = None
             self._queue.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)

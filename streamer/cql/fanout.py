@@ -69,7 +69,9 @@ def gather(sends: Sequence[Send], max_in_flight: int | None = None) -> list[CqlR
 
 def raise_first(results: Sequence[T | StorageError]) -> list[T]:
     """The results, or the first error among them raised."""
+    values: list[T] = []
     for result in results:
         if isinstance(result, StorageError):
             raise result
-    return list(results)  # type: ignore[arg-type]
+        values.append(result)
+    return values

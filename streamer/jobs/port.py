@@ -64,6 +64,15 @@ def decode_spec(job_id: str, text: str) -> IngestSpec:
         raise StorageError(f"job {job_id} has an unreadable spec: {exc}") from exc
 
 
+def check_outcome(job_id: str, version: str | None, error_code: str | None) -> None:
+    """A job finishes published (a version) or failed (an error code): exactly one of them."""
+    if (version is None) == (error_code is None):
+        raise ValueError(
+            f"finishing job {job_id} needs either a version (published) or an error_code"
+            f" (failed); got version={version!r}, error_code={error_code!r}"
+        )
+
+
 def lease_length(lease_s: float) -> timedelta:
     if not lease_s > 0:
         raise ValueError(f"lease must be positive, got {lease_s} s")

@@ -49,6 +49,7 @@ from streamer.jobs.port import (
     DEFAULT_MAX_ATTEMPTS,
     IngestSpec,
     Job,
+    check_outcome,
     decode_spec,
     encode_spec,
     lease_length,
@@ -283,11 +284,7 @@ class ScyllaJobStore:
         error_code: str | None = None,
         error_message: str | None = None,
     ) -> bool:
-        if (version is None) == (error_code is None):
-            raise ValueError(
-                f"finishing job {job_id} needs either a version (published) or an error_code"
-                f" (failed); got version={version!r}, error_code={error_code!r}"
-            )
+        check_outcome(job_id, version, error_code)
         statement = _FINISH_PUBLISHED if version is not None else _FINISH_FAILED
         action = f"finish job {job_id}"
         finished, current = self.session.execute(

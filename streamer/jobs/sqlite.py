@@ -20,6 +20,7 @@ from streamer.jobs.port import (
     DEFAULT_MAX_ATTEMPTS,
     IngestSpec,
     Job,
+    check_outcome,
     decode_spec,
     encode_spec,
     lease_length,
@@ -176,11 +177,7 @@ class SQLiteJobStore:
         error_code: str | None = None,
         error_message: str | None = None,
     ) -> bool:
-        if (version is None) == (error_code is None):
-            raise ValueError(
-                f"finishing job {job_id} needs either a version (published) or an error_code"
-                f" (failed); got version={version!r}, error_code={error_code!r}"
-            )
+        check_outcome(job_id, version, error_code)
         state, progress = ("published", 100.0) if version is not None else ("failed", None)
         with self._connect(f"finish job {job_id}") as conn:
             finished = conn.execute(

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from streamer.errors import InvalidObjectKey
 
@@ -21,6 +22,10 @@ from streamer.errors import InvalidObjectKey
 # and URL path segments alike, and makes traversal impossible by construction.
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
 MAX_KEY_LENGTH = 512
+
+# An upload untouched this long is abandoned: masters are at most a few GB and go up in
+# minutes, so a day is far beyond any live upload (and AWS's usual lifecycle rule).
+ABANDONED_UPLOAD_AGE = timedelta(hours=24)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 """Cache-Control for content-addressed objects (segments, init, versioned playlists)."""
@@ -85,4 +90,17 @@ class ObjectStore(ObjectReader, Protocol):
 
     def delete(self, key: str) -> None:
         """Remove an object; removing a missing object is not an error."""
+        ...
+
+
+@runtime_checkable
+class IncompleteUploads(Protocol):
+    """A store whose interrupted uploads leave parts on the server (S3 multipart uploads).
+
+    The local store has none: a put writes a temporary file and renames it into place (a crash
+    mid-put leaves that file, which `list` skips; nothing sweeps it yet).
+    """
+
+    def cleanup_incomplete_uploads(self, older_than: timedelta) -> int:
+        """Abort uploads started more than `older_than` ago; return how many."""
         ...

@@ -32,6 +32,9 @@ server supports it.
 
 Errors. `NoSuchKey` becomes ObjectNotFound(key); everything else becomes StorageError naming the
 operation, key, bucket and endpoint. No minio or urllib3 exception leaves this module.
+
+One module on purpose (about 530 lines): the adapter's retries, multipart uploads and their
+cleanup share one client and one error policy, and are read together.
 """
 
 from __future__ import annotations

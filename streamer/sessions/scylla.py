@@ -1,4 +1,4 @@
-"""ScyllaSessionStore: playback sessions and their telemetry in ScyllaDB (any CQL store).
+"""ScyllaSessionStore: sessions, telemetry and the play ledger in ScyllaDB (any CQL store).
 
 The tables (migration 2 of `streamer.cql.schema`), designed query-first, with the partition
 sizes expected at 1 billion listeners (about 300 million a day, 25 tracks each: 7.5 billion
@@ -31,10 +31,10 @@ sessions a day; the busiest track 15 million plays a day):
         What `plays_by_day` reads: at most 366 rows (10 KB) a partition.
     play_recounts_due   PRIMARY KEY ((day, shard), track_id)
         (track, day) pairs whose counter may be off; normally empty.
-    session_qoe         PRIMARY KEY (session_id)                     one row, ~0.2 KB
-        The QoE summary of a session, computed when its `end` event is written. TTL 400 days.
 
-Sessions themselves are kept 400 days (`SESSION_RETENTION_S`).
+Sessions themselves are kept 400 days (`SESSION_RETENTION_S`). The columns of
+playback_sessions, player_events, cmcd_samples, segment_deliveries and plays_by_session, and
+the codecs of their rows, come from the declarations of streamer.sessions.tables.
 
 Deduplication: the first copy wins. Items are written with plain, idempotent inserts whose
 primary key holds their identity, so a retried or replayed batch rewrites the same rows. The
@@ -53,17 +53,17 @@ Within one batch the first copy wins outright. Between edges, "first" is by thei
 Writes. Rows of one session in the three telemetry tables share a partition key, so they
 travel as unlogged batches of up to `ROWS_PER_BATCH` rows, one mutation per replica set;
 sessions are written concurrently, at most `cql_fanout.MAX_IN_FLIGHT` (256) requests
-outstanding, with the play claims beside them. An `end` event makes the call read the
-session's events back and upsert its QoE summary. All reads and writes run at the session's
-consistency (`cql_consistency`: LOCAL_QUORUM in production); the play claim runs its Paxos
-round at LOCAL_SERIAL. Every statement is marked idempotent except the claim (LWT) and the
-counter increment, which the driver therefore never retries.
+outstanding; play claims are a call of their own (`claim_plays`), fanned out the same way.
+All reads and writes run at the session's consistency (`cql_consistency`: LOCAL_QUORUM in
+production); the play claim runs its Paxos round at LOCAL_SERIAL. Every statement is marked
+idempotent except the claim (LWT) and the counter increment, which the driver therefore never
+retries.
 
 Plays and the counter (`streamer.sessions.scylla_plays`): a claim is an LWT insert into
 `plays_by_session`; only when it applied are its index row written and its day's counter
 incremented. The counter is never incremented twice for a session; a failure between the
 steps can leave it one short, and the day is then marked in `play_recounts_due` for
-`recount_plays`, which sets the counter to the count of the index. The failure window is
+`recount_due`, which sets the counter to the count of the index. The failure window is
 spelt out there.
 
 Erasure. Deleting a listener's data means deleting their sessions' partitions in every table
@@ -72,11 +72,8 @@ and their rows from `plays_by_track_day`, then recounting the days concerned.
 
 from __future__ import annotations
 
-import functools
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -84,12 +81,18 @@ from streamer.cql.connection import Cql, CqlSession, keyspace_name, open_cql_ses
 from streamer.cql.fanout import Send, gather, raise_first, sender
 from streamer.cql.schema import require_current_schema
 from streamer.errors import StorageError
-from streamer.qoe import SessionQoe, session_qoe
-from streamer.sessions.port import SESSION_RETENTION_S, PlaybackSession
-from streamer.sessions.scylla_plays import ScyllaPlays, play_from_row
+from streamer.sessions.port import SESSION_RETENTION_S, PlaybackSession, PlayRecount
+from streamer.sessions.scylla_plays import ScyllaPlays
+from streamer.sessions.table_spec import SESSION_KEY, Table
+from streamer.sessions.tables import (
+    CMCD_SAMPLES,
+    PLAYER_EVENTS,
+    PLAYS,
+    SEGMENT_DELIVERIES,
+    SESSIONS,
+)
 from streamer.settings import Settings
 from streamer.telemetry.model import (
-    CmcdSample,
     PlayClaim,
     PlayerEvent,
     SegmentDelivery,
@@ -98,6 +101,7 @@ from streamer.telemetry.model import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 ROWS_PER_BATCH = 100  # rows of one session per unlogged batch: ~20 KB, well below any limit
 READ_PAGE_ROWS = 2000  # a session's longest telemetry is read in one or two pages
@@ -106,80 +110,43 @@ RECENT_DAYS_MAX = SESSION_RETENTION_S // 86_400  # nothing older is kept
 # Write timestamps that run backwards from here: the first write of a row wins.
 FIRST_WINS_BASE_US = 2 * 1_735_689_600_000_000  # twice 2025-01-01T00:00Z, in microseconds
 
-_SESSION_COLUMNS = (
-    "session_id, user_id, tier, region, track_id, version, device, variants, created_at, expires_at"
-)
-_EVENT_COLUMNS = (
-    "session_id, client_ms, seq, event_id, received_ms, type, track_id, position_s, offline,"
-    " pathway, rendition, error_code, error_message, fatal, extra"
-)
-# Fields that most events lack, kept as JSON in `extra` (null columns would be tombstones).
-_EVENT_EXTRA = ("bitrate_kbps", "from_s", "startup_ms")
-_CMCD_COLUMNS = "session_id, received_ms, sample_id, route, object, status, keys"
-_DELIVERY_COLUMNS = (
-    "session_id, track_id, version, rendition, name, start_s, duration_s, delivered_ms"
-)
 
-_RECORD_SESSION = Cql(
-    f"INSERT INTO playback_sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    idempotent=True,
-)
+def first_wins_insert(table: Table[Any]) -> Cql:
+    """The insert of a row of `table`, its values then its `first_wins_timestamp`."""
+    return Cql(table.cql_insert(" USING TIMESTAMP ?"), idempotent=True)
+
+
+def first_wins_timestamp(unix_s: float) -> int:
+    """The write timestamp at `unix_s`: lower for later writes, so the first write wins."""
+    stamp = FIRST_WINS_BASE_US - round(unix_s * 1_000_000)
+    if stamp <= 0:  # in 2080
+        raise StorageError(f"FIRST_WINS_BASE_US has run out; {stamp} is no write timestamp")
+    return stamp
+
+
+def _first_written_select(table: Table[Any]) -> Cql:
+    written = f"WRITETIME({table.cql_first_written}) AS written"
+    return Cql(table.cql_select(written), idempotent=True)
+
+
+_RECORD_SESSION = Cql(SESSIONS.cql_insert(), idempotent=True)
 _INDEX_SESSION = Cql(
     "INSERT INTO sessions_by_user (user_id, day, created_at, session_id) VALUES (?, ?, ?, ?)",
     idempotent=True,
 )
-_GET_SESSION = Cql(
-    f"SELECT {_SESSION_COLUMNS} FROM playback_sessions WHERE session_id = ?", idempotent=True
-)
+_GET_SESSION = Cql(SESSIONS.cql_select(), idempotent=True)
 _USER_DAY = Cql(
     "SELECT created_at, session_id FROM sessions_by_user WHERE user_id = ? AND day = ? LIMIT ?",
     idempotent=True,
 )
-_WRITE_EVENT = Cql(
-    f"INSERT INTO player_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 15)})"
-    " USING TIMESTAMP ?",
-    idempotent=True,
-)
-_READ_EVENTS = Cql(
-    f"SELECT {_EVENT_COLUMNS}, WRITETIME(type) AS written FROM player_events WHERE session_id = ?",
-    idempotent=True,
-)
-_WRITE_CMCD = Cql(
-    f"INSERT INTO cmcd_samples ({_CMCD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-    idempotent=True,
-)
-_READ_CMCD = Cql(
-    f"SELECT {_CMCD_COLUMNS}, WRITETIME(route) AS written FROM cmcd_samples WHERE session_id = ?",
-    idempotent=True,
-)
-_WRITE_DELIVERY = Cql(
-    f"INSERT INTO segment_deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    " USING TIMESTAMP ?",
-    idempotent=True,
-)
-_READ_DELIVERIES = Cql(
-    f"SELECT {_DELIVERY_COLUMNS}, WRITETIME(track_id) AS written FROM segment_deliveries"
-    " WHERE session_id = ?",
-    idempotent=True,
-)
-_READ_QOE = Cql(
-    "SELECT played_s, startup_s, stalls, stalled_s, rebuffer_ratio, average_bitrate_kbps,"
-    " bitrate_switches, errors, fatal_errors, ended, pathway FROM session_qoe"
-    " WHERE session_id = ?",
-    idempotent=True,
-)
-
-
-@functools.cache
-def _upsert(table: str, columns: tuple[str, ...]) -> Cql:
-    """An upsert of these columns: rows leave unset columns out rather than write nulls,
-    which would be tombstones (a handful of variants, each prepared once)."""
-    marks = ", ".join("?" * len(columns))
-    return Cql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", idempotent=True)
+_READ_PLAY = Cql(PLAYS.cql_select(), idempotent=True)
+_TELEMETRY: tuple[Table[Any], ...] = (PLAYER_EVENTS, CMCD_SAMPLES, SEGMENT_DELIVERIES)
+_WRITE = {table.name: first_wins_insert(table) for table in _TELEMETRY}
+_READ = {table.name: _first_written_select(table) for table in _TELEMETRY}
 
 
 class ScyllaSessionStore:
-    """The SessionStore in a CQL keyspace shared by every edge."""
+    """SessionLog, TelemetryStore and PlayLedger in a CQL keyspace shared by every edge."""
 
     # A call pays its round trips (the rows, the play checks' reads, the claims, their counts)
     # once whatever its size: batches of 2000 took the telemetry benchmark from 0.57 to 0.72 of
@@ -222,23 +189,11 @@ class ScyllaSessionStore:
         if self._owns_session:
             self.session.close()
 
-    # Sessions
+    # SessionLog
 
     def record_session(self, session: PlaybackSession) -> None:
         action = f"record session {session.session_id}"
         self._check_open(action)
-        row = (
-            session.session_id,
-            session.user_id,
-            session.tier,
-            session.region,
-            session.track_id,
-            session.version,
-            session.device_json(),
-            json.dumps(list(session.variants)),
-            session.created_at,
-            session.expires_at,
-        )
         index = (
             session.user_id,
             _utc_day(session.created_at),
@@ -248,7 +203,7 @@ class ScyllaSessionStore:
         raise_first(
             gather(
                 [
-                    sender(self.session, _RECORD_SESSION, row, action),
+                    sender(self.session, _RECORD_SESSION, SESSIONS.cql_row(session), action),
                     sender(self.session, _INDEX_SESSION, index, action),
                 ]
             )
@@ -258,7 +213,7 @@ class ScyllaSessionStore:
         action = f"read session {session_id}"
         self._check_open(action)
         row = self.session.execute(_GET_SESSION, (session_id,), action=action).one()
-        return None if row is None else _session_from_row(row)
+        return None if row is None else SESSIONS.from_cql(row)
 
     def recent_sessions(
         self, user_id: str, now_s: int, limit: int = 50, days: int = 31
@@ -292,45 +247,28 @@ class ScyllaSessionStore:
             row = rows.one()
             # The index is a hint: a session recorded again may have moved.
             if row is not None and (row["user_id"], row["created_at"]) == (user_id, created_at):
-                found.append(_session_from_row(row))
+                found.append(SESSIONS.from_cql(row))
         return found
 
-    # Telemetry
+    # TelemetryStore
 
-    def write_telemetry(self, batch: TelemetryBatch) -> tuple[PlayClaim, ...]:
+    def write_telemetry(self, batch: TelemetryBatch) -> None:
         action = f"write {len(batch)} telemetry items"
         self._check_open(action)
-        events = _first_of_each(batch.events, lambda e: (e.session_id, e.event_id))
-        samples = _first_of_each(batch.cmcd, lambda c: (c.session_id, c.sample_id))
-        deliveries = _first_of_each(batch.deliveries, lambda d: (d.session_id, d.name))
-        plays = _first_of_each(batch.plays, lambda p: p.session_id)
-
-        stamp = self._first_wins_timestamp()
+        stamp = first_wins_timestamp(self._clock())
         rows: dict[str, list[tuple[Cql, Sequence[Any]]]] = {}
-        for event in events:
-            rows.setdefault(event.session_id, []).append(
-                (_WRITE_EVENT, (*_event_row(event), stamp))
+        _add_rows(rows, PLAYER_EVENTS, batch.events, stamp)
+        _add_rows(rows, CMCD_SAMPLES, batch.cmcd, stamp)
+        _add_rows(rows, SEGMENT_DELIVERIES, batch.deliveries, stamp)
+        raise_first(
+            gather(
+                [
+                    self._batch_sender(session_rows[start : start + ROWS_PER_BATCH], action)
+                    for session_rows in rows.values()
+                    for start in range(0, len(session_rows), ROWS_PER_BATCH)
+                ]
             )
-        for sample in samples:
-            rows.setdefault(sample.session_id, []).append(
-                (_WRITE_CMCD, (*_cmcd_row(sample), stamp))
-            )
-        for delivery in deliveries:
-            rows.setdefault(delivery.session_id, []).append(
-                (_WRITE_DELIVERY, (*_delivery_row(delivery), stamp))
-            )
-        sends = [
-            self._batch_sender(session_rows[start : start + ROWS_PER_BATCH], action)
-            for session_rows in rows.values()
-            for start in range(0, len(session_rows), ROWS_PER_BATCH)
-        ]
-        results = gather(sends + self.plays.claims(plays, action))
-        counted = self.plays.count(plays, results[len(sends) :], action)
-        raise_first(results)
-        ending = {event.session_id: event.track_id for event in events if event.type == "end"}
-        if ending:
-            self._summarise(ending, action)
-        return counted
+        )
 
     def session_telemetry(self, session_id: str) -> SessionTelemetry:
         action = f"read the telemetry of session {session_id}"
@@ -339,66 +277,48 @@ class ScyllaSessionStore:
         events, samples, deliveries, play = raise_first(
             gather(
                 [
-                    sender(self.session, _READ_EVENTS, key, action, READ_PAGE_ROWS),
-                    sender(self.session, _READ_CMCD, key, action, READ_PAGE_ROWS),
-                    sender(self.session, _READ_DELIVERIES, key, action, READ_PAGE_ROWS),
-                    self.plays.read_play(session_id, action),
+                    *(
+                        sender(self.session, _READ[t.name], key, action, READ_PAGE_ROWS)
+                        for t in _TELEMETRY
+                    ),
+                    sender(self.session, _READ_PLAY, key, action),
                 ]
             )
         )
         play_row = play.one()
         return SessionTelemetry(
-            events=tuple(map(_event, _first_written(events, "event_id"))),
-            cmcd=tuple(map(_cmcd, _first_written(samples, "sample_id"))),
-            deliveries=tuple(map(_delivery, _first_written(deliveries, "name"))),
-            play=None if play_row is None else play_from_row(play_row),
+            events=_first_written(events, PLAYER_EVENTS),
+            cmcd=_first_written(samples, CMCD_SAMPLES),
+            deliveries=_first_written(deliveries, SEGMENT_DELIVERIES),
+            play=None if play_row is None else PLAYS.from_cql(play_row),
         )
 
     def events_of(self, session_ids: Sequence[str]) -> dict[str, tuple[PlayerEvent, ...]]:
         action = f"read the events of {len(session_ids)} sessions"
-        rows = self._read_each(_READ_EVENTS, session_ids, action)
-        return {
-            session_id: tuple(map(_event, _first_written(found, "event_id")))
-            for session_id, found in zip(session_ids, rows, strict=True)
-        }
+        return self._read_each(PLAYER_EVENTS, session_ids, action)
 
     def deliveries_of(self, session_ids: Sequence[str]) -> dict[str, tuple[SegmentDelivery, ...]]:
         action = f"read the deliveries of {len(session_ids)} sessions"
-        rows = self._read_each(_READ_DELIVERIES, session_ids, action)
-        return {
-            session_id: tuple(map(_delivery, _first_written(found, "name")))
-            for session_id, found in zip(session_ids, rows, strict=True)
-        }
+        return self._read_each(SEGMENT_DELIVERIES, session_ids, action)
 
-    def _read_each(self, statement: Cql, session_ids: Sequence[str], action: str) -> list[Any]:
-        """One partition read per session, all in flight together (bounded)."""
+    # PlayLedger (see streamer.sessions.scylla_plays)
+
+    def claim_plays(self, plays: Sequence[PlayClaim]) -> tuple[PlayClaim, ...]:
+        action = f"claim {len(plays)} plays"
         self._check_open(action)
-        sends = [
-            sender(self.session, statement, (session_id,), action, READ_PAGE_ROWS)
-            for session_id in session_ids
-        ]
-        return raise_first(gather(sends))
-
-    def session_qoe_summary(self, session_id: str) -> SessionQoe | None:
-        """The QoE computed when the session's `end` event was written, or None."""
-        action = f"read the QoE of session {session_id}"
-        self._check_open(action)
-        row = self.session.execute(_READ_QOE, (session_id,), action=action).one()
-        return None if row is None else SessionQoe(**row)
-
-    # Plays (see streamer.sessions.scylla_plays)
+        return self.plays.claim(_first_of_each(plays, PLAYS), action)
 
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
         self._check_open(f"read the plays of track {track_id}")
         return self.plays.plays_by_day(track_id, first, last)
 
-    def recount_plays(self, track_id: str, day: date) -> int:
-        """Set the day's counter to the number of sessions that won a claim; that number.
-
-        Raises StorageError if the counter kept moving (plays still arriving): run it later.
-        """
+    def recount_plays(self, track_id: str, day: date) -> PlayRecount:
         self._check_open(f"recount the plays of track {track_id}")
         return self.plays.recount(track_id, day)
+
+    def recount_due(self, day: date) -> tuple[PlayRecount, ...]:
+        self._check_open(f"recount the plays of {day.isoformat()}")
+        return self.plays.recount_due(day)
 
     def tracks_due_for_recount(self, day: date) -> list[str]:
         """Tracks whose counter for `day` may be off after a failure."""
@@ -406,12 +326,6 @@ class ScyllaSessionStore:
         return self.plays.due(day)
 
     # Internals
-
-    def _first_wins_timestamp(self) -> int:
-        stamp = FIRST_WINS_BASE_US - round(self._clock() * 1_000_000)
-        if stamp <= 0:  # in 2080
-            raise StorageError(f"FIRST_WINS_BASE_US has run out; {stamp} is no write timestamp")
-        return stamp
 
     def _check_open(self, action: str) -> None:
         if self._closed:
@@ -422,124 +336,64 @@ class ScyllaSessionStore:
             return sender(self.session, rows[0][0], rows[0][1], action)
         return lambda: self.session.execute_partition_batch_async(rows, action=action)
 
-    def _summarise(self, ending: dict[str, str], action: str) -> None:
-        """Store the QoE of sessions that just ended, from all their stored events."""
-        reads = gather(
-            [sender(self.session, _READ_EVENTS, (sid,), action, READ_PAGE_ROWS) for sid in ending]
+    def _read_each(
+        self, table: Table[M], session_ids: Sequence[str], action: str
+    ) -> dict[str, tuple[M, ...]]:
+        """One partition read per session, all in flight together (bounded)."""
+        self._check_open(action)
+        sends = [
+            sender(self.session, _READ[table.name], (session_id,), action, READ_PAGE_ROWS)
+            for session_id in session_ids
+        ]
+        return {
+            session_id: _first_written(rows, table)
+            for session_id, rows in zip(session_ids, raise_first(gather(sends)), strict=True)
+        }
+
+
+def _add_rows(
+    rows: dict[str, list[tuple[Cql, Sequence[Any]]]],
+    table: Table[M],
+    items: Iterable[M],
+    stamp: int,
+) -> None:
+    """Add the first of each item's row, with its write timestamp, to its session's rows."""
+    statement = _WRITE[table.name]
+    for item in _first_of_each(items, table):
+        rows.setdefault(getattr(item, SESSION_KEY), []).append(
+            (statement, (*table.cql_row(item), stamp))
         )
-        writes = []
-        for (session_id, track_id), rows in zip(ending.items(), raise_first(reads), strict=True):
-            qoe = session_qoe(map(_event, _first_written(rows, "event_id")))
-            values = {"session_id": session_id, "track_id": track_id, **asdict(qoe)}
-            present = {name: value for name, value in values.items() if value is not None}
-            statement = _upsert("session_qoe", tuple(present))
-            writes.append(sender(self.session, statement, tuple(present.values()), action))
-        raise_first(gather(writes))
 
 
-def _first_of_each(items: Iterable[T], key: Callable[[T], object]) -> list[T]:
-    """The items in order, without later ones whose key was seen before."""
-    seen: set[object] = set()
+def _first_of_each(items: Iterable[M], table: Table[M]) -> list[M]:
+    """The items in order, without later ones of an identity seen before."""
+    seen: set[tuple[Any, ...]] = set()
     kept = []
     for item in items:
-        identity = key(item)
+        identity = tuple(getattr(item, name) for name in table.identity)
         if identity not in seen:
             seen.add(identity)
             kept.append(item)
     return kept
 
 
-def _first_written(rows: Iterable[dict[str, Any]], identity: str) -> list[dict[str, Any]]:
-    """The rows in order, one per `identity`: the one written first (highest WRITETIME)."""
+def _first_written(rows: Iterable[dict[str, Any]], table: Table[M]) -> tuple[M, ...]:
+    """The items of the rows in order, one per identity: the row written first (the highest
+    WRITETIME, see the module docstring)."""
     rows = list(rows)
-    first: dict[Any, int] = {}
+    first: dict[tuple[Any, ...], int] = {}
     for row in rows:
-        known = first.get(row[identity])
+        identity = tuple(row[name] for name in table.identity)
+        known = first.get(identity)
         if known is None or row["written"] > known:
-            first[row[identity]] = row["written"]
+            first[identity] = row["written"]
     kept = []
     for row in rows:
-        if first.get(row[identity]) == row["written"]:
-            kept.append(row)
-            del first[row[identity]]  # one row per identity, even on a tie
-    return kept
-
-
-def _event_row(event: PlayerEvent) -> tuple[Any, ...]:
-    extra = {name: getattr(event, name) for name in _EVENT_EXTRA}
-    present = {name: value for name, value in extra.items() if value is not None}
-    return (
-        event.session_id,
-        event.client_ms,
-        event.seq,
-        event.event_id,
-        event.received_ms,
-        event.type,
-        event.track_id,
-        event.position_s,
-        event.offline,
-        event.pathway,
-        event.rendition,
-        event.error_code,
-        event.error_message,
-        event.fatal,
-        json.dumps(present, separators=(",", ":")) if present else "",
-    )
-
-
-def _event(row: dict[str, Any]) -> PlayerEvent:
-    fields = {name: value for name, value in row.items() if name not in ("extra", "written")}
-    return PlayerEvent(**fields, **(json.loads(row["extra"]) if row["extra"] else {}))
-
-
-def _cmcd_row(sample: CmcdSample) -> tuple[Any, ...]:
-    keys = json.dumps(dict(sample.keys), sort_keys=True, separators=(",", ":"))
-    return (
-        sample.session_id,
-        sample.received_ms,
-        sample.sample_id,
-        sample.route,
-        sample.object,
-        sample.status,
-        keys,
-    )
-
-
-def _cmcd(row: dict[str, Any]) -> CmcdSample:
-    fields = {name: value for name, value in row.items() if name != "written"}
-    return CmcdSample(**{**fields, "keys": json.loads(row["keys"])})
-
-
-def _delivery_row(delivery: SegmentDelivery) -> tuple[Any, ...]:
-    return (
-        delivery.session_id,
-        delivery.track_id,
-        delivery.version,
-        delivery.rendition,
-        delivery.name,
-        delivery.start_s,
-        delivery.duration_s,
-        delivery.delivered_ms,
-    )
-
-
-def _delivery(row: dict[str, Any]) -> SegmentDelivery:
-    return SegmentDelivery(**{name: value for name, value in row.items() if name != "written"})
-
-
-def _session_from_row(row: dict[str, Any]) -> PlaybackSession:
-    return PlaybackSession(
-        session_id=row["session_id"],
-        user_id=row["user_id"],
-        tier=row["tier"],
-        region=row["region"],
-        track_id=row["track_id"],
-        version=row["version"],
-        device=json.loads(row["device"]),
-        variants=tuple(json.loads(row["variants"])),
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-    )
+        identity = tuple(row[name] for name in table.identity)
+        if first.get(identity) == row["written"]:
+            kept.append(table.from_cql(row))
+            del first[identity]  # one row per identity, even on a tie
+    return tuple(kept)
 
 
 def _utc_day(unix_s: int) -> date:

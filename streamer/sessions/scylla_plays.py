@@ -19,11 +19,17 @@ there is a window in which the index and the counter disagree:
 
 The counter is never incremented twice for one session: only the claimer whose LWT applied
 increments, and the increment is not retried (its statement is not idempotent). `recount`
-repairs a day: it counts the index and adds the difference to the counter. Run it for the
-days `due` names and, once a day has settled (live plays stop at midnight UTC; offline plays
-arrive up to 30 days later), for its busiest tracks. A play whose index row lands while a
-recount runs, its increment still in flight, can leave that recount one too high; the next
-recount settles it.
+repairs a day: it counts the index and adds the difference to the counter. `recount_due`
+recounts the days marked (the edge runs it periodically, `streamer plays recount --due` on
+demand); once a day has settled (live plays stop at midnight UTC; offline plays arrive up to
+30 days later), recount its busiest tracks too (`streamer plays recount --track`). A play
+whose index row lands while a recount runs, its increment still in flight, can leave that
+recount one too high; the next recount settles it.
+
+Two recounts of one counter at once would both add the difference: `recount_due` first takes
+each marked day with a conditional delete of its mark (LWT), so that of the processes sweeping
+at once only one recounts it; a recount that fails marks the day again. A process that dies
+between the two leaves the day unmarked (as one that dies between a claim and its count).
 """
 
 from __future__ import annotations
@@ -35,9 +41,12 @@ from datetime import date
 from typing import Any
 
 from streamer.cql.connection import Cql, CqlRows, CqlSession
-from streamer.cql.fanout import Send, gather, raise_first, sender
+from streamer.cql.fanout import gather, raise_first, sender
 from streamer.cql.schema import PLAY_SHARDS
 from streamer.errors import StorageError
+from streamer.sessions.port import PlayRecount
+from streamer.sessions.table_spec import cql_date
+from streamer.sessions.tables import PLAYS
 from streamer.telemetry.model import PlayClaim
 
 _log = logging.getLogger(__name__)
@@ -45,16 +54,7 @@ _log = logging.getLogger(__name__)
 RECOUNT_TRIES = 3  # a recount whose counter moves under it three times gives up
 INDEX_PAGE_ROWS = 5000  # the busiest day's shard is ~470 000 rows: read in pages
 
-_CLAIM = Cql(
-    "INSERT INTO plays_by_session (session_id, track_id, day, played_ms, offline)"
-    " VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",
-    idempotent=False,
-)
-_READ_PLAY = Cql(
-    "SELECT session_id, track_id, day, played_ms, offline FROM plays_by_session"
-    " WHERE session_id = ?",
-    idempotent=True,
-)
+_CLAIM = Cql(PLAYS.cql_insert(" IF NOT EXISTS"), idempotent=False)
 _INDEX = Cql(
     "INSERT INTO plays_by_track_day (track_id, day, shard, session_id) VALUES (?, ?, ?, ?)",
     idempotent=True,
@@ -86,6 +86,10 @@ _CLEAR_DUE = Cql(
     "DELETE FROM play_recounts_due WHERE day = ? AND shard = ? AND track_id = ?",
     idempotent=True,
 )
+_TAKE_DUE = Cql(
+    "DELETE FROM play_recounts_due WHERE day = ? AND shard = ? AND track_id = ? IF EXISTS",
+    idempotent=False,
+)
 
 
 class ScyllaPlays:
@@ -94,27 +98,19 @@ class ScyllaPlays:
     def __init__(self, session: CqlSession) -> None:
         self.session = session
 
-    def claims(self, plays: Sequence[PlayClaim], action: str) -> list[Send]:
-        """The LWT claims of `plays` (one per session), for the caller to send with its own
-        writes; pass their results to `count`."""
-        return [
-            sender(
-                self.session,
-                _CLAIM,
-                (p.session_id, p.track_id, p.day, p.played_ms, p.offline),
-                action,
-            )
-            for p in plays
-        ]
+    def claim(self, plays: Sequence[PlayClaim], action: str) -> tuple[PlayClaim, ...]:
+        """Claim `plays` (one per session) and count those whose claim applied; mark the days
+        that may be off. Returns the plays counted; raises the first failure."""
+        claims = gather([sender(self.session, _CLAIM, PLAYS.cql_row(p), action) for p in plays])
+        return self._count(plays, claims, action)
 
-    def count(
+    def _count(
         self,
         plays: Sequence[PlayClaim],
         claims: Sequence[CqlRows | StorageError],
         action: str,
     ) -> tuple[PlayClaim, ...]:
-        """Index and count the plays whose claim applied (steps 2 and 3); mark the days that
-        may be off. Returns the plays counted; raises the first failure."""
+        """Index and count the plays whose claim applied (steps 2 and 3)."""
         won: list[PlayClaim] = []
         doubtful: list[PlayClaim] = []  # the counter may or may not hold these
         for play, claim in zip(plays, claims, strict=True):
@@ -124,10 +120,7 @@ class ScyllaPlays:
             applied, current = claim.conditional()
             if applied:
                 won.append(play)
-            elif (current.get("track_id"), _date_or_none(current.get("day"))) == (
-                play.track_id,
-                play.day,
-            ):
+            elif _is_claim_of(current, play):
                 doubtful.append(play)  # this claim again: did its first attempt count it?
         increments: dict[tuple[str, int, date], int] = {}
         for play in won:
@@ -154,10 +147,6 @@ class ScyllaPlays:
         raise_first(results)
         return tuple(won)
 
-    def read_play(self, session_id: str, action: str) -> Send:
-        """The read of a session's play; `play_from_row` decodes its row."""
-        return sender(self.session, _READ_PLAY, (session_id,), action)
-
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
         if first > last:
             return {}
@@ -175,11 +164,11 @@ class ScyllaPlays:
         for rows in raise_first(gather(reads)):
             for row in rows:
                 if row["plays"] is not None and row["plays"] > 0:
-                    counts[_date(row["day"])] = row["plays"]
+                    counts[cql_date(row["day"])] = row["plays"]
         return dict(sorted(counts.items()))
 
-    def recount(self, track_id: str, day: date) -> int:
-        """Set the day's counter to the number of sessions that won a claim; that number.
+    def recount(self, track_id: str, day: date) -> PlayRecount:
+        """Set the day's counter to the number of sessions that won a claim; clear its mark.
 
         Raises StorageError if the counter kept moving (plays still arriving): run it later.
         """
@@ -208,8 +197,24 @@ class ScyllaPlays:
                 exact,
             )
             self.session.execute(_INCREMENT, (exact - after, *key), action=action)
-        self.session.execute(_CLEAR_DUE, (day, _shard(track_id), track_id), action=action)
-        return exact
+        self.session.execute(_CLEAR_DUE, (day, shard_of(track_id), track_id), action=action)
+        return PlayRecount(track_id, day, after, exact)
+
+    def recount_due(self, day: date) -> tuple[PlayRecount, ...]:
+        """Recount the tracks marked for `day` that this call takes (see the module docstring)."""
+        action = f"recount the plays due on {day.isoformat()}"
+        done = []
+        for track_id in self.due(day):
+            key = (day, shard_of(track_id), track_id)
+            taken, _ = self.session.execute(_TAKE_DUE, key, action=action).conditional()
+            if not taken:
+                continue  # another process took it
+            try:
+                done.append(self.recount(track_id, day))
+            except StorageError as exc:
+                _log.warning("%s; it stays due", exc)
+                self._mark_due([(track_id, day)], action)
+        return tuple(done)
 
     def due(self, day: date) -> list[str]:
         """Tracks whose counter for `day` may be off after a failure."""
@@ -223,7 +228,7 @@ class ScyllaPlays:
         pairs = sorted(due)
         results = gather(
             [
-                sender(self.session, _MARK_DUE, (day, _shard(track_id), track_id), action)
+                sender(self.session, _MARK_DUE, (day, shard_of(track_id), track_id), action)
                 for track_id, day in pairs
             ]
         )
@@ -243,25 +248,16 @@ class ScyllaPlays:
         return 0 if row is None or row["plays"] is None else int(row["plays"])
 
 
-def play_from_row(row: dict[str, Any]) -> PlayClaim:
-    return PlayClaim(
-        row["session_id"], row["track_id"], _date(row["day"]), row["played_ms"], row["offline"]
-    )
+def _is_claim_of(row: dict[str, Any], play: PlayClaim) -> bool:
+    """Whether the row a refused claim found is this claim's (a retry of it)."""
+    day = row.get("day")
+    return row.get("track_id") == play.track_id and day is not None and cql_date(day) == play.day
 
 
 def _index_row(play: PlayClaim) -> tuple[Any, ...]:
-    return (play.track_id, play.day, _shard(play.session_id), play.session_id)
+    return (play.track_id, play.day, shard_of(play.session_id), play.session_id)
 
 
-def _shard(key: str) -> int:
+def shard_of(key: str) -> int:
     """A stable shard of `key` (crc32: the same in every process and version)."""
     return zlib.crc32(key.encode()) % PLAY_SHARDS
-
-
-def _date(value: object) -> date:
-    """A CQL `date` as the driver returns it (its own type, printed as ISO 8601)."""
-    return value if type(value) is date else date.fromisoformat(str(value))
-
-
-def _date_or_none(value: object) -> date | None:
-    return None if value is None else _date(value)

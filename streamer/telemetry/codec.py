@@ -1,8 +1,9 @@
 """Telemetry items as bytes, for keeping them outside the session store (the edge's spool).
 
 A payload is zlib-compressed JSON: {"items": [[kind, {field: value, ...}], ...]} with kind
-one of "event", "cmcd", "delivery", "play" and the fields of the model's dataclass (a play's
-day as ISO 8601). Decoding validates through the models' own constructors.
+one of "event", "cmcd", "delivery" and the fields of the model's dataclass. Decoding validates
+through the models' own constructors. (Play claims are never spooled: the edge decides them
+after a write, from what the store holds.)
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import date
 from typing import Any
 
 from streamer.telemetry.model import (
     CmcdSample,
-    PlayClaim,
     PlayerEvent,
     SegmentDelivery,
     TelemetryItem,
@@ -27,7 +26,6 @@ _KINDS: dict[str, type[Any]] = {
     "event": PlayerEvent,
     "cmcd": CmcdSample,
     "delivery": SegmentDelivery,
-    "play": PlayClaim,
 }
 _KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
 
@@ -44,9 +42,7 @@ def encode_items(items: Sequence[TelemetryItem]) -> bytes:
         if kind is None:
             raise TypeError(f"a {type(item).__name__} is not a telemetry item")
         values = {f.name: getattr(item, f.name) for f in fields(item)}
-        if isinstance(item, PlayClaim):
-            values["day"] = item.day.isoformat()
-        elif isinstance(item, CmcdSample):
+        if isinstance(item, CmcdSample):
             values["keys"] = dict(item.keys)
         docs.append([kind, values])
     text = json.dumps({"items": docs}, separators=(",", ":"), ensure_ascii=False)
@@ -59,8 +55,6 @@ def decode_items(payload: bytes) -> tuple[TelemetryItem, ...]:
         doc = json.loads(zlib.decompress(payload))
         items = []
         for kind, values in doc["items"]:
-            if kind == "play":
-                values["day"] = date.fromisoformat(values["day"])
             items.append(_KINDS[kind](**values))
         return tuple(items)
     except (zlib.error, ValueError, TypeError, KeyError) as exc:

@@ -4,14 +4,12 @@
                       (session_id, event_id)
     CmcdSample        the CMCD keys (CTA-5004) one playlist, key or segment request carried
     SegmentDelivery   a media segment the edge served to a session: evidence of playback
-    PlayClaim         a session's one royalty play, counted on its UTC day
-    TelemetryBatch    what one store write takes: any mix of the four, written together
+    TelemetryBatch    what one telemetry write takes: any mix of the three above
+    PlayClaim         a session's one royalty play, counted on its UTC day: not telemetry
+                      but what the play ledger is asked to count (streamer.sessions.port)
 
 Every item is idempotent to write again: events by (session, event id), samples by
-(session, sample id), deliveries by (session, object name), plays by session id. A Scylla
-store can keep events and deliveries in tables partitioned by session, plays in a table keyed
-by session (insert with IF NOT EXISTS) and per-day counts in a table keyed ((track, day),
-session), counted with COUNT(*): no counter has to be incremented exactly once.
+(session, sample id), deliveries by (session, object name), play claims by session id.
 
 Times are integer milliseconds since the Unix epoch (UTC) unless the name says otherwise.
 """
@@ -216,14 +214,13 @@ class TelemetryBatch:
     events: tuple[PlayerEvent, ...] = ()
     cmcd: tuple[CmcdSample, ...] = ()
     deliveries: tuple[SegmentDelivery, ...] = ()
-    plays: tuple[PlayClaim, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("events", "cmcd", "deliveries", "plays"):
+        for name in ("events", "cmcd", "deliveries"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def __len__(self) -> int:
-        return len(self.events) + len(self.cmcd) + len(self.deliveries) + len(self.plays)
+        return len(self.events) + len(self.cmcd) + len(self.deliveries)
 
 
 @dataclass(frozen=True)
@@ -236,7 +233,7 @@ class SessionTelemetry:
     play: PlayClaim | None = None
 
 
-TelemetryItem = PlayerEvent | CmcdSample | SegmentDelivery | PlayClaim
+TelemetryItem = PlayerEvent | CmcdSample | SegmentDelivery
 
 
 def without_gaps(events: Iterable[PlayerEvent]) -> bool:
@@ -261,7 +258,6 @@ def batch_of(items: Iterable[TelemetryItem]) -> TelemetryBatch:
     events: list[PlayerEvent] = []
     cmcd: list[CmcdSample] = []
     deliveries: list[SegmentDelivery] = []
-    plays: list[PlayClaim] = []
     for index, item in enumerate(items):
         if isinstance(item, PlayerEvent):
             events.append(item)
@@ -269,8 +265,6 @@ def batch_of(items: Iterable[TelemetryItem]) -> TelemetryBatch:
             cmcd.append(item)
         elif isinstance(item, SegmentDelivery):
             deliveries.append(item)
-        elif isinstance(item, PlayClaim):
-            plays.append(item)
         else:
             raise TypeError(f"item {index} is a {type(item).__name__}, not a telemetry item")
-    return TelemetryBatch(tuple(events), tuple(cmcd), tuple(deliveries), tuple(plays))
+    return TelemetryBatch(tuple(events), tuple(cmcd), tuple(deliveries))

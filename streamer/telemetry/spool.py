@@ -28,6 +28,9 @@ Guarantees:
   a warning. A bad record anywhere else is corruption: the segment is cut there, with an
   error naming the bytes lost. The cursor is written without fsync: after a crash a few
   records may be replayed twice, which the store's idempotent writes make harmless.
+
+Over 400 lines: one class whose appends, group commit, rotation, replay and recovery share a
+lock and the open segment's state, and whose guarantees above are kept only all together.
 """
 
 from __future__ import annotations
@@ -558,8 +561,8 @@ def _adopt(orphan: Path, into: Path) -> int:
     if not segments:
         return 0
     try:
-        number, _ = (orphan / "cursor").read_text().split()
-        replayed_before = int(number)
+        cursor_number, _ = (orphan / "cursor").read_text().split()
+        replayed_before = int(cursor_number)
     except (OSError, ValueError):
         replayed_before = 0
     into.mkdir(parents=True, exist_ok=True)

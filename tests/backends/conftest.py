@@ -79,6 +79,13 @@ class PrivateS3Server:
                     ) from None
                 time.sleep(0.05)
 
+    def kill(self) -> None:
+        """SIGKILL by PID, as when the server crashes; `start()` brings it back on its data."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_S)
+
     def stop(self) -> None:
         """SIGTERM by PID, SIGKILL if it lingers."""
         process, self._process = self._process, None

@@ -39,7 +39,6 @@ SESSION_TABLES = (
     "plays_by_track_day",
     "track_plays_by_day",
     "play_recounts_due",
-    "session_qoe",
 )
 FRESH_MARK = ".scylla-session-tables-emptied"  # in a test's tmp_path: emptied for this test
 

@@ -113,7 +113,7 @@ class TcpProxy:
         except OSError:
             pass
         with self._lock:
-            self._pairs.discard(pair)  # type: ignore[arg-type]
+            self._pairs.discard(pair)
         for sock in pair:
             _close(sock)
 

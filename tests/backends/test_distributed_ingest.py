@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 LEASE_S = 3.0
 
 
-def _ahead(seconds: float):  # type: ignore[no-untyped-def]
+def _ahead(seconds: float):
     """A clock running `seconds` ahead: a lease lapses without the test sleeping through it."""
     return lambda: datetime.now(UTC) + timedelta(seconds=seconds)
 
@@ -48,7 +48,7 @@ def _versions(store: S3ObjectStore, track_id: str) -> set[str]:
     return {key.split("/")[2] for key in store.list(f"tracks/{track_id}/") if key.count("/") > 2}
 
 
-def _wait_for(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:

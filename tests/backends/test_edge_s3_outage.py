@@ -15,7 +15,7 @@ from cdn_edge.app import create_app
 from cdn_edge.listener_auth import issue_listener_token
 from drm import KeyRing, new_kek
 from streamer.objects.s3 import S3ObjectStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.token_secrets import derive_secrets
 from tests.backends.conftest import PrivateS3Server
 from tests.masters import make_master
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 async def test_edge_rides_out_an_s3_outage(
     private_s3: PrivateS3Server,
     tmp_path: Path,
-    aiohttp_client,  # type: ignore[no-untyped-def]
+    aiohttp_client,
 ) -> None:
     settings = private_s3.settings(tmp_path, bucket="edge-outage")
     store = S3ObjectStore.from_settings(settings, retry_deadline_s=1.0)
@@ -40,7 +40,7 @@ async def test_edge_rides_out_an_s3_outage(
     )  # fmt: skip
     secrets = derive_secrets(b"outage-" + b"s" * 32)
     app = create_app(
-        settings, store, SqliteSessionStore(tmp_path / "sessions.sqlite3"), ring,
+        settings, store, SQLiteSessionStore(tmp_path / "sessions.sqlite3"), ring,
         secrets=secrets, hls_dir=tmp_path / "hls",
     )  # fmt: skip
     client: TestClient = await aiohttp_client(app)

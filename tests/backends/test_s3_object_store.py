@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from minio import Minio
 
+from drm import KeyRing, new_kek
 from streamer.backends import open_object_store
 from streamer.errors import ConfigError, StorageError
+from streamer.jobs.sqlite import SQLiteJobStore
 from streamer.objects import s3 as s3_object_store
 from streamer.objects.s3 import (
     MAX_BACKOFF_S,
@@ -30,7 +33,9 @@ from streamer.objects.s3 import (
     make_client,
 )
 from streamer.settings import Settings, load_settings
+from streamer_app.cli import main as cli_main
 from tests.backends.services import drop_bucket, fresh_bucket_name, s3_settings
+from transcoder.worker import IngestWorker
 
 pytestmark = pytest.mark.services  # needs `scripts/services up`
 
@@ -120,6 +125,52 @@ def test_abandoned_multipart_uploads_are_aborted(store: S3ObjectStore) -> None:
     assert store.cleanup_incomplete_uploads(older_than=timedelta(0)) == 0
 
 
+def test_the_cli_aborts_abandoned_uploads_and_keeps_recent_ones(
+    store: S3ObjectStore,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = make_client_for(store)
+    client._create_multipart_upload(store.bucket, "masters/crashed", {})
+    for name, value in _s3_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    data = ["--data-dir", str(settings.data_dir)]
+    assert cli_main([*data, "objects", "cleanup-uploads"]) == 0  # a day by default
+    assert capsys.readouterr().out == "aborted 0 incomplete uploads started over 24 h ago\n"
+    assert [u.object_name for u in client._list_multipart_uploads(store.bucket).uploads] == [
+        "masters/crashed"
+    ]
+    assert cli_main([*data, "objects", "cleanup-uploads", "--older-than", "0"]) == 0
+    assert capsys.readouterr().out == "aborted 1 incomplete uploads started over 0 h ago\n"
+    assert client._list_multipart_uploads(store.bucket).uploads == []
+
+
+def test_an_ingest_worker_sweeps_abandoned_uploads(
+    store: S3ObjectStore, settings: Settings
+) -> None:
+    client = make_client_for(store)
+    client._create_multipart_upload(store.bucket, "masters/crashed", {})
+    jobs = SQLiteJobStore(settings.data_dir / "jobs.sqlite3")
+    kek = new_kek("kek-test")
+    worker = IngestWorker(settings, store, jobs, KeyRing(kek.kek_id, (kek,)))
+    assert worker.sweep_abandoned_uploads() == 0  # younger than a day
+    assert worker.sweep_abandoned_uploads(older_than=timedelta(0)) == 1
+    assert client._list_multipart_uploads(store.bucket).uploads == []
+
+
+def _s3_environment(settings: Settings) -> dict[str, str]:
+    """The STREAMER_* variables that point `streamer` at this test's bucket."""
+    return {
+        "STREAMER_OBJECT_STORE": "s3",
+        "STREAMER_S3_ENDPOINT": settings.s3_endpoint,
+        "STREAMER_S3_ACCESS_KEY": settings.s3_access_key,
+        "STREAMER_S3_SECRET_KEY": settings.s3_secret_key,
+        "STREAMER_S3_BUCKET": settings.s3_bucket,
+        "STREAMER_S3_SECURE": "true" if settings.s3_secure else "false",
+    }
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -135,7 +186,8 @@ def test_configuration_errors_name_the_variable(
 ) -> None:
     # Port 1 refuses at once, should a check be missing and the store reach the network.
     values = {"s3_endpoint": "127.0.0.1:1", "s3_access_key": "a", "s3_secret_key": "b"}
-    settings = load_settings(environ={}, data_dir=tmp_path, **{**values, **change})
+    overrides: dict[str, Any] = {**values, **change}
+    settings = load_settings(environ={}, data_dir=tmp_path, **overrides)
     with pytest.raises(ConfigError, match=message):
         S3ObjectStore.from_settings(settings)
 

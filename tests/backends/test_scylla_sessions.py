@@ -1,8 +1,9 @@
-"""What only the CQL session store promises beyond the contract: counters repaired by a
-recount after the failure window, first copies kept when a retry moves a row, listeners'
-recent sessions, QoE summaries, and large batches written in bounded fan-out.
+"""What only the CQL session store promises beyond the contracts: counters marked after the
+failure window and repaired by a recount, recounts of one mark by one sweeper, first copies
+kept when a retry moves a row, listeners' recent sessions, large batches written in bounded
+fan-out, and a schema that matches the tables' declarations.
 
-Runs against `scripts/services up cassandra`; the contract suite covers the SessionStore.
+Runs against `scripts/services up cassandra`; the contract suites cover the three ports.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import pytest
 from streamer.cql import fanout as cql_fanout
 from streamer.cql.connection import Cql, CqlFuture
 from streamer.errors import StorageError
+from streamer.sessions.port import PlayRecount
 from streamer.sessions.scylla import ScyllaSessionStore
+from streamer.sessions.table_spec import EXTRA_COLUMN
+from streamer.sessions.tables import TABLES
 from streamer.telemetry.model import PlayerEvent, TelemetryBatch
 from tests.backends.cql_fixtures import (
     SESSION_TABLES,
@@ -24,7 +28,7 @@ from tests.backends.cql_fixtures import (
     drop_cql_test_keyspace,
     shared_test_keyspace,
 )
-from tests.contract.test_session_store_contract import DAY, MS, T0, delivery, ev, play, session
+from tests.contract.session_stores import DAY, MS, T0, delivery, drift, ev, play, session
 
 pytestmark = pytest.mark.services  # needs `scripts/services up`
 
@@ -64,64 +68,69 @@ class FailingCounter:
 def test_a_lost_increment_is_marked_and_repaired_by_a_recount(
     store: ScyllaSessionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert store.write_telemetry(TelemetryBatch(plays=(play("a"),))) == (play("a"),)
+    assert store.claim_plays([play("a")]) == (play("a"),)
     with monkeypatch.context() as patch:
         FailingCounter(store, patch)
         with pytest.raises(StorageError, match="count plays"):
-            store.write_telemetry(TelemetryBatch(plays=(play("b"),)))
+            store.claim_plays([play("b")])
     # The claim won and is indexed; the counter missed it and the day is marked.
     assert store.session_telemetry("b").play == play("b")
     assert store.plays_by_day("trk1", DAY, DAY) == {DAY: 1}
     assert store.tracks_due_for_recount(DAY) == ["trk1"]
     # The writer's retry cannot count it again: the claim exists.
-    assert store.write_telemetry(TelemetryBatch(plays=(play("b"),))) == ()
+    assert store.claim_plays([play("b")]) == ()
     assert store.plays_by_day("trk1", DAY, DAY) == {DAY: 1}
 
-    assert store.recount_plays("trk1", DAY) == 2
+    assert store.recount_due(DAY) == (PlayRecount("trk1", DAY, counted=1, claims=2),)
     assert store.plays_by_day("trk1", DAY, DAY) == {DAY: 2}
     assert store.tracks_due_for_recount(DAY) == []
-    assert store.recount_plays("trk1", DAY) == 2  # nothing to correct the second time
-
-
-def test_a_recount_also_takes_away_what_was_counted_twice(
-    store: ScyllaSessionStore, keyspace: TestKeyspace
-) -> None:
-    store.write_telemetry(TelemetryBatch(plays=(play("a"), play("b"))))
-    raw(
-        keyspace,
-        "UPDATE track_plays_by_day SET plays = plays + 3 WHERE track_id = ? AND year = ?"
-        " AND day = ?",
-        "trk1",
-        DAY.year,
-        DAY,
-    )
-    assert store.plays_by_day("trk1", DAY, DAY) == {DAY: 5}
-    assert store.recount_plays("trk1", DAY) == 2
-    assert store.plays_by_day("trk1", DAY, DAY) == {DAY: 2}
+    assert store.recount_plays("trk1", DAY).corrected is False  # nothing left to correct
 
 
 def test_the_same_claim_again_is_marked_for_a_recount_but_another_day_is_not(
     store: ScyllaSessionStore,
 ) -> None:
-    store.write_telemetry(TelemetryBatch(plays=(play("a"),)))
+    store.claim_plays([play("a")])
     assert store.tracks_due_for_recount(DAY) == []
     other_day = date(2023, 11, 20)
-    store.write_telemetry(TelemetryBatch(plays=(play("a", day=other_day),)))
+    store.claim_plays([play("a", day=other_day)])
     assert store.tracks_due_for_recount(other_day) == []  # lost to the first: nothing to doubt
-    store.write_telemetry(TelemetryBatch(plays=(play("a"),)))  # a retry of the first
+    store.claim_plays([play("a")])  # a retry of the first
     assert store.tracks_due_for_recount(DAY) == ["trk1"]
-    assert store.recount_plays("trk1", DAY) == 1
+    assert store.recount_due(DAY) == (PlayRecount("trk1", DAY, 1, 1),)
+    assert store.tracks_due_for_recount(DAY) == []
 
 
-def test_plays_across_years(store: ScyllaSessionStore) -> None:
-    days = (date(2023, 12, 31), date(2024, 1, 1), date(2024, 2, 29))
-    store.write_telemetry(
-        TelemetryBatch(plays=tuple(play(f"s{n}", day=d) for n, d in enumerate(days)))
-    )
-    assert store.plays_by_day("trk1", date(2023, 12, 1), date(2024, 12, 31)) == dict.fromkeys(
-        days, 1
-    )
-    assert store.plays_by_day("trk1", date(2024, 3, 1), date(2024, 2, 1)) == {}
+def test_sweepers_at_once_recount_a_marked_day_once(
+    store: ScyllaSessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.claim_plays([play("a"), play("b")])
+    drift(store, "trk1", DAY, -1, marked=True)
+    other = ScyllaSessionStore(store.session)
+    listed = other.plays.due(DAY)
+    assert listed == ["trk1"]
+    assert store.recount_due(DAY) == (PlayRecount("trk1", DAY, 1, 2),)
+    # The other sweeper listed the day before the first took it: its take is refused, and it
+    # does not add the difference a second time.
+    monkeypatch.setattr(other.plays, "due", lambda day: listed)
+    assert other.recount_due(DAY) == ()
+    assert store.plays_by_day("trk1", DAY, DAY) == {DAY: 2}
+
+
+def test_a_recount_that_fails_leaves_the_day_due(
+    store: ScyllaSessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.claim_plays([play("a")])
+    drift(store, "trk1", DAY, +1, marked=True)
+    with monkeypatch.context() as patch:
+
+        def counting_moves(track_id: str, day: date) -> PlayRecount:
+            raise StorageError("cannot recount: its counter moved during 3 counts")
+
+        patch.setattr(store.plays, "recount", counting_moves)
+        assert store.recount_due(DAY) == ()
+    assert store.tracks_due_for_recount(DAY) == ["trk1"]
+    assert store.recount_due(DAY) == (PlayRecount("trk1", DAY, 2, 1),)
 
 
 def test_the_first_copy_wins_when_a_retry_moves_the_row(store: ScyllaSessionStore) -> None:
@@ -178,23 +187,35 @@ def test_a_listeners_recent_sessions_newest_first(store: ScyllaSessionStore) -> 
     ]
 
 
-def test_an_end_event_stores_the_sessions_qoe(store: ScyllaSessionStore) -> None:
-    assert store.session_qoe_summary("s1") is None
-    events = [
-        ev("p", type="play", position_s=0.0, bitrate_kbps=160, startup_ms=500),
-        *(ev(f"h{t}", client_ms=MS + t * 1000, position_s=float(t)) for t in (10, 20, 30)),
-    ]
-    store.write_telemetry(TelemetryBatch(events=tuple(events)))
-    assert store.session_qoe_summary("s1") is None  # not ended yet
-    end = ev("end", type="end", client_ms=MS + 31_000, position_s=31.0)
-    store.write_telemetry(TelemetryBatch(events=(end,)))
-    qoe = store.session_qoe_summary("s1")
-    assert qoe is not None and qoe.ended and qoe.startup_s == 0.5
-    assert qoe.played_s == pytest.approx(31.0) and qoe.average_bitrate_kbps == 160
+def test_the_schema_is_what_the_tables_declare(keyspace: TestKeyspace) -> None:
+    columns = raw(
+        keyspace,
+        "SELECT table_name, column_name, kind, position, type FROM system_schema.columns"
+        " WHERE keyspace_name = ?",
+        keyspace.keyspace,
+    )
+    live: dict[str, dict[str, tuple[str, str]]] = {}
+    keys: dict[str, list[tuple[int, str]]] = {}
+    for row in columns:
+        live.setdefault(row["table_name"], {})[row["column_name"]] = (row["kind"], row["type"])
+        if row["kind"] != "regular":
+            keys.setdefault(row["table_name"], []).append((row["position"], row["column_name"]))
+    assert "session_qoe" not in live  # dropped by migration 3
+    for table in TABLES:
+        declared = {c.name: c.kind.cql for c in table.columns if not c.optional}
+        if EXTRA_COLUMN in table.cql_columns:
+            declared[EXTRA_COLUMN] = "text"
+        got = live[table.cql_table]
+        assert {name: kind for name, (_, kind) in got.items()} == declared, table.cql_table
+        assert set(table.cql_columns) == set(got)
+        partition = [name for name, (kind, _) in got.items() if kind == "partition_key"]
+        clustering = [name for _, name in sorted(keys[table.cql_table]) if name not in partition]
+        assert (*partition, *clustering) == table.cql_primary_key, table.cql_table
 
 
 def test_rows_carry_their_retention(store: ScyllaSessionStore, keyspace: TestKeyspace) -> None:
-    store.write_telemetry(TelemetryBatch(events=(ev("a"),), plays=(play(),)))
+    store.write_telemetry(TelemetryBatch(events=(ev("a"),)))
+    store.claim_plays([play()])
     (row,) = raw(keyspace, "SELECT TTL(type) AS ttl FROM player_events WHERE session_id = 's1'")
     assert 89 * 86_400 < row["ttl"] <= 90 * 86_400
     (row,) = raw(
@@ -210,6 +231,8 @@ def test_a_closed_store_refuses_calls_but_leaves_a_shared_session_open(
     store.close()
     with pytest.raises(StorageError, match="closed"):
         store.recount_plays("trk1", DAY)
+    with pytest.raises(StorageError, match="closed"):
+        store.recount_due(DAY)
     assert ScyllaSessionStore(keyspace.session).get_session("nobody") is None
 
 

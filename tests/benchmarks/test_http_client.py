@@ -67,7 +67,8 @@ async def server() -> AsyncIterator[TestServer]:
     app.router.add_post("/echo", _echo)
     app.router.add_get("/slow", _slow)
     app.router.add_get("/hang-up", _hang_up)
-    async with TestServer(app, host="127.0.0.1") as test_server:
+    test_server = TestServer(app, host="127.0.0.1")
+    async with test_server:
         yield test_server
 
 

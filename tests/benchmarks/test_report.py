@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,7 +163,7 @@ def test_reports_are_written_as_json_markdown_and_png(tmp_path: Path):
         _phase("aiohttp HMAC", "hmac", "playlist", 1, 1500, 1.0),
     ]
     rows = summarize_phases(phases)
-    doc = {
+    doc: dict[str, Any] = {
         "benchmark": "listeners",
         "date": "2026-01-01T00:00:00+00:00",
         "command": "python -m benchmarks.listeners --mode both",

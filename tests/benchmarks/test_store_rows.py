@@ -32,5 +32,5 @@ def test_measure_stores_and_appends_every_row() -> None:
 def test_main_reports_the_ratio(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--rows", "1200", "--sessions", "40", "--batch", "300", "--runs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "| SqliteSessionStore.write_telemetry |" in out
+    assert "| SQLiteSessionStore.write_telemetry |" in out
     assert "ratio store / append-only:" in out

@@ -29,7 +29,7 @@ from benchmarks.telemetry_report import FAIL, PASS, render_markdown, summarize_r
 from benchmarks.telemetry_workload import build_workload, interleave
 from streamer.plays import decide_play
 from streamer.qoe import session_qoe
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import PlayerEvent
 from tests.backends import services as backend_services
 
@@ -221,7 +221,7 @@ def test_nothing_is_sent_after_the_deadline():
 
 
 async def test_the_writer_side_acknowledges_and_stores_every_event(tmp_path: Path):
-    store = SqliteSessionStore(tmp_path / "s.sqlite3")
+    store = SQLiteSessionStore(tmp_path / "s.sqlite3")
     workload = _workload(sessions=30)
     store_deliveries(store, workload)
     result, sent = await run_writer(store, workload, 30.0, capacity=200, max_batch=50)
@@ -237,7 +237,7 @@ async def test_the_writer_side_acknowledges_and_stores_every_event(tmp_path: Pat
 
 
 async def test_the_writer_side_stops_sending_at_its_deadline_and_drains(tmp_path: Path):
-    store = SqliteSessionStore(tmp_path / "s.sqlite3")
+    store = SQLiteSessionStore(tmp_path / "s.sqlite3")
     result, sent = await run_writer(store, _workload(sessions=500), 0.05, capacity=10_000)
     assert result["cut_by_deadline"]
     assert result["acknowledged"] == result["events"] == sum(sent.values())

@@ -8,9 +8,9 @@ import pytest
 
 import streamer.sessions.sqlite as sqlite_store
 from streamer.sessions.port import CMCD_RETENTION_S, EVENT_RETENTION_S, SESSION_RETENTION_S
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import TelemetryBatch
-from tests.contract.test_session_store_contract import (
+from tests.contract.session_stores import (
     MS,
     T0,
     delivery,
@@ -27,7 +27,7 @@ def test_records_past_their_retention_are_pruned_and_plays_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_store, "PRUNE_CHUNK_ROWS", 2)  # several chunks per table
-    store = SqliteSessionStore(tmp_path / "sessions.sqlite3")
+    store = SQLiteSessionStore(tmp_path / "sessions.sqlite3")
     store.record_session(session("old", created_at=T0, expires_at=T0 + 3600))
     store.record_session(session("new", created_at=T0 + 40 * DAY_S, expires_at=T0 + 41 * DAY_S))
     store.write_telemetry(
@@ -38,9 +38,9 @@ def test_records_past_their_retention_are_pruned_and_plays_kept(
                 sample("late", "new", received_ms=MS + 40 * DAY_S * 1000),
             ),
             deliveries=tuple(delivery(i, "old", delivered_ms=MS + i) for i in range(3)),
-            plays=(play("old"),),
         )
     )
+    store.claim_plays([play("old")])
     # 31 days on: only the old CMCD samples have passed their 30 days.
     assert store.prune_expired(T0 + CMCD_RETENTION_S + DAY_S) == 5
     old = store.session_telemetry("old")
@@ -60,7 +60,7 @@ def test_records_past_their_retention_are_pruned_and_plays_kept(
 
 def test_writes_prune_now_and_then(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_store, "PRUNE_FIRST_AFTER_S", 0.0)
-    store = SqliteSessionStore(tmp_path / "sessions.sqlite3")
+    store = SQLiteSessionStore(tmp_path / "sessions.sqlite3")
     ancient = sample("c0", "old", received_ms=MS)  # 2023: far past its 30 days
     store.write_telemetry(TelemetryBatch(cmcd=(ancient,)))
     assert store.session_telemetry("old").cmcd == ()  # pruned by the write itself

@@ -1,7 +1,7 @@
 """`streamer serve --segments nginx` as real processes: nginx on the public port, the edge
 behind it, the shipper writing nginx's access log into the SQLite session store.
 
-Never skipped: without nginx and njs these fail, and `./dev setup` installs them.
+Never skipped: without nginx and its Lua module these fail, and `./dev setup` installs them.
 """
 
 from __future__ import annotations

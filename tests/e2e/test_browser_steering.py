@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from streamer.sessions.port import SESSION_STORE_FILE
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from tests.e2e.conftest import (
     WEB_DIR,
     free_port,
@@ -241,7 +241,7 @@ def test_hls_js_cmcd_and_player_events_reach_the_session(library: Library, one_e
     assert qoe["average_bitrate_kbps"] is not None, report
 
     # The samples themselves, in the store's file: hls.js's CMCD keys, for this session.
-    telemetry = SqliteSessionStore(library.data_dir / SESSION_STORE_FILE).session_telemetry(
+    telemetry = SQLiteSessionStore(library.data_dir / SESSION_STORE_FILE).session_telemetry(
         session_id
     )
     assert len(telemetry.cmcd) == report["cmcd_samples"]

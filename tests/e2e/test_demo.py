@@ -38,7 +38,7 @@ def test_demo_serves_the_player_hls_js_and_a_session(tmp_path: Path) -> None:
     with streamer_process(args, streamer_env(data_dir), log, base):
         urls = dict(_PLAYER_LINE.findall(log.read_text()))
         assert set(urls) == {"free", "premium"}, log.read_text()[-2000:]
-        # nginx and njs are installed here (./dev setup): the demo serves through the tier.
+        # nginx and its Lua module are installed (./dev setup): the demo serves through the tier.
         assert (data_dir / "nginx" / "nginx.pid").exists(), log.read_text()[-2000:]
         page = urlsplit(urls["premium"])
         assert f"{page.scheme}://{page.netloc}" == base and page.path == "/"

@@ -23,11 +23,12 @@ import pytest
 from aiohttp import web
 
 from cdn_edge.app import create_app
-from cdn_edge.listener_auth import CLOCK_SKEW_S, issue_listener_token
+from cdn_edge.listener_auth import issue_listener_token
 from drm import KeyRing, decrypt_segment, new_kek
+from streamer.bearer_tokens import CLOCK_LEEWAY_S
 from streamer.catalog import Tier, TrackRecord
 from streamer.objects.local import LocalObjectStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings, load_settings
 from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.audio_compare import COMPARE_RATE, MIN_CORRELATION, aligned_correlation
@@ -103,7 +104,7 @@ async def client(
     app = create_app(
         ingested.settings,
         ingested.store,  # the edge is handed the store as its read-only ObjectReader
-        SqliteSessionStore(tmp_path / "sessions.sqlite3"),
+        SQLiteSessionStore(tmp_path / "sessions.sqlite3"),
         ingested.ring,
         clock=clock,
         secrets=edge_secrets,
@@ -166,10 +167,16 @@ class Player:
             if key.iv:
                 iv = bytes.fromhex(key.iv.removeprefix("0x").removeprefix("0X"))
             else:  # the segment's Media Sequence Number, 128-bit big-endian (RFC 8216 5.2)
-                iv = (media.media_sequence + index).to_bytes(16, "big")
+                iv = ((media.media_sequence or 0) + index).to_bytes(16, "big")
             body = await self.get(urljoin(media_url, segment.uri))
             out.append(decrypt_segment(body, content_key, iv))
         return b"".join(out)
+
+
+def key_uri(segment: m3u8.Segment) -> str | None:
+    """The URI of the EXT-X-KEY in effect for `segment`, which must have one."""
+    assert segment.key is not None, f"{segment.uri} has no EXT-X-KEY"
+    return segment.key.uri
 
 
 def listener(secrets: TokenSecrets, clock: ManualClock, tier: Tier, ttl_s: int = 3600) -> str:
@@ -234,6 +241,7 @@ async def test_listener_hears_the_master_in_every_offered_rendition(
     reference = np.frombuffer(decode_pcm(ingested.master, COMPARE_RATE), dtype=np.float32)
     for variant in main.playlists:
         name = variant.stream_info.stable_variant_id
+        assert name is not None, variant.uri
         media_url = urljoin(main_url, variant.uri)
         media = m3u8.loads((await player.get(media_url)).decode(), uri=media_url)
         clear = await player.play(media_url, media)
@@ -251,7 +259,8 @@ async def test_listener_hears_the_master_in_every_offered_rendition(
     assert periods == 3
     assert len(player.keys) == periods * (2 if tier == "premium" else 1)
     # EXT-X-SESSION-KEY names the first key of each tier, for prefetch (RFC 8216 4.3.4.5).
-    session_keys = {urljoin(main_url, k.uri) for k in main.session_keys}
+    assert None not in main.session_keys
+    session_keys = {urljoin(main_url, k.uri) for k in main.session_keys if k is not None}
     assert session_keys <= set(player.keys)
 
 
@@ -272,7 +281,7 @@ async def test_free_listener_cannot_edit_urls_into_premium(
 
     # Swap the key id in a key URL: the session's tier is in its token; and the premium key
     # ids are not in any free playlist, but follow a visible pattern (version-tier-period).
-    free_key_url = urljoin(free_media_url, free_media.segments[0].key.uri)
+    free_key_url = urljoin(free_media_url, key_uri(free_media.segments[0]))
     await player.get(free_key_url)
     premium_key_ids = sorted(k.key_id for k in ingested.record.keys if k.tier == "premium")
     for key_id in premium_key_ids:
@@ -316,14 +325,14 @@ async def test_expired_and_tampered_tokens_are_refused(
     assert await session_status(listener(other_issuer, clock, "premium")) == 401
     short = listener(edge_secrets, clock, "free", ttl_s=60)
     assert await session_status(short) == 201
-    clock.advance(60 + CLOCK_SKEW_S)
+    clock.advance(60 + CLOCK_LEEWAY_S)
     assert await session_status(short) == 401
 
     # Playback tokens: tampered and expired, for playlists, keys and segments.
     doc = await player.open_session(listener(edge_secrets, clock, "free"), TRACK_ID, ALL_CODECS)
     main_url = doc["playlist_url"]
     media_url, media = await player.media(main_url, "aac_96")
-    key_url = urljoin(media_url, media.segments[0].key.uri)
+    key_url = urljoin(media_url, key_uri(media.segments[0]))
     segment_url = urljoin(media_url, media.segments[0].uri)
     token = urlsplit(main_url).path.split("/")[3]
     assert f"/{token}/" in key_url and f"/{token}/" in segment_url  # one token for all
@@ -339,7 +348,7 @@ async def test_expired_and_tampered_tokens_are_refused(
     clock.advance(3 * 3600)
     await player.get(key_url)
     media_url, media = await player.media(main_url, "aac_96")
-    assert urljoin(media_url, media.segments[0].key.uri) == key_url
+    assert urljoin(media_url, key_uri(media.segments[0])) == key_url
 
     clock.advance(doc["expires_in_s"])  # the session, and every token it issued, is over
     await player.get(main_url, 401)
@@ -359,8 +368,8 @@ async def test_tokens_do_not_open_another_track_or_kind(
     other_url, other_media = await player.media(other["playlist_url"], "aac_160")
     one_segment = urljoin(one_url, one_media.segments[0].uri)
     other_segment = urljoin(other_url, other_media.segments[0].uri)
-    one_key = urljoin(one_url, one_media.segments[0].key.uri)
-    other_key = urljoin(other_url, other_media.segments[0].key.uri)
+    one_key = urljoin(one_url, key_uri(one_media.segments[0]))
+    other_key = urljoin(other_url, key_uri(other_media.segments[0]))
     for url in (one_segment, other_segment, one_key, other_key):
         await player.get(url)
 

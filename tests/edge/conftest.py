@@ -18,8 +18,9 @@ from cdn_edge.listener_auth import issue_listener_token
 from cdn_edge.state import ACCESS_LOG
 from cdn_edge.web.access_log import AccessLog
 from drm import KeyRing, new_kek
+from streamer.catalog import Tier
 from streamer.objects.memory import InMemoryObjectStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings
 from streamer.token_secrets import TokenSecrets, derive_secrets
 from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
@@ -76,8 +77,8 @@ def reader(store: InMemoryObjectStore) -> CountingReader:
 
 
 @pytest.fixture
-def session_store(tmp_path: Path) -> SqliteSessionStore:
-    return SqliteSessionStore(tmp_path / "sessions.sqlite3")
+def session_store(tmp_path: Path) -> SQLiteSessionStore:
+    return SQLiteSessionStore(tmp_path / "sessions.sqlite3")
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def access_log_stream() -> io.StringIO:
 def edge_app(
     settings: Settings,
     reader: CountingReader,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     ring: KeyRing,
     clock: ManualClock,
     edge_secrets: TokenSecrets,
@@ -124,7 +125,7 @@ def access_lines(edge_app: web.Application, access_log_stream: io.StringIO) -> A
     return lines
 
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 
 
 @pytest.fixture
@@ -136,14 +137,14 @@ async def client(
 
 @pytest.fixture
 def listener_token(edge_secrets: TokenSecrets, clock: ManualClock) -> Callable[..., str]:
-    def issue(tier: str = "free", user: str = "u1", region: str = "SE", ttl_s: int = 3600) -> str:
+    def issue(tier: Tier = "free", user: str = "u1", region: str = "SE", ttl_s: int = 3600) -> str:
         return issue_listener_token(
             edge_secrets.platform_key,
             user,
             tier,
             region,
             ttl_s,
-            clock(),  # type: ignore[arg-type]
+            clock(),
         )
 
     return issue

@@ -13,7 +13,7 @@ from cdn_edge.playback.catalog_cache import CURRENT_TTL_S, CatalogCache
 from drm import KeyRing
 from manifests import parse_media
 from streamer.catalog import current_record_key, encode_track_record, version_record_key
-from streamer.errors import CatalogError
+from streamer.errors import CatalogError, StorageError
 from streamer.objects.memory import InMemoryObjectStore
 from streamer.settings import Settings
 from tests.edge.builders import BuiltTrack, CountingReader, build_track, publish
@@ -50,6 +50,29 @@ async def test_current_is_refreshed_after_its_ttl(
     assert current.record.version == "v2"
     assert await cache.version("trk1", "v2") is current  # one object per version
     assert (await cache.version("trk1", "v1")).record.version == "v1"  # old still plays
+
+
+async def test_current_stays_while_the_store_is_down(
+    reader: CountingReader, clock: ManualClock
+) -> None:
+    down = False
+
+    async def read(key: str) -> bytes:
+        if down:
+            raise StorageError("S3 is down")
+        return reader.get(key)
+
+    cache = CatalogCache(read, clock)
+    known = await cache.current("trk1")
+    down = True
+    clock.advance(CURRENT_TTL_S)
+    assert await cache.current("trk1") is known  # new sessions go on playing it
+    with pytest.raises(StorageError):
+        await cache.current("trk2")  # a track it never knew cannot be made up
+    down = False
+    clock.advance(CURRENT_TTL_S)
+    await cache.current("trk1")
+    assert reader.gets(current_record_key("trk1")) == 2  # asked again once the TTL passed
 
 
 async def test_unknown_tracks_are_remembered_briefly(

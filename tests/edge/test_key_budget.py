@@ -107,7 +107,7 @@ async def test_a_scraping_listener_is_refused(
         statuses += await _pull_every_rendition(client, settings, doc)
     assert statuses.count(200) == LISTENER_BUDGET.capacity
     assert set(statuses[LISTENER_BUDGET.capacity :]) == {429}
-    metrics = client.app[METRICS]  # type: ignore[index]
+    metrics = client.app[METRICS]
     assert metrics.refusals.labels("rate_limited")._value.get() == statuses.count(429)
     # Real-time playback goes on: the budget refills at a listener's pace.
     clock.advance(2 / LISTENER_BUDGET.refill_per_s)  # two keys' worth

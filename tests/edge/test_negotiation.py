@@ -22,7 +22,7 @@ AAC_OPUS = frozenset({"aac", "opus"})
 ALL = frozenset({"aac", "opus", "flac"})
 
 
-def device(codecs=ALL, **kw) -> DeviceCapabilities:  # type: ignore[no-untyped-def]
+def device(codecs=ALL, **kw) -> DeviceCapabilities:
     return DeviceCapabilities(frozenset(codecs), **kw)
 
 
@@ -89,7 +89,7 @@ def device(codecs=ALL, **kw) -> DeviceCapabilities:  # type: ignore[no-untyped-d
         ("premium", device({"flac"}, network="cellular"), ("flac",)),
     ],
 )
-def test_choose_variants(tier, dev, expected) -> None:  # type: ignore[no-untyped-def]
+def test_choose_variants(tier, dev, expected) -> None:
     assert choose_variants(tier, dev, LADDER) == expected
 
 

@@ -47,7 +47,7 @@ async def test_health_and_readiness(client: Client, reader: CountingReader) -> N
     response = await client.get("/readyz")
     assert response.status == 200
     assert ("stat", "tracks/.readyz-probe") in reader.calls
-    client.app[READY].ready = False  # type: ignore[index]
+    client.app[READY].ready = False
     response = await client.get("/readyz")
     assert response.status == 503
     assert (await client.get("/healthz")).status == 200
@@ -117,7 +117,9 @@ async def test_key_issuance_is_logged_without_key_bytes(
     doc = await open_session("free")
     url = doc["playlist_url"].rsplit("/", 1)[0] + "/aac_96/playlist.m3u8"
     media = parse_media(await (await client.get(path_of(settings, url))).text())
-    key_url = media.segments[0].key.uri  # type: ignore[union-attr]
+    segment_key = media.segments[0].key
+    assert segment_key is not None and segment_key.uri is not None
+    key_url = segment_key.uri
     key = await (await client.get(path_of(settings, key_url, relative_to=url))).read()
     issued = [line for line in access_lines() if line["route"] == "key"]
     assert len(issued) == 1

@@ -58,7 +58,7 @@ async def test_free_session_plays_end_to_end(
     assert lint_media(media) == []
     assert len(m3u8.loads(text).segments) == len(media.segments)
     first = media.segments[0]
-    assert first.key is not None and first.map is not None
+    assert first.key is not None and first.key.uri is not None and first.map is not None
     key = await client.get(path_of(settings, first.key.uri, relative_to=media_playlist_url))
     assert key.status == 200
     assert key.headers["Cache-Control"] == "no-store"
@@ -103,7 +103,7 @@ async def test_free_session_refused_premium_key_even_with_an_edited_url(
     response = await client.get(path_of(settings, media_url(doc["playlist_url"], "flac")))
     assert response.status == 403
     assert (await response.json())["error"] == "not_entitled"
-    metrics = client.app[METRICS]  # type: ignore[index]
+    metrics = client.app[METRICS]
     assert metrics.refusals.labels("not_entitled")._value.get() == 2
     assert metrics.keys_issued.labels("premium")._value.get() == 0
 
@@ -116,7 +116,7 @@ async def test_premium_session_gets_premium_keys(
     response = await client.get(path_of(settings, key_uri))
     assert response.status == 200
     assert await response.read() == track.clear_keys["v1-premium-0"]
-    metrics = client.app[METRICS]  # type: ignore[index]
+    metrics = client.app[METRICS]
     assert metrics.keys_issued.labels("premium")._value.get() == 1
 
 
@@ -151,12 +151,12 @@ async def test_keys_are_limited_per_session(
 ) -> None:
     doc = await open_session("free")
     key_path = path_of(settings, await first_key_url(client, settings, doc, "aac_96"))
-    session = client.app[TOKENS].verify_session(  # type: ignore[index]
+    session = client.app[TOKENS].verify_session(
         doc["playlist_url"].split("/")[-2],
-        int(client.app[CLOCK]()),  # type: ignore[index]
+        int(client.app[CLOCK]()),
     )
-    published = await client.app[CATALOG].current("trk1")  # type: ignore[index]
-    budget = client.app[KEYS].session_budget(published, session)  # type: ignore[index]
+    published = await client.app[CATALOG].current("trk1")
+    budget = client.app[KEYS].session_budget(published, session)
     for _ in range(budget.capacity):
         assert (await client.get(key_path)).status == 200
     response = await client.get(key_path)

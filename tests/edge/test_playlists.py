@@ -99,7 +99,8 @@ def test_media_playlist(published: PublishedTrack) -> None:
     loaded = m3u8.loads(playlist)
     assert loaded.is_endlist and loaded.playlist_type == "vod"
     assert len(loaded.segments) == 5 and loaded.target_duration == 6
-    assert loaded.segments[0].init_section.uri == "init.mp4"
+    init_section = loaded.segments[0].init_section
+    assert init_section is not None and init_section.uri == "init.mp4"
 
 
 def test_tracks_published_with_random_ivs_name_every_iv(ring: KeyRing) -> None:

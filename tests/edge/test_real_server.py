@@ -32,7 +32,7 @@ from manifests import parse_media, parse_multivariant
 from streamer.keyring_file import load_or_create_keyring
 from streamer.objects.local import LocalObjectStore
 from streamer.objects.memory import InMemoryObjectStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings
 from streamer.token_secrets import TokenSecrets
 from tests.edge.builders import BuiltTrack, build_track, publish
@@ -117,7 +117,7 @@ async def test_tls13_loopback(
     app = create_app(
         settings,
         store,
-        SqliteSessionStore(tmp_path / "s.sqlite3"),
+        SQLiteSessionStore(tmp_path / "s.sqlite3"),
         ring,
         secrets=edge_secrets,
     )

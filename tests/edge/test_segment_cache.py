@@ -17,7 +17,7 @@ class Loads:
         self.gate = asyncio.Event()
         self.gate.set()
 
-    def __call__(self, key: str, size: int = 10, fail: bool = False):  # type: ignore[no-untyped-def]
+    def __call__(self, key: str, size: int = 10, fail: bool = False):
         async def load() -> bytes:
             self.calls.append(key)
             await self.gate.wait()

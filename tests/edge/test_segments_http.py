@@ -171,7 +171,7 @@ async def test_cache_hits_and_single_flight_over_http(
     requests = [asyncio.create_task(client.get(seg(SEGMENT, signature))) for _ in range(20)]
     for _ in range(100):
         await asyncio.sleep(0.01)
-        if client.app[SEGMENTS].stats.coalesced == 19:  # type: ignore[index]
+        if client.app[SEGMENTS].stats.coalesced == 19:
             break
     gate.set()
     responses = await asyncio.gather(*requests)
@@ -182,7 +182,7 @@ async def test_cache_hits_and_single_flight_over_http(
     response = await client.get(seg(SEGMENT, signature))
     assert response.status == 200
     assert reader.gets(key) == 1
-    metrics = client.app[METRICS]  # type: ignore[index]
+    metrics = client.app[METRICS]
     assert metrics.cache_hits._value.get() >= 1
     assert metrics.cache_misses._value.get() == 20
 
@@ -194,4 +194,4 @@ async def test_corrupt_object_is_not_served_or_cached(
     reader.inner.put(key, b"x" * len(track.stored[SEGMENT]), "audio/mp4")
     response = await client.get(seg(SEGMENT, signature))
     assert response.status == 503
-    assert client.app[SEGMENTS].peek(key) is None  # type: ignore[index]
+    assert client.app[SEGMENTS].peek(key) is None

@@ -13,7 +13,7 @@ from cdn_edge.listener_auth import LISTENER_AUDIENCE
 from cdn_edge.state import METRICS, SESSIONS
 from streamer.errors import StorageError
 from streamer.sessions.port import PlaybackSession
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings
 from tests.edge.conftest import ALL_CODECS, Client, ManualClock, path_of
 
@@ -24,7 +24,7 @@ async def test_session_created(
     client: Client,
     open_session: OpenSession,
     settings: Settings,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     clock: ManualClock,
 ) -> None:
     doc = await open_session("premium", codecs=["mp4a.40.2"])
@@ -39,7 +39,7 @@ async def test_session_created(
     assert doc["track"] == {"track_id": "trk1", "version": "v1", "duration_s": 24.0}
     assert doc["expires_in_s"] > 4 * 3600
     assert doc["expires_at"].endswith("Z")
-    await client.app[SESSIONS].drain()  # type: ignore[index]  # recorded behind the response
+    await client.app[SESSIONS].drain()  # recorded behind the response
     recorded = session_store.get_session(doc["session_id"])
     assert recorded is not None
     assert (recorded.user_id, recorded.tier, recorded.track_id) == ("u1", "premium", "trk1")
@@ -57,7 +57,7 @@ async def test_cellular_session_is_capped(open_session: OpenSession) -> None:
 
 
 def _jwt(key: bytes, now: float, **overrides: Any) -> str:
-    claims = {"sub": "u1", "tier": "free", "region": "SE", "aud": LISTENER_AUDIENCE}
+    claims: dict[str, Any] = {"sub": "u1", "tier": "free", "region": "SE", "aud": LISTENER_AUDIENCE}
     claims["exp"] = int(now) + 600
     claims.update(overrides)
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
@@ -160,7 +160,7 @@ async def test_unknown_track_is_404(client: Client, listener_token: Callable[...
 async def test_session_store_failure_does_not_fail_playback(
     client: Client,
     open_session: OpenSession,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     monkeypatch: pytest.MonkeyPatch,
     settings: Settings,
 ) -> None:
@@ -170,9 +170,9 @@ async def test_session_store_failure_does_not_fail_playback(
     monkeypatch.setattr(session_store, "record_session", broken)
     doc = await open_session("free")
     assert (await client.get(path_of(settings, doc["playlist_url"]))).status == 200
-    await client.app[SESSIONS].drain()  # type: ignore[index]
+    await client.app[SESSIONS].drain()
     assert session_store.get_session(doc["session_id"]) is None
-    metrics = client.app[METRICS]  # type: ignore[index]
+    metrics = client.app[METRICS]
     assert metrics.session_store_failures._value.get() == 1
 
 
@@ -202,7 +202,7 @@ async def test_cors_headers_on_success(open_session: OpenSession, client: Client
 async def test_slow_session_store_does_not_hold_playback(
     client: Client,
     open_session: OpenSession,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import threading
@@ -221,9 +221,9 @@ async def test_slow_session_store_does_not_hold_playback(
         doc = await open_session("free")  # answered while the store hangs
         assert time.monotonic() - started < 0.2
         assert doc["session_id"]
-        metrics = client.app[METRICS]  # type: ignore[index]
+        metrics = client.app[METRICS]
         assert metrics.session_store_failures._value.get() == 0
-        await client.app[SESSIONS].drain()  # type: ignore[index]
+        await client.app[SESSIONS].drain()
         assert metrics.session_store_failures._value.get() == 1  # timed out, counted
     finally:
         release.set()
@@ -232,7 +232,7 @@ async def test_slow_session_store_does_not_hold_playback(
 async def test_session_records_queue_is_bounded(
     client: Client,
     open_session: OpenSession,
-    session_store: SqliteSessionStore,
+    session_store: SQLiteSessionStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import threading
@@ -245,10 +245,10 @@ async def test_session_records_queue_is_bounded(
         written.append(session.session_id)
 
     monkeypatch.setattr(session_store, "record_session", slow)
-    monkeypatch.setattr(client.app[SESSIONS], "_queue_limit", 2)  # type: ignore[index]
+    monkeypatch.setattr(client.app[SESSIONS], "_queue_limit", 2)
     docs = [await open_session("free") for _ in range(4)]  # one being written, two queued
-    metrics = client.app[METRICS]  # type: ignore[index]
+    metrics = client.app[METRICS]
     assert metrics.session_store_failures._value.get() == 1  # the fourth: dropped, counted
     release.set()
-    await client.app[SESSIONS].drain()  # type: ignore[index]
+    await client.app[SESSIONS].drain()
     assert written == [doc["session_id"] for doc in docs[:3]]

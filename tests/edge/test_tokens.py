@@ -11,7 +11,6 @@ import pytest
 
 from cdn_edge.errors import Unauthorized
 from cdn_edge.listener_auth import (
-    CLOCK_SKEW_S,
     LISTENER_AUDIENCE,
     ListenerVerifier,
     issue_dev_token,
@@ -26,6 +25,7 @@ from drm import (
     TokenSignatureInvalid,
     sign_token,
 )
+from streamer.bearer_tokens import CLOCK_LEEWAY_S
 from streamer.errors import ConfigError
 from streamer.settings import Settings
 from streamer.token_secrets import TOKEN_SECRET_FILE, derive_secrets, load_token_secrets
@@ -62,7 +62,7 @@ def test_valid_token() -> None:
 @pytest.mark.parametrize(
     ("token", "message"),
     [
-        (encode(claims(exp=NOW - CLOCK_SKEW_S)), "expired"),
+        (encode(claims(exp=NOW - CLOCK_LEEWAY_S)), "expired"),
         (encode(claims(exp=NOW - 3600)), "expired"),
         (encode(claims(), key=OTHER_KEY), "Signature verification failed"),
         (encode(claims(aud="another-service")), "Audience"),
@@ -77,7 +77,7 @@ def test_valid_token() -> None:
         (encode(claims(nbf=NOW + 3600)), "not valid yet"),
         (encode(claims(exp="tomorrow")), "exp"),
         (encode(claims(), key=KEY * 2, alg="HS512"), "alg value is not allowed"),
-        (jwt.encode(claims(), None, algorithm="none"), "alg value is not allowed"),
+        (jwt.encode(claims(), "", algorithm="none"), "alg value is not allowed"),
         ("not.a.jwt", "refused"),
         ("", "refused"),
     ],
@@ -89,7 +89,7 @@ def test_refused_listener_tokens(token: str, message: str) -> None:
 
 
 def test_expiry_allows_clock_skew() -> None:
-    assert verifier.verify(encode(claims(exp=NOW - CLOCK_SKEW_S + 1))).user_id == "u1"
+    assert verifier.verify(encode(claims(exp=NOW - CLOCK_LEEWAY_S + 1))).user_id == "u1"
 
 
 @pytest.mark.parametrize("header", [None, "", "Basic dTpw", "Bearer", "Bearer   ", "token"])

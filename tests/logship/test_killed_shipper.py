@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from streamer.plays import utc_day
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import TelemetryBatch
 from tests.logship.builders import SEGMENTS, T0, line, published_track, session_lines
 from tests.telemetry.builders import T0_MS, listening
@@ -52,7 +52,7 @@ def test_a_shipper_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path
     rng = random.Random(13)
     data = tmp_path / "data"
     published_track(data)
-    store = SqliteSessionStore(data / "sessions.sqlite3")
+    store = SQLiteSessionStore(data / "sessions.sqlite3")
     events = [e for i in range(PLAYED) for e in listening(40, session_id=f"s{i}")]
     store.write_telemetry(TelemetryBatch(events=tuple(events)))
     store.close()
@@ -116,7 +116,7 @@ def test_a_shipper_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path
     stats = json.loads(finished.stdout)
     assert stats["bytes_behind"] == 0
 
-    store = SqliteSessionStore(data / "sessions.sqlite3")
+    store = SQLiteSessionStore(data / "sessions.sqlite3")
     try:
         day = utc_day(T0_MS)
         assert store.plays_by_day("trk1", day, day) == {day: PLAYED}

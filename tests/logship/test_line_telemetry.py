@@ -70,8 +70,8 @@ async def test_items_mean_what_the_edge_records_for_the_same_request(
         same_meaning(by_headers.cmcd),
     ]
     assert [dataclasses.replace(d, delivered_ms=0) for d in edge.deliveries] == [
-        dataclasses.replace(by_query.delivery, delivered_ms=0),  # type: ignore[type-var]
-        dataclasses.replace(by_headers.delivery, delivered_ms=0),  # type: ignore[type-var]
+        dataclasses.replace(by_query.delivery, delivered_ms=0),
+        dataclasses.replace(by_headers.delivery, delivered_ms=0),
     ]
 
 

@@ -21,10 +21,10 @@ from streamer.objects.local import LocalObjectStore
 from streamer.plays import utc_day
 from streamer.sessions.port import SessionStore
 from streamer.sessions.scylla import ScyllaSessionStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import TelemetryBatch
 from tests.backends.services import backend_params
-from tests.contract.test_session_store_contract import SESSION_STORES
+from tests.contract.session_stores import SESSION_STORES
 from tests.logship.builders import line, published_track, session_lines
 from tests.telemetry.builders import T0_MS, listening
 
@@ -60,17 +60,20 @@ def raw_rows(store: SessionStore, table: str, session_id: str) -> int:
     """Rows the store holds for the session, duplicates included (reads deduplicate)."""
     if isinstance(store, ScyllaSessionStore):
         query = Cql(f"SELECT COUNT(*) AS n FROM {table} WHERE session_id = ?", idempotent=True)
-        return int(store.session.execute(query, (session_id,), action="count").one()["n"])
-    assert isinstance(store, SqliteSessionStore)
+        row = store.session.execute(query, (session_id,), action="count").one()
+        assert row is not None
+        return int(row["n"])
+    assert isinstance(store, SQLiteSessionStore)
     with sqlite3.connect(store.path) as db:
-        query = f"SELECT COUNT(*) FROM {table} WHERE session_id = ?"
-        return int(db.execute(query, (session_id,)).fetchone()[0])
+        sql = f"SELECT COUNT(*) FROM {table} WHERE session_id = ?"
+        return int(db.execute(sql, (session_id,)).fetchone()[0])
 
 
 def ship(log: Path, store: SessionStore, objects: Path, positions: CrashAfter) -> ShipStats:
     shipper = Shipper(
         LogTailer(log, positions.load()),
         positions,
+        store,
         store,
         TrackTimelines(LocalObjectStore(objects)),
         batch_lines=5,  # several batches, so a crash can fall between them

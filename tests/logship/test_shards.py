@@ -19,7 +19,7 @@ from cdn_edge.logship.offsets import OffsetFile
 from cdn_edge.logship.shards import expand_logs, shard_metrics_file
 from cdn_edge.logship.stats import ShipStats, combine_stats, render_metrics
 from streamer.plays import utc_day
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import TelemetryBatch
 from tests.logship.builders import SEGMENTS, T0, line, published_track, session_lines
 from tests.logship.test_killed_shipper import REPO, WAIT_S, environment
@@ -38,7 +38,7 @@ def shard_of(raw: bytes, shards: int) -> int:
 def write_shards(tmp_path: Path, shards: int = 2) -> tuple[Path, list[bytes]]:
     data = tmp_path / "data"
     published_track(data)
-    store = SqliteSessionStore(data / "sessions.sqlite3")
+    store = SQLiteSessionStore(data / "sessions.sqlite3")
     events = [e for i in range(PLAYED) for e in listening(40, session_id=f"s{i}")]
     store.write_telemetry(TelemetryBatch(events=tuple(events)))
     store.close()
@@ -65,7 +65,7 @@ def logship(data: Path, pattern: str, *extra: str) -> subprocess.Popen[bytes]:
 
 
 def assert_exactly_once(data: Path) -> None:
-    store = SqliteSessionStore(data / "sessions.sqlite3")
+    store = SQLiteSessionStore(data / "sessions.sqlite3")
     try:
         day = utc_day(T0_MS)
         assert store.plays_by_day("trk1", day, day) == {day: PLAYED}

@@ -31,6 +31,7 @@ def shipper(tmp_path: Path, store: FlakyStore, sleep=lambda _: None, **kw) -> Sh
         LogTailer(tmp_path / "access.log", positions.load()),
         positions,
         store,
+        store,
         TrackTimelines(LocalObjectStore(data / "objects")),
         sleep=sleep,
         **kw,
@@ -128,6 +129,7 @@ def test_a_backlog_saves_its_position_once_an_interval_and_on_catching_up(
     ship = Shipper(
         LogTailer(tmp_path / "access.log"),
         Recording(tmp_path / "state.json"),
+        flaky,
         flaky,
         TrackTimelines(LocalObjectStore(data / "objects")),
         batch_lines=2,

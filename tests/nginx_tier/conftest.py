@@ -108,7 +108,7 @@ def tier(tier_config: NginxTierConfig) -> Iterator[NginxTier]:
     try:
         started = start_nginx_tier(tier_config, vector_secrets())
     except NginxNotInstalled as exc:
-        pytest.fail(f"the nginx tier tests need nginx with njs: {exc}")
+        pytest.fail(f"the nginx tier tests need nginx with its Lua module: {exc}")
     with started:
         yield started
 

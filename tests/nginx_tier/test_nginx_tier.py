@@ -11,11 +11,11 @@ import pytest
 
 from cdn_edge.nginx_tier import FIELD_NAMES, NginxTier, start_nginx_tier
 from cdn_edge.policy.negotiation import FREE_TIER_MAX_KBPS
-from cdn_edge.telemetry.cmsd import parse_cmsd_dynamic, parse_cmsd_static
 from cdn_edge.web.cors import ALLOW_HEADERS, ALLOW_METHODS, ALLOW_ORIGIN, EXPOSE_HEADERS
 from streamer.objects.port import IMMUTABLE
 from tests.nginx_tier.conftest import access_lines, free_port, request
 from tests.nginx_tier.vectors import cases, object_bytes, vector_secrets, vectors
+from tests.telemetry.cmsd_headers import parse_cmsd_dynamic, parse_cmsd_static
 
 FREE = vectors()["tokens"]["free"]
 PREMIUM = vectors()["tokens"]["premium"]
@@ -224,7 +224,7 @@ def test_secrets_stay_out_of_the_config(tier: NginxTier) -> None:
     config = tier.config.conf_file.read_text()
     for key in vectors()["secrets_hex_test_only"]:
         assert key not in config
-    assert tier.config.njs_settings_file.stat().st_mode & 0o777 == 0o600
+    assert tier.config.gate_settings_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_stop_drains_and_frees_the_port(tier: NginxTier) -> None:

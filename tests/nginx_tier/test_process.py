@@ -18,7 +18,7 @@ from cdn_edge.nginx_tier import (
     start_nginx_tier,
 )
 from cdn_edge.nginx_tier.access_log_format import FIELD_NAMES, render_log_format
-from cdn_edge.nginx_tier.config import render_njs_settings
+from cdn_edge.nginx_tier.config import render_gate_settings
 from tests.nginx_tier.vectors import vector_secrets
 
 
@@ -28,8 +28,8 @@ def test_a_missing_binary_says_how_to_install_it(tier_config: NginxTierConfig) -
 
 
 def test_a_missing_module_says_how_to_install_it(tier_config: NginxTierConfig) -> None:
-    config = replace(tier_config, js_module=Path("/nonexistent/ngx_http_js_module.so"))
-    with pytest.raises(NginxNotInstalled, match=r"njs module .* \./dev setup"):
+    config = replace(tier_config, lua_module=Path("/nonexistent/ngx_http_lua_module.so"))
+    with pytest.raises(NginxNotInstalled, match=r"module .*lua.* \./dev setup"):
         start_nginx_tier(config, vector_secrets())
 
 
@@ -63,11 +63,11 @@ def test_config_fields_are_checked(tmp_path: Path) -> None:
     assert "AKID" not in repr(s3) and "SK-secret" not in repr(s3)
 
 
-def test_no_secret_in_the_config_and_all_in_the_njs_settings(tmp_path: Path) -> None:
+def test_no_secret_in_the_config_and_all_in_the_gate_settings(tmp_path: Path) -> None:
     s3 = S3Origin("127.0.0.1:9000", "streamer", access_key="AKTEST", secret_key="SKTEST-secret")
     config = NginxTierConfig(prefix=tmp_path, edge_upstream="127.0.0.1:8081", s3=s3)
     rendered = render_config(config)
-    settings = render_njs_settings(config, vector_secrets())
+    settings = render_gate_settings(config, vector_secrets())
     for secret in ("SKTEST-secret", *(key.hex() for key in vector_secrets())):
         assert secret not in rendered
         assert secret in settings

@@ -1,4 +1,4 @@
-"""The tier as an origin shield over the S3 server of `scripts/services` (SigV4 from njs)."""
+"""The tier as an origin shield over the S3 server of `scripts/services` (SigV4 from Lua)."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def test_more_throughput_never_starts_lower(
     default = choose_variants(tier, device, LADDER)  # type: ignore[arg-type]
     assert set(slow) == set(fast) == set(default)
     if not default:  # a free listener whose device decodes FLAC alone: nothing to play
-        assert (tier, device.codecs) == ("free", {"flac"})
+        assert (tier, device.codecs) == ("free", frozenset({"flac"}))
         return
     assert NOMINAL[slow[0]] <= NOMINAL[fast[0]] <= NOMINAL[default[0]]
 

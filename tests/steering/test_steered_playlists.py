@@ -76,7 +76,7 @@ def test_m3u8_reads_the_steering_tags(published: PublishedTrack) -> None:
     assert len(loaded.playlists) == len(PATHWAYS) * len(SESSION.variants)
     pairs = {(p.stream_info.pathway_id, p.stream_info.stable_variant_id) for p in loaded.playlists}
     assert pairs == {(p.id, n) for p in PATHWAYS for n in SESSION.variants}
-    assert loaded.playlists[0].uri.startswith(f"{BASE}/v1/s/{TOKEN}/")
+    assert (loaded.playlists[0].uri or "").startswith(f"{BASE}/v1/s/{TOKEN}/")
 
 
 def test_templates_per_first_pathway_shared_by_sessions(published: PublishedTrack) -> None:

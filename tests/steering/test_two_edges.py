@@ -28,7 +28,7 @@ from cdn_edge.server import listening_socket, serve
 from drm import KeyRing, decrypt_segment
 from manifests import MultivariantPlaylist, parse_media, parse_multivariant
 from streamer.objects.memory import InMemoryObjectStore
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings, load_settings
 from streamer.token_secrets import TokenSecrets
 from tests.edge.builders import BuiltTrack, build_track, publish
@@ -62,7 +62,7 @@ async def running_edge(edges: Edges, settings: Settings, port: int) -> AsyncIter
     app = create_app(
         settings,
         edges.store,
-        SqliteSessionStore(edges.tmp_path / f"sessions-{port}.sqlite3"),
+        SQLiteSessionStore(edges.tmp_path / f"sessions-{port}.sqlite3"),
         edges.ring,
         secrets=edges.secrets,
     )

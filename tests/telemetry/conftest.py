@@ -22,8 +22,8 @@ from cdn_edge.state import TELEMETRY
 from drm import KeyRing
 from manifests import parse_media
 from streamer.errors import StorageError
-from streamer.sessions.port import PlaybackSession
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.port import PlaybackSession, PlayRecount
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings
 from streamer.telemetry.model import (
     PlayClaim,
@@ -57,10 +57,10 @@ SEGMENT_S = 6.0
 class FlakyStore:
     """A SQLite session store that fails (`down`) or waits for `gate` when told to."""
 
-    telemetry_batch_items = SqliteSessionStore.telemetry_batch_items
+    telemetry_batch_items = SQLiteSessionStore.telemetry_batch_items
 
     def __init__(self, path: Path) -> None:
-        self.inner = SqliteSessionStore(path)
+        self.inner = SQLiteSessionStore(path)
         self.down = False
         self.gate = threading.Event()
         self.gate.set()  # open: calls go straight through
@@ -80,10 +80,10 @@ class FlakyStore:
         self._check()
         return self.inner.get_session(session_id)
 
-    def write_telemetry(self, batch: TelemetryBatch) -> tuple[PlayClaim, ...]:
+    def write_telemetry(self, batch: TelemetryBatch) -> None:
         self._check()
         self.telemetry_writes += 1
-        return self.inner.write_telemetry(batch)
+        self.inner.write_telemetry(batch)
 
     def session_telemetry(self, session_id: str) -> SessionTelemetry:
         self._check()
@@ -97,9 +97,21 @@ class FlakyStore:
         self._check()
         return self.inner.deliveries_of(session_ids)
 
+    def claim_plays(self, plays: Sequence[PlayClaim]) -> tuple[PlayClaim, ...]:
+        self._check()
+        return self.inner.claim_plays(plays)
+
     def plays_by_day(self, track_id: str, first: date, last: date) -> dict[date, int]:
         self._check()
         return self.inner.plays_by_day(track_id, first, last)
+
+    def recount_plays(self, track_id: str, day: date) -> PlayRecount:
+        self._check()
+        return self.inner.recount_plays(track_id, day)
+
+    def recount_due(self, day: date) -> tuple[PlayRecount, ...]:
+        self._check()
+        return self.inner.recount_due(day)
 
     def close(self) -> None:
         self.gate.set()

@@ -40,9 +40,11 @@ async def test_a_full_queue_answers_429_and_loses_nothing(
     session_store.gate.clear()  # every store call now waits
     path = f"/v1/sessions/{pb.doc['session_id']}/events"
     auth = {"Authorization": f"Bearer {pb.token}"}
+    edge_app[TELEMETRY].durable_wait_s = 0.2
     first = heartbeats(clock, 0, 3)
     response = await client.post(path, json={"events": first}, headers=auth)
-    assert response.status == 202
+    assert response.status == 503  # taken, but not acknowledged before they are stored
+    assert (await response.json())["error"] == "unavailable"
     response = await client.post(path, json={"events": heartbeats(clock, 3, 2)}, headers=auth)
     assert response.status == 429
     assert response.headers["Retry-After"] == "1"
@@ -56,9 +58,13 @@ async def test_a_full_queue_answers_429_and_loses_nothing(
     await drain(edge_app, clock)
     stored = session_store.inner.session_telemetry(pb.doc["session_id"]).events
     assert [e.event_id for e in stored] == ["hb-0", "hb-1", "hb-2"]
-    # Room again: the refused events are taken when sent again.
-    response = await client.post(path, json={"events": heartbeats(clock, 3, 2)}, headers=auth)
-    assert response.status == 202
+    # Room again: the unacknowledged and the refused events are taken when sent again.
+    edge_app[TELEMETRY].durable_wait_s = 5.0
+    for events in (first, heartbeats(clock, 3, 2)):
+        response = await client.post(path, json={"events": events}, headers=auth)
+        assert response.status == 202
+    stored = session_store.inner.session_telemetry(pb.doc["session_id"]).events
+    assert [e.event_id for e in stored] == [f"hb-{n}" for n in range(5)]
 
 
 async def test_playback_never_waits_for_a_full_queue(

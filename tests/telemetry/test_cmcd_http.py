@@ -7,8 +7,8 @@ from aiohttp import web
 
 from cdn_edge.state import CAPTURE, METRICS, TELEMETRY
 from cdn_edge.telemetry.capture import TelemetryCapture
-from cdn_edge.telemetry.cmsd import parse_cmsd_dynamic, parse_cmsd_static
 from tests.edge.conftest import Client, ManualClock
+from tests.telemetry.cmsd_headers import parse_cmsd_dynamic, parse_cmsd_static
 from tests.telemetry.conftest import FlakyStore, OpenPlayback, drain
 from tests.telemetry.test_cmcd import HLSJS_QUERY
 

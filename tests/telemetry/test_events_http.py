@@ -253,13 +253,13 @@ async def test_store_down_playback_goes_on_and_telemetry_lands_later(
         response = await client.get(f"{path}&{cmcd}" if "?" in path else f"{path}?{cmcd}")
         assert response.status == 200, (path, await response.text())
     events = listening(clock, 35)
-    assert (await post(pb, events)).status == 202
-
     writer = edge_app[TELEMETRY]
-    assert await writer.flush() == 0  # the store is down: the batch is kept
+    writer.durable_wait_s = 1.0
+    # The store is down and this edge has no spool: the batch is kept, not acknowledged.
+    assert (await post(pb, events)).status == 503
     assert writer.held > 0
     metrics = edge_app[METRICS].registry
-    assert metrics.get_sample_value("edge_telemetry_write_failures_total") >= 1
+    assert (metrics.get_sample_value("edge_telemetry_write_failures_total") or 0) >= 1
 
     session_store.down = False
     await drain(edge_app, clock)
@@ -420,7 +420,7 @@ async def test_a_session_posting_more_than_a_player_would_gets_429_and_keeps_its
     edge_app: web.Application,
     clock: ManualClock,
 ) -> None:
-    from cdn_edge.handlers.events import EVENT_BURST, EVENT_RATE_PER_S
+    from cdn_edge.policy.event_budget import EVENT_BURST, EVENT_RATE_PER_S
 
     pb = await open_playback()
     now = int(clock() * 1000)
@@ -438,3 +438,33 @@ async def test_a_session_posting_more_than_a_player_would_gets_429_and_keeps_its
     await drain(edge_app, clock)
     stored = session_store.inner.session_telemetry(pb.doc["session_id"]).events
     assert len(stored) == EVENT_BURST + 4
+
+
+async def test_a_session_past_its_event_cap_gets_429_saying_so_with_a_long_retry_after(
+    client: Client,
+    open_playback: OpenPlayback,
+    post: Post,
+    edge_app: web.Application,
+    clock: ManualClock,
+) -> None:
+    from cdn_edge.policy.event_budget import EVENT_BURST, EVENT_RATE_PER_S, SESSION_EVENT_CAP
+
+    pb = await open_playback()
+    now = int(clock() * 1000)
+    for batch in range(SESSION_EVENT_CAP // EVENT_BURST):
+        first = batch * EVENT_BURST
+        events = [doc("heartbeat", now + first + i, (first + i) / 1000) for i in range(EVENT_BURST)]
+        assert (await post(pb, events)).status == 202
+        clock.advance(EVENT_BURST / EVENT_RATE_PER_S)
+    # More than the total refilled meanwhile (about 5 events).
+    late = [doc("heartbeat", now + SESSION_EVENT_CAP + i, 99.0 + i) for i in range(50)]
+    refused = await post(pb, late)
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) > 3600
+    body = await refused.json()
+    assert f"has posted {SESSION_EVENT_CAP} events" in body["message"]
+    assert "start a new session" in body["message"]
+    refused_metric = edge_app[METRICS].telemetry.player_events_refused
+    assert refused_metric.labels("session_cap")._value.get() == len(late)
+    other = await open_playback()
+    assert (await post(other, listening(clock, 10))).status == 202

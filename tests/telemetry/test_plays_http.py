@@ -17,7 +17,7 @@ from cdn_edge.analytics_auth import (
 )
 from cdn_edge.errors import Forbidden, Unauthorized
 from streamer.settings import Settings
-from streamer.telemetry.model import PlayClaim, TelemetryBatch
+from streamer.telemetry.model import PlayClaim
 from streamer.token_secrets import TokenSecrets, load_token_secrets
 from tests.edge.conftest import Client, ManualClock
 from tests.telemetry.conftest import CREATOR, FlakyStore
@@ -38,7 +38,7 @@ def analytics(edge_secrets: TokenSecrets, clock: ManualClock) -> Any:
 def counted(session_store: FlakyStore) -> None:
     plays = [PlayClaim(f"s{n}", "trk1", D1, 0) for n in range(3)]
     plays += [PlayClaim("s9", "trk1", D3, 0, offline=True), PlayClaim("x", "trk2", D1, 0)]
-    session_store.inner.write_telemetry(TelemetryBatch(plays=tuple(plays)))
+    session_store.inner.claim_plays(plays)
 
 
 def plays_url(first: str = "2024-05-01", last: str = "2024-05-03", track: str = "trk1") -> str:

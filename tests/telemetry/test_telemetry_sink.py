@@ -14,14 +14,14 @@ from cdn_edge.telemetry.metrics import TelemetryMetrics
 from cdn_edge.telemetry.sink import SessionStoreSink
 from streamer.plays import decide_play
 from streamer.qoe import session_qoe
-from streamer.sessions.sqlite import SqliteSessionStore
+from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import PlayerEvent, without_gaps
 from tests.telemetry.builders import deliveries, event, listening
 
 DAY0 = date(2023, 11, 14)
 
 
-class CountingStore(SqliteSessionStore):
+class CountingStore(SQLiteSessionStore):
     """The embedded store, counting the sessions whose events are read back."""
 
     def __init__(self, path: Path) -> None:
@@ -41,7 +41,7 @@ def numbered(events: list[PlayerEvent], session_id: str = "s1") -> list[PlayerEv
     ]
 
 
-def plays(store: SqliteSessionStore) -> int:
+def plays(store: SQLiteSessionStore) -> int:
     return sum(store.plays_by_day("trk1", DAY0, DAY0).values())
 
 
@@ -70,7 +70,7 @@ def test_events_are_without_gaps_when_numbered_from_zero() -> None:
 
 
 def test_a_numbering_player_is_decided_from_memory(store, metrics) -> None:
-    sink = SessionStoreSink(store, metrics)
+    sink = SessionStoreSink(store, store, metrics)
     sink.write_batch(deliveries(8))
     events = numbered([*listening(40), event("end", 41, 41)])
     for one in events:  # one event a batch, as heartbeats arrive
@@ -86,7 +86,7 @@ def test_a_numbering_player_is_decided_from_memory(store, metrics) -> None:
 
 
 def test_a_player_that_does_not_number_its_events_is_read_back(store, metrics) -> None:
-    sink = SessionStoreSink(store, metrics)
+    sink = SessionStoreSink(store, store, metrics)
     sink.write_batch(deliveries(8))
     for one in listening(40):
         sink.write_batch([one])
@@ -99,8 +99,8 @@ def test_a_player_that_does_not_number_its_events_is_read_back(store, metrics) -
 
 def test_a_session_split_between_two_edges_counts_one_play(tmp_path, metrics) -> None:
     shared = CountingStore(tmp_path / "shared.sqlite3")
-    first = SessionStoreSink(shared, metrics)
-    second = SessionStoreSink(shared, TelemetryMetrics(CollectorRegistry()))
+    first = SessionStoreSink(shared, shared, metrics)
+    second = SessionStoreSink(shared, shared, TelemetryMetrics(CollectorRegistry()))
     first.write_batch(deliveries(8))
     events = numbered([*listening(60), event("end", 61, 61)])
     for index, one in enumerate(events):
@@ -115,10 +115,10 @@ def test_a_session_split_between_two_edges_counts_one_play(tmp_path, metrics) ->
 
 def test_an_edge_that_started_mid_session_reads_it_back_once(store, metrics) -> None:
     events = numbered(listening(60))
-    earlier = SessionStoreSink(store, TelemetryMetrics(CollectorRegistry()))
+    earlier = SessionStoreSink(store, store, TelemetryMetrics(CollectorRegistry()))
     earlier.write_batch(events[:2])  # decided from memory; then that process stopped
 
-    restarted = SessionStoreSink(store, metrics)
+    restarted = SessionStoreSink(store, store, metrics)
     restarted.write_batch(deliveries(10))
     restarted.write_batch(events[2:3])
     restarted.write_batch(events[3:4])
@@ -128,7 +128,7 @@ def test_an_edge_that_started_mid_session_reads_it_back_once(store, metrics) -> 
 
 
 def test_forgotten_sessions_are_read_back(store, metrics) -> None:
-    sink = SessionStoreSink(store, metrics, held_events=3)
+    sink = SessionStoreSink(store, store, metrics, held_events=3)
     others = numbered(listening(20), session_id="s2")
     events = numbered(listening(40))
     sink.write_batch(deliveries(8))

@@ -220,3 +220,38 @@ async def test_the_background_task_flushes_without_being_asked(
     assert await asyncio.to_thread(done.wait, 10)
     assert len(sink.items) == 2
     await writer.close()
+
+
+async def test_submit_durably_answers_once_its_items_are_written(
+    sink: RecordingSink, metrics: TelemetryMetrics, clock: ManualClock
+) -> None:
+    writer = writer_of(sink, metrics, clock, max_batch=2)
+    first = asyncio.create_task(writer.submit_durably([event("heartbeat", t, t) for t in range(3)]))
+    second = asyncio.create_task(writer.submit_durably([event("heartbeat", 9, 9)]))
+    await asyncio.sleep(0)
+    assert await writer.flush() == 2  # two of the first request's three: it still waits
+    await asyncio.sleep(0)
+    assert not first.done() and not second.done()
+    assert await writer.flush() == 2  # its last and the second's only item
+    assert await first is True and await second is True
+    assert await writer.submit_durably([]) is True
+    await writer.close()
+
+
+async def test_submit_durably_is_false_when_its_items_are_dropped_or_late(
+    sink: RecordingSink, metrics: TelemetryMetrics, clock: ManualClock
+) -> None:
+    writer = writer_of(sink, metrics, clock, max_batch=1)
+    assert await writer.submit_durably([event("heartbeat", 0, 0)], timeout_s=0.01) is False
+    sink.failing = TypeError("a bug")  # the queued item becomes a poison batch, given up
+    poisoned = asyncio.create_task(writer.submit_durably([event("heartbeat", 1, 1)]))
+    await asyncio.sleep(0)
+    for _ in range(MAX_FOREIGN_FAILURES * 2):
+        clock.advance(60)
+        await writer.flush()
+    assert await poisoned is False
+    sink.failing = StorageError("the store is down")  # close() cannot write it: dropped
+    closing = asyncio.create_task(writer.submit_durably([event("heartbeat", 2, 2)]))
+    await asyncio.sleep(0)
+    await writer.close()
+    assert await closing is False

@@ -18,7 +18,7 @@ from transcoder.pipeline import ingest_master
 pytestmark = pytest.mark.slow
 
 
-def _ingest(master: Path, settings: Settings, store: LocalObjectStore, ring: KeyRing, tmp: Path):  # type: ignore[no-untyped-def]
+def _ingest(master: Path, settings: Settings, store: LocalObjectStore, ring: KeyRing, tmp: Path):
     return ingest_master(
         master, track_id="isrc1", metadata={}, settings=settings, store=store, ring=ring,
         work_dir=tmp / "work",
