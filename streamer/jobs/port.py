@@ -64,6 +64,12 @@ def decode_spec(job_id: str, text: str) -> IngestSpec:
         raise StorageError(f"job {job_id} has an unreadable spec: {exc}") from exc
 
 
+def check_progress(job_id: str, progress_percent: float) -> None:
+    """A job's progress is a percentage."""
+    if not 0.0 <= progress_percent <= 100.0:
+        raise ValueError(f"progress of job {job_id} is {progress_percent}%, not 0 to 100")
+
+
 def check_outcome(job_id: str, version: str | None, error_code: str | None) -> None:
     """A job finishes published (a version) or failed (an error code): exactly one of them."""
     if (version is None) == (error_code is None):

@@ -50,6 +50,7 @@ from streamer.jobs.port import (
     IngestSpec,
     Job,
     check_outcome,
+    check_progress,
     decode_spec,
     encode_spec,
     lease_length,
@@ -255,8 +256,7 @@ class ScyllaJobStore:
         progress_percent: float,
         speed_x_realtime: float | None,
     ) -> bool:
-        if not 0.0 <= progress_percent <= 100.0:
-            raise ValueError(f"progress of job {job_id} is {progress_percent}%, not 0 to 100")
+        check_progress(job_id, progress_percent)
         lease_until_us = _to_us(now + lease_length(lease_s), "now")
         renewed, current = self.session.execute(
             _HEARTBEAT,

@@ -21,6 +21,7 @@ from streamer.jobs.port import (
     IngestSpec,
     Job,
     check_outcome,
+    check_progress,
     decode_spec,
     encode_spec,
     lease_length,
@@ -147,8 +148,7 @@ class SQLiteJobStore:
         progress_percent: float,
         speed_x_realtime: float | None,
     ) -> bool:
-        if not 0.0 <= progress_percent <= 100.0:
-            raise ValueError(f"progress of job {job_id} is {progress_percent}%, not 0 to 100")
+        check_progress(job_id, progress_percent)
         lease_until = _to_text(now + lease_length(lease_s), "now")
         with self._connect(f"renew the lease of job {job_id}") as conn:
             renewed = conn.execute(
