@@ -238,7 +238,8 @@ async def test_the_writer_side_acknowledges_and_stores_every_event(tmp_path: Pat
 
 async def test_the_writer_side_stops_sending_at_its_deadline_and_drains(tmp_path: Path):
     store = SQLiteSessionStore(tmp_path / "s.sqlite3")
-    result, sent = await run_writer(store, _workload(sessions=500), 0.05, capacity=10_000)
+    # A deadline far shorter than the workload takes to submit (about 37,000 requests).
+    result, sent = await run_writer(store, _workload(sessions=2000), 0.01, capacity=10_000)
     assert result["cut_by_deadline"]
     assert result["acknowledged"] == result["events"] == sum(sent.values())
     store.close()
