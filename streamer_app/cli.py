@@ -102,6 +102,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         track_id=args.track_id,
         metadata=metadata,
         as_json=args.json,
+        kind=args.kind,
     )
 
 
@@ -298,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--metadata", metavar="FILE.json", help="JSON object stored with the track")
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.add_argument(
+        "--kind",
+        choices=("track", "ad"),
+        default="track",
+        help="ad: an ad creative (loudness normalised to -14 LUFS, 2 s segments, never a track);"
+        " --track-id is then its ad id",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     worker = commands.add_parser("worker", help="run an ingest worker on the shared job queue")
