@@ -19,6 +19,7 @@ from drm import KeyRing
 from streamer.errors import StreamerError
 from streamer.objects.port import ABANDONED_UPLOAD_AGE
 from streamer.settings import Settings, load_settings
+from streamer_app.ads_cli import add_ads_commands
 
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
 BENCHMARKS = ("listeners", "logship", "soak", "telemetry", "transcode", "vegeta_paced", "wrk_check")
@@ -431,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     rotate = key_commands.add_parser("rotate-kek", help="activate a new KEK and re-wrap all keys")
     rotate.set_defaults(func=cmd_rotate_kek)
+
+    add_ads_commands(commands, _settings, _day)
     return parser
 
 

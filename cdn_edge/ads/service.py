@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -44,12 +44,27 @@ class ServedBreak:
     creative: AdCreative
 
 
-def listener_day(records: Iterable[AdDecisionRecord]) -> ListenerDay:
+def listener_day(
+    records: Iterable[AdDecisionRecord],
+    session_id: str,
+    break_starts: Sequence[float],
+    break_index: int,
+    now: float,
+) -> ListenerDay:
+    """The listener's day as the decision needs it. Listening since the last break: in this
+    session, the track's time between the two breaks (a player may ask for a later break's
+    list early, while buffering); from another session, the wall-clock time since."""
     served = [r for r in records if r.served]
-    return ListenerDay(
-        breaks_by_campaign=Counter(r.campaign_id for r in served),
-        last_break_at=max((r.decided_at for r in served), default=None),
-    )
+    listened: float | None = None
+    if served:
+        last = max(served, key=lambda r: (r.decided_at, r.break_index))
+        here = [r for r in served if r.session_id == session_id and r.break_index < break_index]
+        if here:
+            previous = max(r.break_index for r in here)
+            listened = break_starts[break_index] - break_starts[previous]
+        else:
+            listened = now - last.decided_at
+    return ListenerDay(Counter(r.campaign_id for r in served), listened)
 
 
 class AdDecisionService:
@@ -78,8 +93,11 @@ class AdDecisionService:
         self._served_here: Counter[str] = Counter()
         self._recent: OrderedDict[str, dict[str, AdDecisionRecord]] = OrderedDict()
 
-    async def decide(self, session: SessionClaims, break_index: int) -> ServedBreak | None:
-        """The ad of this break, or None: no ad, premium, or the decision failed."""
+    async def decide(
+        self, session: SessionClaims, break_index: int, break_starts: Sequence[float]
+    ) -> ServedBreak | None:
+        """The ad of this break, or None: no ad, premium, or the decision failed.
+        `break_starts`: where the session's breaks are in its track, in seconds."""
         started = time.perf_counter()
         served: ServedBreak | None = None
         if session.tier != "free":
@@ -87,7 +105,7 @@ class AdDecisionService:
         else:
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    served, outcome = await self._decide(session, break_index)
+                    served, outcome = await self._decide(session, break_index, break_starts)
             except TimeoutError:
                 outcome = "skipped_timeout"
                 log.warning(
@@ -106,7 +124,7 @@ class AdDecisionService:
         return served
 
     async def _decide(
-        self, session: SessionClaims, break_index: int
+        self, session: SessionClaims, break_index: int, break_starts: Sequence[float]
     ) -> tuple[ServedBreak | None, str]:
         now = self._clock()
         day = utc_day(now)
@@ -123,9 +141,10 @@ class AdDecisionService:
         if record is None:
             served = await self._served_today([c.campaign_id for c in campaigns], day, now)
             listener = Listener(session.user_id, session.region, session.tier)
-            decision = decide(
-                listener, now, campaigns, listener_day(known.values()), served, self._every_s
+            history = listener_day(
+                known.values(), session.session_id, break_starts, break_index, now
             )
+            decision = decide(listener, now, campaigns, history, served, self._every_s)
             campaign = decision.campaign
             record = AdDecisionRecord(
                 decision_id=decision_id,

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from cdn_edge.ads.interstitials import ADS_DIR
+from cdn_edge.ads.interstitials import ADS_DIR, break_starts
 from cdn_edge.errors import BadRequest, Forbidden, InvalidField, NotFound
 from cdn_edge.handlers.playlists import PLAYLIST_CONTENT_TYPE
 from cdn_edge.handlers.royalty_plays import parse_day
@@ -34,6 +34,7 @@ from cdn_edge.state import (
     ADS,
     ANALYTICS,
     BLOCKING,
+    CATALOG,
     CLOCK,
     METRICS,
     READER,
@@ -92,8 +93,17 @@ async def asset_list(request: web.Request) -> web.Response:
     if match is None:
         raise NotFound(f"no ad break {request.match_info['name'][:20]!r}")
     index = int(match.group(1))
-    service = request.app[ADS]
-    served = await service.decide(session, index) if service is not None else None
+    app = request.app
+    track = await app[CATALOG].version(session.track_id, session.version)
+    rendition_name = session.variants[0] if session.variants else ""
+    if rendition_name not in track.renditions:
+        raise NotFound(f"the session's rendition {rendition_name!r} is not in its track")
+    durations = tuple(s.duration_s for s in track.renditions[rendition_name].segments)
+    starts = break_starts(durations, app[SETTINGS].ad_slot_s)
+    if index >= len(starts):
+        raise NotFound(f"track {session.track_id} has {len(starts)} ad breaks, not {index + 1}")
+    service = app[ADS]
+    served = await service.decide(session, index, starts) if service is not None else None
     if served is None:
         return web.json_response({"ASSETS": []}, headers=NO_STORE)
     creative, record = served.creative, served.record

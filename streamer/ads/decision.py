@@ -1,9 +1,10 @@
 """The ad decision: pure, over small values, time passed in.
 
 At a break (0 is the pre-roll, n the n-th mid-roll slot of a track), a free listener gets an ad
-when `break_every_s` of listening has passed since their last break (wall-clock time since that
-break stands for listening time: a listener who paused for an hour has heard no ads in it
-either) and some campaign is eligible:
+when `break_every_s` of listening has passed since their last break (`listened_s`, worked out by
+the caller: within a session the distance between the two breaks in the track, across sessions
+the wall-clock time since the last one, a pause counting as listening) and some campaign is
+eligible:
 
 - targeting: the listener's tier and region, and the campaign's hours (UTC);
 - frequency cap: fewer breaks from this campaign to this listener today than its cap;
@@ -44,7 +45,7 @@ class ListenerDay:
     """The listener's breaks today (UTC) as the store has them."""
 
     breaks_by_campaign: Mapping[str, int]
-    last_break_at: float | None  # unix seconds of the last break served, any day
+    listened_s: float | None  # since the last break served; None: none yet today
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def decide(
     """The ad for this break, or None and why."""
     if listener.tier == "premium":
         return Decision(None, "premium")
-    if history.last_break_at is not None and now - history.last_break_at < break_every_s:
+    if history.listened_s is not None and history.listened_s < break_every_s:
         return Decision(None, "not_due")
     best: tuple[float, str, Campaign] | None = None
     for campaign in campaigns:

@@ -35,9 +35,9 @@ def test_premium_listeners_never_get_an_ad_whatever_the_campaign_targets() -> No
 
 
 def test_no_break_until_the_interval_of_listening_has_passed() -> None:
-    recent = ListenerDay({}, NOON - 899)
+    recent = ListenerDay({}, 899)
     assert decide(FREE_SE, NOON, [_campaign()], recent, {}, 900).reason == "not_due"
-    due = ListenerDay({}, NOON - 900)
+    due = ListenerDay({}, 900)
     assert decide(FREE_SE, NOON, [_campaign()], due, {}, 900).reason == "served"
 
 
@@ -60,7 +60,7 @@ def test_hours_that_wrap_midnight_cover_both_sides() -> None:
 
 
 def test_the_frequency_cap_counts_this_listeners_breaks_of_the_day() -> None:
-    capped = ListenerDay({"c1": 3}, NOON - 3600)
+    capped = ListenerDay({"c1": 3}, 3600)
     assert decide(FREE_SE, NOON, [_campaign()], capped, {}, 900).reason == "no_campaign"
     other = _campaign("c2")
     assert decide(FREE_SE, NOON, [_campaign(), other], capped, {}, 900).campaign == other
