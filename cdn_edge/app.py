@@ -6,6 +6,9 @@ GET     /v1/s/{session_token}/{rendition}/playlist.m3u8  media playlist
 GET     /v1/s/{session_token}/keys/{key_id}              content key, 16 bytes
 GET     /v1/s/{session_token}/{rendition}/{file}         init section or segment (without
                                                          nginx in front: --segments python)
+GET     /v1/s/{session_token}/ads/...                    ad breaks of free sessions (handlers/ads)
+POST    /v1/s/{session_token}/ads/{n}/events             ad beacons (impression, quartiles)
+GET     /v1/ads/campaigns/{campaign_id}/report?day=  ad impressions and quartiles (analytics)
 GET     /v1/steer/{session_token}                    HLS content steering manifest (JSON)
 GET     /v1/tracks                                   published tracks (listener token)
 POST    /v1/sessions/{session_id}/events             player events (session token)

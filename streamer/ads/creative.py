@@ -6,7 +6,7 @@ can find one: an ad is not a playable track and never a play.
     ads/{ad_id}/current.json                      the visible version's record
     ads/{ad_id}/{version}/ad.json                 each version's record (immutable)
     ads/{ad_id}/{version}/{rendition}/init.mp4    init section
-    ads/{ad_id}/{version}/{rendition}/seg_NNNNN.m4s   clear media segments (see docs/adr/0011)
+    ads/{ad_id}/{version}/{rendition}/seg_NNNNN.m4s   clear media segments (see docs/decisions/0011)
 
 Renditions reuse the track's `RenditionRecord`; segments carry no key (key_id and iv_hex "").
 """

@@ -276,7 +276,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "drop session_qoe: QoE is computed where it is read, not stored",
         ("DROP TABLE IF EXISTS {keyspace}.session_qoe",),
     ),
-    # Audio ads (streamer.ads, docs/adr/0011): campaigns, decisions by listener day (frequency
+    # Audio ads (streamer.ads, docs/decisions/0011): campaigns, decisions by listener day (frequency
     # caps, the last break) and by campaign day (pacing), impressions and quartiles by
     # campaign day (reports). Keys are the records' identities: writes are idempotent.
     Migration(
