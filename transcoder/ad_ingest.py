@@ -9,7 +9,7 @@ The ladder's rules (probe, decode checks, the free renditions' codecs and bit ra
   instead; an ad is stitched into whatever the player plays, so its samples must already match.
 - **short segments** (AD_SEGMENT_S), so a break starts and ends close to where it is cut;
 - **clear segments**, published under `ads/`, never `tracks/` (streamer.ads.creative;
-  why clear: docs/adr/0011).
+  why clear: docs/decisions/0011).
 """
 
 from __future__ import annotations
