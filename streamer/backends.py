@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from streamer.ads.port import AD_STORE_FILE, AdStore
 from streamer.errors import ConfigError
 from streamer.jobs.port import JobStore
 from streamer.jobs.sqlite import SQLiteJobStore
@@ -32,6 +33,11 @@ def open_session_store(settings: Settings) -> SessionStore:
     """The session store that `settings.session_store` names: one object, all three ports
     (streamer.sessions.port); hand each caller the port it uses."""
     return _choose(_SESSION_STORES, settings.session_store, "SESSION_STORE")(settings)
+
+
+def open_ad_store(settings: Settings) -> AdStore:
+    """The ad store that `settings.ad_store` names (streamer.ads.port)."""
+    return _choose(_AD_STORES, settings.ad_store, "AD_STORE")(settings)
 
 
 def _local_object_store(settings: Settings) -> ObjectStore:
@@ -75,6 +81,21 @@ def _scylla_session_store(settings: Settings) -> SessionStore:
     return store
 
 
+def _sqlite_ad_store(settings: Settings) -> AdStore:
+    from streamer.ads.sqlite import SQLiteAdStore
+
+    return SQLiteAdStore(settings.data_dir / AD_STORE_FILE)
+
+
+def _scylla_ad_store(settings: Settings) -> AdStore:
+    try:
+        from streamer.ads.scylla import ScyllaAdStore
+    except ImportError as exc:
+        raise _backend_missing(exc, "scylla", "streamer.ads.scylla", "AD_STORE") from exc
+    store: AdStore = ScyllaAdStore.from_settings(settings)
+    return store
+
+
 _Opener = TypeVar("_Opener")
 
 _OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {
@@ -88,6 +109,11 @@ _JOB_STORES: dict[str, Callable[[Settings], JobStore]] = {
 _SESSION_STORES: dict[str, Callable[[Settings], SessionStore]] = {
     "sqlite": _sqlite_session_store,
     "scylla": _scylla_session_store,
+}
+
+_AD_STORES: dict[str, Callable[[Settings], AdStore]] = {
+    "sqlite": _sqlite_ad_store,
+    "scylla": _scylla_ad_store,
 }
 
 

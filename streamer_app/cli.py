@@ -19,6 +19,7 @@ from drm import KeyRing
 from streamer.errors import StreamerError
 from streamer.objects.port import ABANDONED_UPLOAD_AGE
 from streamer.settings import Settings, load_settings
+from streamer_app.ads_cli import add_ads_commands
 
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
 BENCHMARKS = ("listeners", "logship", "soak", "telemetry", "transcode", "vegeta_paced", "wrk_check")
@@ -102,6 +103,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         track_id=args.track_id,
         metadata=metadata,
         as_json=args.json,
+        kind=args.kind,
     )
 
 
@@ -298,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--metadata", metavar="FILE.json", help="JSON object stored with the track")
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.add_argument(
+        "--kind",
+        choices=("track", "ad"),
+        default="track",
+        help="ad: an ad creative (loudness normalised to -14 LUFS, 2 s segments, never a track);"
+        " --track-id is then its ad id",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     worker = commands.add_parser("worker", help="run an ingest worker on the shared job queue")
@@ -423,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     rotate = key_commands.add_parser("rotate-kek", help="activate a new KEK and re-wrap all keys")
     rotate.set_defaults(func=cmd_rotate_kek)
+
+    add_ads_commands(commands, _settings, _day)
     return parser
 
 

@@ -21,6 +21,10 @@ DEFAULT_LEASE_S = 60.0  # a worker renews every lease/3; a dead worker's job is 
 DEFAULT_MAX_ATTEMPTS = 3  # a master that crashes three workers is failed, not retried forever
 
 
+IngestKind = Literal["track", "ad"]
+INGEST_KINDS: tuple[IngestKind, ...] = ("track", "ad")
+
+
 @dataclass(frozen=True)
 class IngestSpec:
     """What to ingest: a master already in the object store, and where to publish it."""
@@ -28,8 +32,9 @@ class IngestSpec:
     master_key: str  # object key of the master bytes, e.g. "masters/<sha256>"
     master_sha256: str
     filename: str  # original name, for messages and format hints
-    track_id: str
+    track_id: str  # for kind "ad", the ad creative's id
     metadata: dict[str, Any] = field(default_factory=dict)
+    kind: IngestKind = "track"  # "ad": an ad creative (transcoder.ad_ingest), not a track
 
 
 @dataclass(frozen=True)
