@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from cdn_edge.analytics_auth import AnalyticsVerifier
+from cdn_edge.audit_writer import AuditMetrics, AuditWriter
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.handlers import (
     events,
@@ -56,6 +57,7 @@ from cdn_edge.policy.event_budget import EventBudgets
 from cdn_edge.state import (
     ACCESS_LOG,
     ANALYTICS,
+    AUDIT,
     BLOCKING,
     CAPTURE,
     CATALOG,
@@ -95,6 +97,10 @@ from cdn_edge.web.access_log import FLUSH_INTERVAL_S, AccessLog
 from cdn_edge.web.middleware import edge_middleware
 from cdn_edge.web.static_files import StaticFiles, default_hls_dir
 from drm import KeyRing
+from streamer.audit.chain import derive_chain_key
+from streamer.audit.memory import InMemoryAuditLog
+from streamer.audit.recorder import AuditRecorder
+from streamer.audit.recorders import stream_name
 from streamer.objects.port import ObjectReader
 from streamer.sessions.port import SessionStore
 from streamer.settings import Settings
@@ -117,6 +123,7 @@ def create_app(
     spool: TelemetrySpool | None = None,
     access_log: AccessLog | None = None,
     play_recounts: bool = False,
+    audit: AuditRecorder | None = None,
 ) -> web.Application:
     """The edge application over these backends.
 
@@ -126,6 +133,7 @@ def create_app(
     telemetry waits for the store in the writer's memory only. `access_log` defaults to
     stderr when the access logger is enabled for INFO (as the server configures logging).
     `play_recounts` runs the periodic play recount (one edge worker does: `build_app`).
+    `audit` records key grants; by default into memory only (`build_app` gives the real log).
     """
     secrets = secrets if secrets is not None else load_token_secrets(settings)
     pathways = pathways_from_settings(settings)  # ConfigError here, before anything opens
@@ -178,6 +186,11 @@ def create_app(
     app[TELEMETRY_STORE] = session_store
     app[PLAY_LEDGER] = session_store
     app[ANALYTICS] = AnalyticsVerifier(secrets.platform_key, clock)
+    if audit is None:
+        audit = AuditRecorder(
+            InMemoryAuditLog, derive_chain_key(secrets.platform_key), stream_name("edge"), None
+        )
+    app[AUDIT] = AuditWriter(audit, AuditMetrics(metrics.registry), clock)
 
     _add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
@@ -186,6 +199,7 @@ def create_app(
     app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(_pathway_probes)
     app.cleanup_ctx.append(_telemetry)  # after _lifecycle: stops before the store closes
+    app.cleanup_ctx.append(_audit)
     if play_recounts and settings.play_recount_interval_s > 0:
         recounter = PlayRecounter(session_store, blocking, clock, settings.play_recount_interval_s)
         app.cleanup_ctx.append(functools.partial(_play_recounts, recounter=recounter))
@@ -196,6 +210,7 @@ def create_app(
 def build_app(settings: Settings, worker: int = 0) -> web.Application:
     """The edge over the backends `settings` name (the embedded defaults unless configured);
     `worker` is this process's index among the edge's workers (its telemetry spool's)."""
+    from streamer.audit.recorders import open_recorder
     from streamer.backends import open_object_store, open_session_store
     from streamer.keyring_file import load_or_create_keyring
 
@@ -206,6 +221,7 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
         load_or_create_keyring(settings.kek_path),
         spool=TelemetrySpool(worker_spool_dir(settings.data_dir / SPOOL_DIR, worker)),
         play_recounts=worker == 0,
+        audit=open_recorder(settings, stream_name("edge", worker)),
     )
 
 
@@ -334,6 +350,13 @@ async def _telemetry(app: web.Application) -> AsyncIterator[None]:
     await writer.close()
     if replayer is not None:
         replayer.close()
+
+
+async def _audit(app: web.Application) -> AsyncIterator[None]:
+    """The audit writer's task; at shutdown, what it holds goes to the store or the spool."""
+    app[AUDIT].start()
+    yield
+    await app[AUDIT].close()
 
 
 async def _drain(app: web.Application) -> None:

@@ -8,11 +8,17 @@ Details never hold a secret or key bytes: key *ids* only.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterable
 from typing import Any
 
 from streamer.audit.model import AuditAction, AuditEvent
+
+# Key ids listed in an entry; beyond this (a four-hour track rotating keys every ten segments
+# has hundreds) the entry holds their count and the SHA-256 of the sorted, newline-joined ids,
+# which the track record reproduces.
+MAX_LISTED_KEY_IDS = 64
 
 
 def new_event(
@@ -50,10 +56,19 @@ def key_granted(
         track_id=track_id,
         version=version,
         tier=tier,
-        key_ids=sorted(set(key_ids)),
         variants=list(variants),
         expires_at=expires_at,
+        **key_id_details(key_ids),
     )
+
+
+def key_id_details(key_ids: Iterable[str]) -> dict[str, Any]:
+    """The key ids as an entry's details hold them: listed, or counted and hashed."""
+    ids = sorted(set(key_ids))
+    if len(ids) <= MAX_LISTED_KEY_IDS:
+        return {"key_ids": ids}
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    return {"key_count": len(ids), "key_ids_sha256": digest}
 
 
 def licence_granted(
@@ -73,8 +88,8 @@ def licence_granted(
         f"licence:{licence_id}",
         at_s,
         track_id=track_id,
-        key_ids=sorted(set(key_ids)),
         expires_at=expires_at,
+        **key_id_details(key_ids),
         **details,
     )
 
