@@ -126,17 +126,20 @@ class AuditWriter:
     async def replay(self) -> int:
         """Move spooled events into the store, if any are spooled and it is time."""
         now = self._clock()
-        if now < self._next_replay or not self.recorder.has_spooled():
+        if now < self._next_replay:
             return 0
         loop = asyncio.get_running_loop()
-        try:
-            moved = await loop.run_in_executor(self._executor, self.recorder.replay)
+        try:  # both in the thread: listing the spool directory is file I/O
+            moved = await loop.run_in_executor(self._executor, self._replay_if_spooled)
         except Exception as exc:
             self._next_replay = now + REPLAY_INTERVAL_S
             logger.warning("audit spool not replayed yet (%s)", exc)
             return 0
         self._metrics.replayed.inc(moved)
         return moved
+
+    def _replay_if_spooled(self) -> int:
+        return self.recorder.replay() if self.recorder.has_spooled() else 0
 
     def start(self) -> None:
         if self._task is None:

@@ -109,11 +109,11 @@ class AuditSpool:
             raise StorageError(f"cannot spool audit events to {self.path}: {exc}") from exc
 
     def has_pending(self) -> bool:
-        """Whether this spool holds records, or any spool files lie beside it."""
+        """Whether this spool holds records, or any non-empty spool file lies beside it."""
         if self._file is not None and self._file.tell() > 0:
             return True
         with contextlib.suppress(OSError):
-            return any(p.suffix == SUFFIX and p != self.path for p in self.directory.iterdir())
+            return any(_holds_records(path) for path in self._orphans())
         return False
 
     @contextlib.contextmanager
@@ -163,6 +163,13 @@ class AuditSpool:
             if handle.tell() == 0:
                 self.path.unlink(missing_ok=True)
         handle.close()
+
+
+def _holds_records(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def _lock_orphan(path: Path) -> IO[bytes] | None:
