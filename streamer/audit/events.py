@@ -1,6 +1,10 @@
 """Builders of the audited events: one call per action, so a caller records in one line.
 
-    recorder.record([licence_granted(user, licence_id, track_id, key_ids, expires_at, now)])
+    request.app[AUDIT].record(licence_granted(user_id=..., licence_id=..., track_id=...,
+                                              key_ids=..., expires_at=..., at_s=now))
+                                                   # in an edge handler (cdn_edge.state.AUDIT)
+    recorder.record([licence_revoked(actor=..., licence_id=..., reason=..., at_s=now)])
+                                                   # elsewhere: durable when it returns
 
 Times are unix seconds (floats) as the callers' clocks give them; no builder reads a clock.
 Details never hold a secret or key bytes: key *ids* only.
