@@ -28,8 +28,9 @@ def test_licence_grant_and_revocation_are_typed_and_chain() -> None:
         device="dev-9",
     )
     revoked = licence_revoked(actor="cli:ops@host", licence_id="lic1", reason="refund", at_s=T + 1)
-    assert granted.action == AuditAction.LICENCE_GRANTED == "licence.granted"
-    assert revoked.action == AuditAction.LICENCE_REVOKED == "licence.revoked"
+    assert granted.action == AuditAction.LICENCE_GRANTED
+    assert revoked.action == AuditAction.LICENCE_REVOKED
+    assert (granted.action.value, revoked.action.value) == ("licence.granted", "licence.revoked")
     assert (granted.actor, granted.subject) == ("listener:u1", "licence:lic1")
     assert granted.details == {
         "track_id": "trk1",
