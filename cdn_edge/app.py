@@ -6,6 +6,9 @@ GET     /v1/s/{session_token}/{rendition}/playlist.m3u8  media playlist
 GET     /v1/s/{session_token}/keys/{key_id}              content key, 16 bytes
 GET     /v1/s/{session_token}/{rendition}/{file}         init section or segment (without
                                                          nginx in front: --segments python)
+GET     /v1/s/{session_token}/ads/...                    ad breaks of free sessions (handlers/ads)
+POST    /v1/s/{session_token}/ads/{n}/events             ad beacons (impression, quartiles)
+GET     /v1/ads/campaigns/{campaign_id}/report?day=  ad impressions and quartiles (analytics)
 GET     /v1/steer/{session_token}                    HLS content steering manifest (JSON)
 GET     /v1/tracks                                   published tracks (listener token)
 POST    /v1/sessions/{session_id}/events             player events (session token)
@@ -29,10 +32,14 @@ from typing import Any
 
 from aiohttp import web
 
+from cdn_edge.ads.creatives import CreativeCache
+from cdn_edge.ads.recorder import AdRecorder
+from cdn_edge.ads.service import AdDecisionService
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.audit_writer import AuditMetrics, AuditWriter
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.handlers import (
+    ads,
     events,
     keys,
     ops,
@@ -56,6 +63,8 @@ from cdn_edge.playback.tokens import PlaybackTokens
 from cdn_edge.policy.event_budget import EventBudgets
 from cdn_edge.state import (
     ACCESS_LOG,
+    AD_STORE,
+    ADS,
     ANALYTICS,
     AUDIT,
     BLOCKING,
@@ -97,6 +106,7 @@ from cdn_edge.web.access_log import FLUSH_INTERVAL_S, AccessLog
 from cdn_edge.web.middleware import edge_middleware
 from cdn_edge.web.static_files import StaticFiles, default_hls_dir
 from drm import KeyRing
+from streamer.ads.port import AdStore
 from streamer.audit.chain import derive_chain_key
 from streamer.audit.memory import InMemoryAuditLog
 from streamer.audit.recorder import AuditRecorder
@@ -107,6 +117,7 @@ from streamer.settings import Settings
 from streamer.telemetry.spool import SPOOL_DIR, TelemetrySpool, worker_spool_dir
 from streamer.token_secrets import TokenSecrets, load_token_secrets
 
+AD_SPOOL_DIR = "ad-spool"  # under the data directory: one file per edge worker
 MAX_REQUEST_BYTES = 64 * 1024  # the largest body the edge takes is a session request
 GAUGE_REFRESH_S = 1.0  # with workers: how stale another worker's gauges may be at a scrape
 
@@ -124,6 +135,8 @@ def create_app(
     access_log: AccessLog | None = None,
     play_recounts: bool = False,
     audit: AuditRecorder | None = None,
+    ad_store: AdStore | None = None,
+    ad_spool: Path | None = None,
 ) -> web.Application:
     """The edge application over these backends.
 
@@ -134,6 +147,8 @@ def create_app(
     stderr when the access logger is enabled for INFO (as the server configures logging).
     `play_recounts` runs the periodic play recount (one edge worker does: `build_app`).
     `audit` records key grants; by default into memory only (`build_app` gives the real log).
+    `ad_store` turns ads on for free sessions (cdn_edge.ads); `ad_spool` is the file its
+    records go to while the store fails.
     """
     secrets = secrets if secrets is not None else load_token_secrets(settings)
     pathways = pathways_from_settings(settings)  # ConfigError here, before anything opens
@@ -158,7 +173,8 @@ def create_app(
     app[KEYS] = KeyService(keyring, clock, key_buckets(clock), listener_key_buckets(clock))
     app[TOKENS] = tokens
     app[LISTENERS] = ListenerVerifier(secrets.platform_key, clock)
-    app[PLAYLISTS] = PlaylistBuilder(settings.base_url, pathways)
+    ad_slot_s = settings.ad_slot_s if ad_store is not None else None
+    app[PLAYLISTS] = PlaylistBuilder(settings.base_url, pathways, ad_slot_s=ad_slot_s)
     app[PATHWAYS] = pathways
     app[PATHWAY_HEALTH] = health
     app[THROUGHPUT] = RecentThroughput()
@@ -192,8 +208,23 @@ def create_app(
         )
     app[AUDIT] = AuditWriter(audit, AuditMetrics(metrics.registry), clock)
 
+    app[AD_STORE] = ad_store
+    app[ADS] = None
+    if ad_store is not None:
+        app[ADS] = AdDecisionService(
+            ad_store,
+            blocking,
+            CreativeCache(lambda key: blocking(object_reader.get, key), clock),
+            AdRecorder(ad_store, blocking, metrics.ads, ad_spool),
+            metrics.ads,
+            clock,
+            break_every_s=settings.ad_break_every_s,
+            timeout_s=settings.ad_decision_timeout_s,
+        )
+
     _add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_ad_records)  # after _lifecycle: flushes before the store closes
     app.cleanup_ctx.append(_access_log_flushes)
     app.cleanup_ctx.append(_gauge_refreshes)
     app.cleanup_ctx.append(_loop_lag)
@@ -211,7 +242,7 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
     """The edge over the backends `settings` name (the embedded defaults unless configured);
     `worker` is this process's index among the edge's workers (its telemetry spool's)."""
     from streamer.audit.recorders import open_recorder
-    from streamer.backends import open_object_store, open_session_store
+    from streamer.backends import open_ad_store, open_object_store, open_session_store
     from streamer.keyring_file import load_or_create_keyring
 
     return create_app(
@@ -222,6 +253,8 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
         spool=TelemetrySpool(worker_spool_dir(settings.data_dir / SPOOL_DIR, worker)),
         play_recounts=worker == 0,
         audit=open_recorder(settings, stream_name("edge", worker)),
+        ad_store=open_ad_store(settings) if settings.ads else None,
+        ad_spool=settings.data_dir / AD_SPOOL_DIR / f"worker-{worker}.jsonl",
     )
 
 
@@ -238,6 +271,15 @@ def _add_routes(app: web.Application) -> None:
         name="playlist_media",
     )
     app.router.add_get("/v1/s/{token}/{rendition}/{file}", segments.segment, name="segment")
+    # Ad breaks of free sessions (cdn_edge.handlers.ads): deeper paths, no clash with the above.
+    app.router.add_get("/v1/s/{token}/ads/breaks/{name}", ads.asset_list, name="ad_break")
+    ad_dir = "/v1/s/{token}/ads/{n}/{campaign}/{ad_id}/{version}/{rendition}"
+    app.router.add_get(f"{ad_dir}/playlist.m3u8", ads.ad_playlist, name="ad_playlist")
+    app.router.add_get(f"{ad_dir}/{{file}}", ads.ad_object, name="ad_object")
+    app.router.add_post("/v1/s/{token}/ads/{n}/events", ads.ad_events, name="ad_events")
+    app.router.add_get(
+        "/v1/ads/campaigns/{campaign_id}/report", ads.campaign_report, name="ad_report"
+    )
     app.router.add_get("/v1/steer/{token}", steering.steering_manifest, name="steering")
     app.router.add_get("/v1/tracks", tracks.list_tracks, name="tracks")
     app.router.add_get("/", player_page.player_page, name="player")
@@ -357,6 +399,20 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
     app[AUDIT].start()
     yield
     await app[AUDIT].close()
+
+
+async def _ad_records(app: web.Application) -> AsyncIterator[None]:
+    """The ad recorder's flushes while the app runs, and a last one (or the spool) at the end."""
+    service = app[ADS]
+    if service is None:
+        yield
+        return
+    async with _running(service.recorder.run(), "ad-records"):
+        yield
+    await service.recorder.flush()
+    store = app[AD_STORE]
+    if store is not None:
+        store.close()
 
 
 async def _drain(app: web.Application) -> None:

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from cdn_edge.ads.metrics import AdMetrics
 from cdn_edge.gauge_readers import MULTIPROCESS_DIR_ENV, GaugeReaders, shared_by_workers
 from cdn_edge.playback.segment_cache import SegmentCache
 from cdn_edge.telemetry.metrics import TelemetryMetrics
@@ -67,6 +68,7 @@ class EdgeMetrics:
         self.gauges = GaugeReaders()  # gauges read from the process's state at export
         self.telemetry = TelemetryMetrics(r, self.gauges)  # CMCD, player events, QoE, plays
         self.spool = SpoolMetrics(r, self.gauges)  # the telemetry spool: bytes, alarm, replays
+        self.ads = AdMetrics(r)  # ad breaks by outcome, decision latency, the ad spool
         self.requests = Counter(
             "edge_requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cdn_edge.ads.service import AdDecisionService
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.audit_writer import AuditWriter
 from cdn_edge.blocking import BlockingRunner
@@ -27,6 +28,7 @@ from cdn_edge.telemetry.session_recorder import SessionRecorder
 from cdn_edge.telemetry.writer import TelemetryWriter
 from cdn_edge.web.access_log import AccessLog
 from cdn_edge.web.static_files import StaticFiles
+from streamer.ads.port import AdStore
 from streamer.objects.port import ObjectReader
 from streamer.sessions.port import PlayLedger, TelemetryStore
 from streamer.settings import Settings
@@ -74,3 +76,8 @@ LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
 
 def log_fields(request: web.Request) -> dict[str, Any]:
     return request[LOG_FIELDS]
+
+
+# Audio ads (cdn_edge.ads): the decision service (None: ads are off), the store reports read.
+ADS: web.AppKey[AdDecisionService | None] = web.AppKey("ad_decisions")
+AD_STORE: web.AppKey[AdStore | None] = web.AppKey("ad_store")

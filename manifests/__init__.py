@@ -8,6 +8,7 @@ from manifests.lint import lint_media, lint_multivariant
 from manifests.model import (
     ByteRange,
     ContentSteering,
+    DateRange,
     Key,
     Map,
     MediaPlaylist,
@@ -23,6 +24,7 @@ from manifests.render import render_media, render_multivariant
 __all__ = [
     "ByteRange",
     "ContentSteering",
+    "DateRange",
     "Key",
     "ManifestError",
     "Map",

@@ -186,6 +186,56 @@ class Map:
             raise PlaylistError("EXT-X-MAP BYTERANGE needs an offset (n@o)")
 
 
+# EXT-X-DATERANGE, RFC 8216 4.3.2.7 (HLS interstitials: bis Appendix D)
+_CLIENT_ATTRIBUTE = re.compile(r"X-[A-Z0-9-]+")
+DATE_RANGE_CUES = frozenset({"PRE", "POST", "ONCE"})  # bis 4.4.5.1
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """A date range; `start_date` is ISO 8601 text (the library reads no clock).
+
+    `client_attributes` are the X- attributes in order: a str is written quoted, a number as
+    a decimal-floating-point (4.3.2.7.1).
+    """
+
+    id: str
+    start_date: str
+    class_name: str | None = None
+    duration: float | None = None
+    cue: str | None = None
+    client_attributes: tuple[tuple[str, str | float], ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_quoted(self.id, "EXT-X-DATERANGE ID")
+        if not self.id:
+            raise PlaylistError("EXT-X-DATERANGE needs a non-empty ID (4.3.2.7)")
+        _check_quoted(self.start_date, f"EXT-X-DATERANGE {self.id} START-DATE")
+        _check_optional_quoted(self.class_name, f"EXT-X-DATERANGE {self.id} CLASS")
+        if self.duration is not None and (not math.isfinite(self.duration) or self.duration < 0):
+            raise PlaylistError(
+                f"EXT-X-DATERANGE {self.id} DURATION must be a finite number of seconds "
+                f"at least 0, got {self.duration!r}"
+            )
+        if self.cue is not None and not set(self.cue.split(",")) <= DATE_RANGE_CUES:
+            raise PlaylistError(
+                f"EXT-X-DATERANGE {self.id} CUE must list PRE, POST or ONCE, got {self.cue!r}"
+            )
+        _check_tuple(self.client_attributes, f"EXT-X-DATERANGE {self.id} client attributes")
+        for name, value in self.client_attributes:
+            if not _CLIENT_ATTRIBUTE.fullmatch(name):
+                raise PlaylistError(
+                    f"EXT-X-DATERANGE {self.id} attribute {name!r} is not a client attribute "
+                    "(X- then A-Z, 0-9, '-')"
+                )
+            if isinstance(value, str):
+                _check_quoted(value, f"EXT-X-DATERANGE {self.id} {name}")
+            elif isinstance(value, bool) or not math.isfinite(value):
+                raise PlaylistError(
+                    f"EXT-X-DATERANGE {self.id} {name} must be a string or a finite number"
+                )
+
+
 # EXTINF and the URI line, RFC 8216 4.3.2.1
 @dataclass(frozen=True, slots=True)
 class Segment:
@@ -201,9 +251,13 @@ class Segment:
     map: Map | None = None
     byterange: ByteRange | None = None
     discontinuity: bool = False
+    program_date_time: str | None = None  # EXT-X-PROGRAM-DATE-TIME (4.3.2.6), ISO 8601
+    date_ranges: tuple[DateRange, ...] = ()  # EXT-X-DATERANGE (4.3.2.7), before this segment
 
     def __post_init__(self) -> None:
         _check_uri_line(self.uri, "segment URI")
+        _check_optional_quoted(self.program_date_time, f"segment {self.uri} program date time")
+        _check_tuple(self.date_ranges, f"segment {self.uri} date ranges")
         duration = self.duration
         if isinstance(duration, bool) or not isinstance(duration, int | float):
             raise PlaylistError(
@@ -251,6 +305,13 @@ class MediaPlaylist:
                 "a VOD playlist must end with EXT-X-ENDLIST (RFC 8216 4.3.3.5); set endlist=True"
             )
         _check_tuple(self.segments, "segments")
+        if any(s.date_ranges for s in self.segments) and (
+            self.segments[0].program_date_time is None
+        ):
+            raise PlaylistError(
+                "a playlist with EXT-X-DATERANGE must give its first segment an "
+                "EXT-X-PROGRAM-DATE-TIME (RFC 8216 4.3.2.7)"
+            )
         previous: Segment | None = None
         for index, segment in enumerate(self.segments):
             # 4.3.3.1: each EXTINF, rounded to the nearest integer, is at most the target.

@@ -12,6 +12,7 @@ from manifests.duration import format_duration
 from manifests.model import (
     ByteRange,
     ContentSteering,
+    DateRange,
     Key,
     MediaPlaylist,
     MultivariantPlaylist,
@@ -108,6 +109,33 @@ def _byterange(s: Segment) -> str:
     return "" if s.byterange is None else f"#EXT-X-BYTERANGE:{_byterange_value(s.byterange)}\n"
 
 
+def _program_date_time(s: Segment) -> str:
+    """EXT-X-PROGRAM-DATE-TIME (4.3.2.6)."""
+    return (
+        "" if s.program_date_time is None else f"#EXT-X-PROGRAM-DATE-TIME:{s.program_date_time}\n"
+    )
+
+
+def _one_date_range(d: DateRange) -> str:
+    """EXT-X-DATERANGE (4.3.2.7); interstitials are a CLASS of it (bis Appendix D)."""
+    attributes = [f'ID="{d.id}"']
+    if d.class_name is not None:
+        attributes.append(f'CLASS="{d.class_name}"')
+    attributes.append(f'START-DATE="{d.start_date}"')
+    if d.cue is not None:
+        attributes.append(f'CUE="{d.cue}"')
+    if d.duration is not None:
+        attributes.append(f"DURATION={format_duration(d.duration)}")
+    for name, value in d.client_attributes:
+        text = f'"{value}"' if isinstance(value, str) else format_duration(value)
+        attributes.append(f"{name}={text}")
+    return f"#EXT-X-DATERANGE:{','.join(attributes)}\n"
+
+
+def _date_ranges(s: Segment) -> str:
+    return "".join(_one_date_range(d) for d in s.date_ranges)
+
+
 def _extinf(s: Segment) -> str:
     """EXTINF (4.3.2.1) and the URI line it describes."""
     return f"#EXTINF:{format_duration(s.duration)},{s.title}\n{s.uri}\n"
@@ -126,6 +154,8 @@ _SEGMENT_TAGS: tuple[Callable[[Segment], str], ...] = (
     _map,
     _key,
     _byterange,
+    _program_date_time,
+    _date_ranges,
     _extinf,
 )
 _MEDIA_FOOTER: tuple[Callable[[MediaPlaylist], str], ...] = (_endlist,)

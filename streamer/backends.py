@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from streamer.ads.port import AD_STORE_FILE, AdStore
 from streamer.audit.port import AuditLog
 from streamer.errors import ConfigError
 from streamer.jobs.port import JobStore
@@ -38,6 +39,11 @@ def open_session_store(settings: Settings) -> SessionStore:
 def open_audit_log(settings: Settings) -> AuditLog:
     """The audit log, kept by the session store that `settings.session_store` names."""
     return _choose(_AUDIT_LOGS, settings.session_store, "SESSION_STORE")(settings)
+
+
+def open_ad_store(settings: Settings) -> AdStore:
+    """The ad store that `settings.ad_store` names (streamer.ads.port)."""
+    return _choose(_AD_STORES, settings.ad_store, "AD_STORE")(settings)
 
 
 def _local_object_store(settings: Settings) -> ObjectStore:
@@ -96,6 +102,21 @@ def _scylla_audit_log(settings: Settings) -> AuditLog:
     return log
 
 
+def _sqlite_ad_store(settings: Settings) -> AdStore:
+    from streamer.ads.sqlite import SQLiteAdStore
+
+    return SQLiteAdStore(settings.data_dir / AD_STORE_FILE)
+
+
+def _scylla_ad_store(settings: Settings) -> AdStore:
+    try:
+        from streamer.ads.scylla import ScyllaAdStore
+    except ImportError as exc:
+        raise _backend_missing(exc, "scylla", "streamer.ads.scylla", "AD_STORE") from exc
+    store: AdStore = ScyllaAdStore.from_settings(settings)
+    return store
+
+
 _Opener = TypeVar("_Opener")
 
 _OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {
@@ -113,6 +134,11 @@ _SESSION_STORES: dict[str, Callable[[Settings], SessionStore]] = {
 _AUDIT_LOGS: dict[str, Callable[[Settings], AuditLog]] = {
     "sqlite": _sqlite_audit_log,
     "scylla": _scylla_audit_log,
+}
+
+_AD_STORES: dict[str, Callable[[Settings], AdStore]] = {
+    "sqlite": _sqlite_ad_store,
+    "scylla": _scylla_ad_store,
 }
 
 

@@ -67,6 +67,12 @@ class Settings:
     # Every this many seconds the first worker of each edge recounts the play counts that may
     # be off (cdn_edge.telemetry.play_recounts); 0 turns it off.
     play_recount_interval_s: float = 3600.0
+    # Audio ads in free sessions (cdn_edge.ads, docs/decisions/0011); off unless `ads` is true.
+    ads: bool = False
+    ad_store: str = "sqlite"  # "sqlite" | "scylla"
+    ad_break_every_s: float = 900.0  # listening between two breaks of one listener
+    ad_slot_s: int = 60  # a free media playlist offers a break every this many seconds
+    ad_decision_timeout_s: float = 0.2  # past it the break is skipped (and counted as such)
 
     # Real backends
     s3_endpoint: str = "127.0.0.1:8333"
@@ -153,5 +159,15 @@ def load_settings(
         raise ConfigError(
             f"{ENV_PREFIX}PLAY_RECOUNT_INTERVAL_S is {settings.play_recount_interval_s}; "
             "use seconds > 0, or 0 for no periodic recount"
+        )
+    if (
+        settings.ad_slot_s < 1
+        or settings.ad_break_every_s < 0
+        or settings.ad_decision_timeout_s <= 0
+    ):
+        raise ConfigError(
+            f"{ENV_PREFIX}AD_SLOT_S must be at least 1 s, {ENV_PREFIX}AD_BREAK_EVERY_S at least 0 "
+            f"and {ENV_PREFIX}AD_DECISION_TIMEOUT_S above 0; got {settings.ad_slot_s}, "
+            f"{settings.ad_break_every_s}, {settings.ad_decision_timeout_s}"
         )
     return dataclasses.replace(settings)

@@ -26,6 +26,7 @@ from streamer.errors import StreamerError
 from streamer.jobs.port import Job
 from streamer.objects.port import ABANDONED_UPLOAD_AGE
 from streamer.settings import Settings, load_settings
+from streamer_app.ads_cli import add_ads_commands
 
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
 BENCHMARKS = ("listeners", "logship", "soak", "telemetry", "transcode", "vegeta_paced", "wrk_check")
@@ -141,6 +142,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 filename=job.spec.filename,
                 master_sha256=job.spec.master_sha256,
                 via="cli",
+                kind=job.spec.kind,
                 at_s=time.time(),
             ),
         )
@@ -155,6 +157,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         metadata=metadata,
         as_json=args.json,
         on_submitted=audit_submission,
+        kind=args.kind,
     )
 
 
@@ -472,6 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--metadata", metavar="FILE.json", help="JSON object stored with the track")
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.add_argument(
+        "--kind",
+        choices=("track", "ad"),
+        default="track",
+        help="ad: an ad creative (loudness normalised to -14 LUFS, 2 s segments, never a track);"
+        " --track-id is then its ad id",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     worker = commands.add_parser("worker", help="run an ingest worker on the shared job queue")
@@ -624,6 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=100, help="the newest N; default 100")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=cmd_audit_list)
+
+    add_ads_commands(commands, _settings, _day)
     return parser
 
 

@@ -107,14 +107,19 @@ def plan_encode(
     segment_s: int,
     processes: int = DEFAULT_PROCESSES,
     ffmpeg: str = "ffmpeg",
+    pre_filter: str = "",
 ) -> list[EncodeProcess]:
-    """The ffmpeg runs that turn `master` into one HLS fMP4 directory per rendition."""
+    """The ffmpeg runs that turn `master` into one HLS fMP4 directory per rendition.
+
+    `pre_filter`: filters applied before the split (and the meter), e.g. an ad's gain.
+    """
     layout = "mono" if output_channels(source) == 1 else "stereo"
     plan = []
     for renditions, meter in balance(ladder, processes):
         branches = len(renditions) + (1 if meter else 0)
         labels = [f"[r{i}]" for i in range(len(renditions))]
-        graph = f"[0:a:0]aformat=channel_layouts={layout},asplit={branches}{''.join(labels)}"
+        pre = f",{pre_filter}" if pre_filter else ""
+        graph = f"[0:a:0]aformat=channel_layouts={layout}{pre},asplit={branches}{''.join(labels)}"
         if meter:
             # framelog=verbose keeps the per-frame lines out of the info-level log we parse.
             graph += "[meter];[meter]ebur128=peak=true:framelog=verbose,anullsink"

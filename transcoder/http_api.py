@@ -37,7 +37,7 @@ from streamer.errors import (
     JobNotFound,
     StreamerError,
 )
-from streamer.jobs.port import Job, JobStore
+from streamer.jobs.port import INGEST_KINDS, Job, JobStore
 from streamer.objects.port import ObjectStore
 from streamer.settings import Settings
 from streamer.token_secrets import load_token_secrets
@@ -130,6 +130,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "job_id": job.job_id,
         "state": job.state,
         "track_id": job.spec.track_id,
+        "kind": job.spec.kind,
         "filename": job.spec.filename,
         "attempts": job.attempts,
         "progress_percent": round(job.progress_percent, 1),
@@ -204,6 +205,11 @@ async def post_ingest(request: web.Request) -> web.Response:
             "no '/' and no control characters",
         )
     track_id = request.query.get("track_id")
+    kind = request.query.get("kind", "track")
+    if kind not in INGEST_KINDS:
+        raise ApiError(
+            400, "bad_kind", f"kind must be one of {', '.join(INGEST_KINDS)}, got {kind[:20]!r}"
+        )
     try:
         if track_id:
             check_track_id(track_id)
@@ -231,6 +237,7 @@ async def post_ingest(request: web.Request) -> web.Response:
             track_id=track_id,
             metadata={**metadata, "submitted_by": claims["sub"]},
             master_sha256=sha,
+            kind="ad" if kind == "ad" else "track",
         )
     finally:
         await asyncio.to_thread(path.unlink, missing_ok=True)
@@ -253,6 +260,7 @@ async def _audit_submission(request: web.Request, job: Job, subject: str) -> Non
         filename=job.spec.filename,
         master_sha256=job.spec.master_sha256,
         via="http",
+        kind=job.spec.kind,
         at_s=time.time(),
     )
     try:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from drm import KeyRing
+from streamer.ads.creative import ad_record_key, decode_ad_creative
 from streamer.catalog import decode_track_record, version_record_key
-from streamer.jobs.port import Job, JobStore
+from streamer.jobs.port import IngestKind, Job, JobStore
 from streamer.objects.port import ObjectStore
 from streamer.settings import Settings
 from transcoder.submit import InvalidTrackId, expand_masters, submit_master
@@ -74,6 +75,7 @@ def ingest_files(
     out: TextIO | None = None,
     err: TextIO | None = None,
     on_submitted: Callable[[Job], None] | None = None,
+    kind: IngestKind = "track",
 ) -> int:
     """Ingest every master; exit status 1 when any was refused or failed. `on_submitted` is
     called with each job as it is queued (the CLI audits the submission there)."""
@@ -95,7 +97,9 @@ def ingest_files(
             row.state, row.reason = "failed", f"{path} does not exist or is not a file"
             continue
         try:
-            job = submit_master(path, store=store, jobs=jobs, track_id=track_id, metadata=metadata)
+            job = submit_master(
+                path, store=store, jobs=jobs, track_id=track_id, metadata=metadata, kind=kind
+            )
         except InvalidTrackId as exc:
             row.state, row.reason = "failed", str(exc)
             continue
@@ -150,11 +154,16 @@ def _fill(row: _Row, job: Job, store: ObjectStore, seconds: float) -> None:
         row.reason = f"[{job.error_code}] {job.error_message}"
         return
     row.version = job.version or ""
-    record = decode_track_record(store.get(version_record_key(job.spec.track_id, row.version)))
-    row.duration_s = record.duration_s
-    row.lufs = record.loudness.integrated_lufs
-    row.gain_db = record.loudness.playback_gain_db
-    row.speed = record.duration_s / seconds if seconds > 0.05 else None
+    if job.spec.kind == "ad":
+        # An ad's samples are normalised: its LUFS is the measured result, and no gain is left.
+        creative = decode_ad_creative(store.get(ad_record_key(job.spec.track_id, row.version)))
+        duration_s, lufs, gain_db = creative.duration_s, creative.loudness.integrated_lufs, 0.0
+    else:
+        record = decode_track_record(store.get(version_record_key(job.spec.track_id, row.version)))
+        duration_s = record.duration_s
+        lufs, gain_db = record.loudness.integrated_lufs, record.loudness.playback_gain_db
+    row.duration_s, row.lufs, row.gain_db = duration_s, lufs, gain_db
+    row.speed = duration_s / seconds if seconds > 0.05 else None
 
 
 def _print_table(rows: list[_Row], out: TextIO) -> None:

@@ -300,3 +300,9 @@ def _verify(store: ObjectStore, prefix: str, uploads: list[_Upload]) -> None:
         bad = [problem for problem in pool.map(check, uploads) if problem]
     if bad:
         raise PublishFailed(f"{len(bad)} objects did not verify after upload, first: {bad[0]}")
+
+
+# For other publishers of clear objects (transcoder.ad_ingest): the same upload and read-back.
+PublishedUpload = _Upload
+put_all = _put_all
+verify_uploads = _verify

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer.errors import ObjectNotFound
-from streamer.jobs.port import IngestSpec, Job, JobStore
+from streamer.jobs.port import IngestKind, IngestSpec, Job, JobStore
 from streamer.objects.port import ObjectStore
 
 MASTER_CONTENT_TYPE = "application/octet-stream"
@@ -70,6 +70,7 @@ def submit_master(
     metadata: dict[str, Any] | None = None,
     master_sha256: str | None = None,
     now: datetime | None = None,
+    kind: IngestKind = "track",
 ) -> Job:
     """Put the master in the object store (once per content) and queue its ingest job."""
     digest = master_sha256 or file_sha256(path)
@@ -86,5 +87,6 @@ def submit_master(
         filename=filename or path.name,
         track_id=check_track_id(track_id) if track_id else default_track_id(digest),
         metadata=metadata or {},
+        kind=kind,
     )
     return jobs.enqueue(spec, now or datetime.now(UTC))

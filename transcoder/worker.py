@@ -26,8 +26,9 @@ from streamer.errors import StorageError
 from streamer.jobs.port import DEFAULT_LEASE_S, Job, JobStore
 from streamer.objects.port import ABANDONED_UPLOAD_AGE, IncompleteUploads, ObjectStore
 from streamer.settings import Settings
+from transcoder.ad_ingest import ingest_ad
 from transcoder.errors import IngestError, LeaseLost
-from transcoder.pipeline import IngestResult, ingest_master
+from transcoder.pipeline import ingest_master
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,7 @@ class IngestWorker:
         else:
             lease.stop.set()
             heartbeat.join()
-            if not self.jobs.finish(
-                job.job_id, self.worker_id, self.clock(), version=result.record.version
-            ):
+            if not self.jobs.finish(job.job_id, self.worker_id, self.clock(), version=result):
                 log.warning("job %s published but its lease had passed on", job.job_id)
         finally:
             lease.stop.set()
@@ -147,7 +146,8 @@ class IngestWorker:
     def _work_dir(self, job: Job) -> Path:
         return self.settings.data_dir / "work" / job.job_id
 
-    def _process(self, job: Job, lease: _Lease) -> IngestResult:
+    def _process(self, job: Job, lease: _Lease) -> str:
+        """Ingest the job's master; the version published."""
         work = self._work_dir(job)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -163,6 +163,19 @@ class IngestWorker:
             if self.on_progress is not None:
                 self.on_progress(job, stage, percent, speed)
 
+        if job.spec.kind == "ad":
+            lease.stage = "encoding"
+            return ingest_ad(
+                master,
+                ad_id=job.spec.track_id,
+                metadata=job.spec.metadata,
+                settings=self.settings,
+                store=self.store,
+                work_dir=work / "out",
+                master_sha256=job.spec.master_sha256,
+                display_name=job.spec.filename,
+                now=self.clock,
+            ).creative.version
         return ingest_master(
             master,
             track_id=job.spec.track_id,
@@ -175,7 +188,7 @@ class IngestWorker:
             display_name=job.spec.filename,
             on_progress=progress,
             now=self.clock,
-        )
+        ).record.version
 
     def _heartbeat(self, job: Job, lease: _Lease) -> None:
         while not lease.stop.wait(self.lease_s / 3):

@@ -536,7 +536,9 @@ def _playlist_location(config: NginxTierConfig) -> list[str]:
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Request-Id $streamer_request_id;",
         "proxy_cache streamer_playlists;",
-        'proxy_cache_key "$streamer_object_path $streamer_gzip";',
+        # Per tier too: a free session's body carries its ad breaks (cdn_edge.ads), and the
+        # tier comes from the signed token, so a free listener never gets the ad-free body.
+        'proxy_cache_key "$streamer_object_path $streamer_tier $streamer_gzip";',
         "proxy_cache_lock on;  # single flight: one render per rendition and encoding",
         "proxy_cache_lock_timeout 5s;",
         # The edge says "private" because the URL is personal; the body is not, and it never

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from cdn_edge.ads.interstitials import with_breaks
 from cdn_edge.errors import NotEntitled, NotFound
 from cdn_edge.playback.catalog_cache import PublishedTrack
 from cdn_edge.playback.tokens import SessionClaims
@@ -134,9 +135,14 @@ def _cached(
 class PlaylistBuilder:
     """Renders session playlists from published tracks, bodies and templates cached."""
 
-    def __init__(self, base_url: str, pathways: tuple[Pathway, ...] = ()) -> None:
-        """`pathways`: where variants may be fetched; steering is on with two or more."""
+    def __init__(
+        self, base_url: str, pathways: tuple[Pathway, ...] = (), ad_slot_s: int | None = None
+    ) -> None:
+        """`pathways`: where variants may be fetched; steering is on with two or more.
+        `ad_slot_s`: free sessions' media playlists carry ad breaks this far apart
+        (cdn_edge.ads.interstitials); None: no ads."""
         self._base = base_url.rstrip("/")
+        self._ad_slot_s = ad_slot_s
         self._pathways = {p.id: p for p in pathways}
         self._bodies: OrderedDict[tuple[str, ...], PlaylistBody] = OrderedDict()
         self._templates: OrderedDict[tuple[str, ...], Template] = OrderedDict()
@@ -179,6 +185,14 @@ class PlaylistBuilder:
     ) -> PlaylistBody:
         """Raises NotFound for a rendition not offered, NotEntitled above the session's tier."""
         rendition = self.check_offered(track, session, rendition_name)
+        slot_s = self._ad_slot_s
+        if session.tier == "free" and slot_s is not None:
+            # The same body for every free session: breaks, never a decision (the asset list).
+            return _cached(
+                self._bodies,
+                ("ma", track.prefix, rendition.name),
+                lambda: PlaylistBody.of(self._media(rendition, slot_s)),
+            )
         return _cached(
             self._bodies,
             ("m", track.prefix, rendition.name),
@@ -200,7 +214,7 @@ class PlaylistBuilder:
         return rendition
 
     @staticmethod
-    def _media(rendition: RenditionRecord) -> str:
+    def _media(rendition: RenditionRecord, ad_slot_s: int | None = None) -> str:
         prefix = f"{rendition.name}/"
         segments = []
         previous: tuple[str, bytes | None] | None = None
@@ -221,7 +235,9 @@ class PlaylistBuilder:
         playlist = MediaPlaylist(
             target_duration=rendition.target_duration_s,
             media_sequence=rendition.media_sequence,
-            segments=tuple(segments),
+            segments=tuple(segments)
+            if ad_slot_s is None
+            else with_breaks(tuple(segments), ad_slot_s),
         )
         return render_media(playlist)
 

@@ -122,8 +122,9 @@ def ingest_submitted(
     master_sha256: str,
     via: str,
     at_s: float,
+    kind: str = "track",
 ) -> AuditEvent:
-    """A master queued for ingest; `via` is "http" or "cli"."""
+    """A master queued for ingest; `via` is "http" or "cli", `kind` "track" or "ad"."""
     return new_event(
         AuditAction.INGEST_SUBMITTED,
         actor,
@@ -133,6 +134,7 @@ def ingest_submitted(
         filename=filename,
         master_sha256=master_sha256,
         via=via,
+        kind=kind,
     )
 
 

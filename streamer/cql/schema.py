@@ -65,6 +65,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from streamer.ads.port import AD_RETENTION_S
 from streamer.cql.connection import Cql, CqlSession, keyspace_name, open_cql_session
 from streamer.errors import ConfigError, StorageError
 from streamer.sessions.port import CMCD_RETENTION_S, EVENT_RETENTION_S, SESSION_RETENTION_S
@@ -309,6 +310,54 @@ MIGRATIONS: tuple[Migration, ...] = (
                 hash text,
                 PRIMARY KEY ((scope), stream)
             )
+            """,
+        ),
+    ),
+    # Audio ads (streamer.ads, docs/decisions/0011): campaigns, decisions by listener day (frequency
+    # caps, the last break) and by campaign day (pacing), impressions and quartiles by
+    # campaign day (reports). Keys are the records' identities: writes are idempotent.
+    Migration(
+        6,
+        "audio ads: ad_campaigns, ad_decisions_by_user, ad_decisions_by_campaign, ad_events",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.ad_campaigns (
+                campaign_id text PRIMARY KEY,
+                doc text
+            )
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.ad_decisions_by_user (
+                user_id text,
+                day date,
+                decision_id text,
+                session_id text,
+                campaign_id text,
+                ad_id text,
+                break_index int,
+                decided_at double,
+                reason text,
+                PRIMARY KEY ((user_id, day), decision_id)
+            ) WITH default_time_to_live = {AD_RETENTION_S}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.ad_decisions_by_campaign (
+                campaign_id text,
+                day date,
+                decision_id text,
+                PRIMARY KEY ((campaign_id, day), decision_id)
+            ) WITH default_time_to_live = {AD_RETENTION_S}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{keyspace}}.ad_events (
+                campaign_id text,
+                day date,
+                decision_id text,
+                event text,
+                at double,
+                source text,
+                PRIMARY KEY ((campaign_id, day), decision_id, event)
+            ) WITH default_time_to_live = {AD_RETENTION_S}
             """,
         ),
     ),

@@ -8,6 +8,7 @@ claims). A job publishes at most once: `finish_published` only succeeds for the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -20,6 +21,10 @@ DEFAULT_LEASE_S = 60.0  # a worker renews every lease/3; a dead worker's job is 
 DEFAULT_MAX_ATTEMPTS = 3  # a master that crashes three workers is failed, not retried forever
 
 
+IngestKind = Literal["track", "ad"]
+INGEST_KINDS: tuple[IngestKind, ...] = ("track", "ad")
+
+
 @dataclass(frozen=True)
 class IngestSpec:
     """What to ingest: a master already in the object store, and where to publish it."""
@@ -27,8 +32,9 @@ class IngestSpec:
     master_key: str  # object key of the master bytes, e.g. "masters/<sha256>"
     master_sha256: str
     filename: str  # original name, for messages and format hints
-    track_id: str
+    track_id: str  # for kind "ad", the ad creative's id
     metadata: dict[str, Any] = field(default_factory=dict)
+    kind: IngestKind = "track"  # "ad": an ad creative (transcoder.ad_ingest), not a track
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,56 @@ def decode_spec(job_id: str, text: str) -> IngestSpec:
         return IngestSpec(**fields)
     except (TypeError, ValueError) as exc:
         raise StorageError(f"job {job_id} has an unreadable spec: {exc}") from exc
+
+
+class ColumnsByName(Protocol):
+    """A store's row: a dict from the CQL driver, a sqlite3.Row from SQLite."""
+
+    def __getitem__(self, column: str) -> Any: ...
+
+
+# Columns both stores keep exactly as the Job field of the same name; each store names and
+# encodes only the spec and the three instants its own way (text in SQLite, microseconds in CQL).
+STORED_AS_IS = (
+    "job_id",
+    "state",
+    "attempts",
+    "worker_id",
+    "progress_percent",
+    "speed_x_realtime",
+    "version",
+    "error_code",
+    "error_message",
+)
+
+
+@dataclass(frozen=True)
+class InstantColumns:
+    """How a store keeps a job's three instants: its column names and their decoder."""
+
+    created_at: str
+    updated_at: str
+    lease_until: str
+    decode: Callable[[Any], datetime]
+
+
+def job_from_row(row: ColumnsByName, instants: InstantColumns) -> Job:
+    """A Job from a store's row: the `STORED_AS_IS` columns, the spec, and decoded instants."""
+    lease_until = row[instants.lease_until]
+    return Job(
+        spec=decode_spec(row["job_id"], row["spec"]),
+        created_at=instants.decode(row[instants.created_at]),
+        updated_at=instants.decode(row[instants.updated_at]),
+        lease_until=None if lease_until is None else instants.decode(lease_until),
+        **{name: row[name] for name in STORED_AS_IS},
+    )
+
+
+def require_aware(moment: datetime, name: str) -> datetime:
+    """`moment`, if it carries a time zone: a naive one would be stored as some other instant."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+    return moment
 
 
 def check_progress(job_id: str, progress_percent: float) -> None:

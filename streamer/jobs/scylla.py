@@ -48,12 +48,14 @@ from streamer.errors import JobNotFound, StorageError
 from streamer.jobs.port import (
     DEFAULT_MAX_ATTEMPTS,
     IngestSpec,
+    InstantColumns,
     Job,
     check_outcome,
     check_progress,
-    decode_spec,
     encode_spec,
+    job_from_row,
     lease_length,
+    require_aware,
 )
 from streamer.settings import Settings
 
@@ -200,7 +202,7 @@ class ScyllaJobStore:
         )
 
     def get(self, job_id: str) -> Job:
-        return _job_from_row(self._read(job_id))
+        return job_from_row(self._read(job_id), _INSTANTS)
 
     def list_jobs(self, limit: int = 100) -> list[Job]:
         if limit < 0:
@@ -220,7 +222,7 @@ class ScyllaJobStore:
             for job_id in job_ids
         ]
         jobs = [future.result().one() for future in futures]
-        return [_job_from_row(row) for row in jobs if row is not None]
+        return [job_from_row(row, _INSTANTS) for row in jobs if row is not None]
 
     def claim(self, worker_id: str, now: datetime, lease_s: float) -> Job | None:
         now_us = _to_us(now, "now")
@@ -361,7 +363,7 @@ class ScyllaJobStore:
         if not taken:
             return None
         self._note_lease(row, lease_until_us, action)
-        return _job_from_row(
+        return job_from_row(
             {
                 **row,
                 "state": "running",
@@ -371,7 +373,8 @@ class ScyllaJobStore:
                 "progress_percent": 0.0,
                 "speed_x_realtime": None,
                 "updated_us": now_us,
-            }
+            },
+            _INSTANTS,
         )
 
     def _fail_lost(self, row: dict[str, Any], now_us: int, action: str) -> None:
@@ -444,31 +447,14 @@ def _day(moment_us: int) -> date:
     return _from_us(moment_us).date()
 
 
-def _job_from_row(row: dict[str, Any]) -> Job:
-    lease_until_us = row["lease_until_us"]
-    return Job(
-        job_id=row["job_id"],
-        spec=decode_spec(row["job_id"], row["spec"]),
-        state=row["state"],
-        created_at=_from_us(row["created_us"]),
-        updated_at=_from_us(row["updated_us"]),
-        attempts=row["attempts"],
-        worker_id=row["worker_id"],
-        lease_until=None if lease_until_us is None else _from_us(lease_until_us),
-        progress_percent=row["progress_percent"],
-        speed_x_realtime=row["speed_x_realtime"],
-        version=row["version"],
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-    )
-
-
 def _to_us(moment: datetime, name: str) -> int:
     """Microseconds since the epoch: exact, unlike CQL timestamps, which keep milliseconds."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+    require_aware(moment, name)
     return (moment - _EPOCH) // _MICROSECOND
 
 
 def _from_us(moment_us: int) -> datetime:
     return _EPOCH + moment_us * _MICROSECOND
+
+
+_INSTANTS = InstantColumns("created_us", "updated_us", "lease_until_us", decode=_from_us)

@@ -19,12 +19,14 @@ from streamer.errors import JobNotFound, StorageError
 from streamer.jobs.port import (
     DEFAULT_MAX_ATTEMPTS,
     IngestSpec,
+    InstantColumns,
     Job,
     check_outcome,
     check_progress,
-    decode_spec,
     encode_spec,
+    job_from_row,
     lease_length,
+    require_aware,
 )
 
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration when the table changes
@@ -106,7 +108,7 @@ class SQLiteJobStore:
             rows = conn.execute(
                 "SELECT * FROM jobs ORDER BY created_at DESC, seq DESC LIMIT ?", (limit,)
             ).fetchall()
-        return [_job_from_row(row) for row in rows]
+        return [job_from_row(row, _INSTANTS) for row in rows]
 
     def claim(self, worker_id: str, now: datetime, lease_s: float) -> Job | None:
         now_text = _to_text(now, "now")
@@ -237,33 +239,17 @@ def _fetch(conn: sqlite3.Connection, job_id: str) -> Job:
     row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
     if row is None:
         raise JobNotFound(job_id)
-    return _job_from_row(row)
-
-
-def _job_from_row(row: sqlite3.Row) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        spec=decode_spec(row["job_id"], row["spec"]),
-        state=row["state"],
-        created_at=_from_text(row["created_at"]),
-        updated_at=_from_text(row["updated_at"]),
-        attempts=row["attempts"],
-        worker_id=row["worker_id"],
-        lease_until=None if row["lease_until"] is None else _from_text(row["lease_until"]),
-        progress_percent=row["progress_percent"],
-        speed_x_realtime=row["speed_x_realtime"],
-        version=row["version"],
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-    )
+    return job_from_row(row, _INSTANTS)
 
 
 def _to_text(moment: datetime, name: str) -> str:
     """Fixed-width UTC text, so that SQL compares instants by comparing strings."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+    require_aware(moment, name)
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _from_text(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+_INSTANTS = InstantColumns("created_at", "updated_at", "lease_until", decode=_from_text)

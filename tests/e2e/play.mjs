@@ -94,12 +94,16 @@ async function play({ name, url }) {
   const page = await context.newPage();
   const requests = {
     keys: 0, segments: 0, playlists: 0, steering: 0, segmentsByOrigin: {}, segmentServers: {},
+    adLists: 0, adSegments: 0,
   };
   const failed = [];
   const pageErrors = [];
   page.on("request", (r) => {
     const path = new URL(r.url()).pathname;
     // Everything a session fetches is under /v1/s/{token}/: keys/{id}, {rendition}/{file}.
+    // Ad breaks (cdn_edge/ads): asset lists and the ads' own segments.
+    if (/^\/v1\/s\/[^/]+\/ads\/breaks\//.test(path)) requests.adLists += 1;
+    if (/^\/v1\/s\/[^/]+\/ads\/\d+\/.*\/(init\.mp4|seg_\d+\.m4s)$/.test(path)) requests.adSegments += 1;
     if (/^\/v1\/s\/[^/]+\/keys\//.test(path)) requests.keys += 1;
     else if (/^\/v1\/s\/[^/]+\/[^/]+\/(init\.mp4|seg_\d+\.m4s)$/.test(path)) {
       requests.segments += 1;

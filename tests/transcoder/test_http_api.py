@@ -171,6 +171,7 @@ async def test_upload_that_stops_halfway_leaves_nothing(
         ("?filename=a.wav&track_id=../../etc", "bad_request"),
         ("?filename=a.wav&metadata=%5B1%5D", "bad_request"),
         ("?filename=a.wav&metadata=%7Bnope", "bad_request"),
+        ("?filename=a.wav&kind=podcast", "bad_kind"),
     ],
 )
 async def test_bad_parameters_are_named(client: TestClient, query: str, code: str) -> None:
@@ -183,3 +184,22 @@ async def test_unknown_job_is_404(client: TestClient) -> None:
     response = await client.get("/v1/ingest/nope", headers=_auth())
     assert response.status == 404
     assert (await response.json())["error"] == "unknown_job"
+
+
+@pytest.mark.slow
+async def test_an_ad_upload_is_published_as_an_ad_not_a_track(
+    client: TestClient, tmp_path: Path, settings: Settings, store: LocalObjectStore,
+    jobs: SQLiteJobStore, ring: KeyRing,
+) -> None:  # fmt: skip
+    master = make_master(tmp_path / "spot.flac", seconds=3.0)
+    response = await client.post(
+        "/v1/ingest?filename=spot.flac&track_id=spot-9&kind=ad",
+        data=master.read_bytes(),
+        headers=_auth(),
+    )
+    assert response.status == 202, await response.text()
+    assert (await response.json())["kind"] == "ad"
+    done = await asyncio.to_thread(IngestWorker(settings, store, jobs, ring).run_one)
+    assert done is not None and done.state == "published", done
+    assert list(store.list("tracks/")) == []
+    assert "ads/spot-9/current.json" in list(store.list("ads/spot-9/"))

@@ -1,0 +1,253 @@
+"""Ad breaks over HTTP: interstitials in free playlists, asset lists, ad media, counting, faults."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from cdn_edge.analytics_auth import issue_analytics_token
+from cdn_edge.app import create_app
+from cdn_edge.state import ADS
+from cdn_edge.web.access_log import AccessLog
+from drm import KeyRing
+from manifests import parse_media
+from streamer.ads.campaigns import Campaign
+from streamer.ads.port import AdStore
+from streamer.ads.sqlite import SQLiteAdStore
+from streamer.objects.memory import InMemoryObjectStore
+from streamer.sessions.sqlite import SQLiteSessionStore
+from streamer.settings import Settings
+from streamer.token_secrets import TokenSecrets
+from tests.edge.ad_builders import AD_SEGMENTS, FaultyAdStore, publish_ad
+from tests.edge.builders import CountingReader
+from tests.edge.conftest import Client, ManualClock, path_of
+
+EVERY_S = 300.0
+OpenSession = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def ad_store(tmp_path: Path, store: InMemoryObjectStore) -> FaultyAdStore:
+    publish_ad(store)
+    inner = SQLiteAdStore(tmp_path / "ads.sqlite3")
+    inner.put_campaign(Campaign("c1", "spot-1", daily_goal=1000, frequency_cap=5))
+    return FaultyAdStore(inner)
+
+
+@pytest.fixture
+def edge_app(
+    settings: Settings,
+    reader: CountingReader,
+    session_store: SQLiteSessionStore,
+    ring: KeyRing,
+    clock: ManualClock,
+    edge_secrets: TokenSecrets,
+    hls_dir: Path,
+    ad_store: AdStore,
+    tmp_path: Path,
+) -> web.Application:
+    ad_settings = dataclasses.replace(
+        settings, ads=True, ad_slot_s=10, ad_break_every_s=EVERY_S, ad_decision_timeout_s=0.5
+    )
+    return create_app(
+        ad_settings,
+        reader,
+        session_store,
+        ring,
+        clock=clock,
+        secrets=edge_secrets,
+        hls_dir=hls_dir,
+        access_log=AccessLog(io.StringIO(), clock),
+        ad_store=ad_store,
+        ad_spool=tmp_path / "ad-spool.jsonl",
+    )
+
+
+async def _media(client: Client, settings: Settings, session: dict[str, Any]) -> tuple[str, str]:
+    url = session["playlist_url"]
+    media_url = url.replace("main.m3u8", f"{session['variants'][0]}/playlist.m3u8")
+    response = await client.get(path_of(settings, media_url))
+    assert response.status == 200
+    return media_url, await response.text()
+
+
+async def _asset_list(client: Client, settings: Settings, media_url: str, n: int) -> Any:
+    response = await client.get(path_of(settings, f"../ads/breaks/{n}.json", media_url))
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+def _metric(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_free_playlists_carry_interstitials_and_premium_ones_none(
+    client: Client, settings: Settings, open_session: OpenSession
+) -> None:
+    _, free = await _media(client, settings, await open_session("free", codecs=["mp4a.40.2"]))
+    _, premium = await _media(client, settings, await open_session("premium", codecs=["mp4a.40.2"]))
+    assert "EXT-X-DATERANGE" not in premium and "PROGRAM-DATE-TIME" not in premium
+    lines = [line for line in free.splitlines() if line.startswith("#EXT-X-DATERANGE")]
+    # A 24 s track of 6 s segments, a slot every 10 s: the pre-roll, then at 12 s.
+    assert lines == [
+        '#EXT-X-DATERANGE:ID="ad-break-0",CLASS="com.apple.hls.interstitial",'
+        'START-DATE="2000-01-01T00:00:00.000Z",CUE="PRE",X-ASSET-LIST="../ads/breaks/0.json",'
+        'X-RESUME-OFFSET=0,X-RESTRICT="SKIP,JUMP"',
+        '#EXT-X-DATERANGE:ID="ad-break-1",CLASS="com.apple.hls.interstitial",'
+        'START-DATE="2000-01-01T00:00:12.000Z",X-ASSET-LIST="../ads/breaks/1.json",'
+        'X-RESUME-OFFSET=0,X-RESTRICT="SKIP,JUMP"',
+    ]
+    assert "#EXT-X-PROGRAM-DATE-TIME:2000-01-01T00:00:00.000Z" in free
+    assert len(parse_media(free, strict=False).segments) == len(parse_media(premium).segments)
+
+
+async def test_a_free_session_gets_a_pre_roll_then_no_break_until_the_interval_has_passed(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    clock: ManualClock,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+) -> None:
+    session = await open_session("free", codecs=["mp4a.40.2"])
+    media_url, _ = await _media(client, settings, session)
+    pre = await _asset_list(client, settings, media_url, 0)
+    [asset] = pre["ASSETS"]
+    assert asset["DURATION"] == 2.0 * AD_SEGMENTS
+    assert f"/ads/0/c1/spot-1/a1/{session['variants'][0]}/playlist.m3u8" in asset["URI"]
+    assert await _asset_list(client, settings, media_url, 0) == pre  # asked again: same decision
+    assert (await _asset_list(client, settings, media_url, 1))["ASSETS"] == []  # too soon
+    clock.advance(EVERY_S)
+    later = await open_session("free", codecs=["mp4a.40.2"])  # the next track
+    later_url, _ = await _media(client, settings, later)
+    assert len((await _asset_list(client, settings, later_url, 0))["ASSETS"]) == 1
+    await edge_app[ADS].recorder.flush()  # type: ignore[union-attr]
+    day = datetime.fromtimestamp(clock(), UTC).date()
+    reasons = sorted(d.reason for d in ad_store.inner.decisions_of("u1", day))
+    assert reasons == ["not_due", "served", "served"]
+
+
+async def test_premium_sessions_get_no_break_and_no_decision_is_recorded(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+    clock: ManualClock,
+) -> None:
+    session = await open_session("premium", codecs=["mp4a.40.2"])
+    media_url = session["playlist_url"].replace("main.m3u8", "aac_96/playlist.m3u8")
+    assert (await _asset_list(client, settings, media_url, 0))["ASSETS"] == []
+    await edge_app[ADS].recorder.flush()  # type: ignore[union-attr]
+    assert ad_store.inner.decisions_of("u1", datetime.fromtimestamp(clock(), UTC).date()) == []
+
+
+async def test_impressions_and_quartiles_count_once_from_deliveries_and_beacons(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    session_store: SQLiteSessionStore,
+    edge_secrets: TokenSecrets,
+    clock: ManualClock,
+) -> None:
+    session = await open_session("free", codecs=["mp4a.40.2"])
+    media_url, _ = await _media(client, settings, session)
+    [asset] = (await _asset_list(client, settings, media_url, 0))["ASSETS"]
+    ad_playlist = await client.get(path_of(settings, asset["URI"]))
+    assert ad_playlist.status == 200
+    parsed = parse_media(await ad_playlist.text())
+    assert all(key is None for key, _ in parsed.segment_keys())  # clear: no key requests
+    for uri in ["init.mp4", *(s.uri for s in parsed.segments)] * 2:  # each fetched twice
+        response = await client.get(path_of(settings, uri, asset["URI"]))
+        assert response.status == 200
+    beacons = path_of(settings, "../ads/0/events", media_url)
+    response = await client.post(
+        beacons, json={"campaign_id": "c1", "events": ["impression", "complete"]}
+    )
+    assert response.status == 202
+    bad = await client.post(beacons, json={"campaign_id": "c1", "events": ["click"]})
+    assert bad.status == 400
+    await edge_app[ADS].recorder.flush()  # type: ignore[union-attr]
+
+    analytics = issue_analytics_token(
+        edge_secrets.platform_key, "ads-team", 600, clock(), all_tracks=True
+    )
+    report = await client.get(
+        "/v1/ads/campaigns/c1/report", headers={"Authorization": f"Bearer {analytics}"}
+    )
+    assert report.status == 200
+    assert (await report.json())["events"] == {
+        "impression": 1,
+        "first_quartile": 1,
+        "midpoint": 1,
+        "third_quartile": 1,
+        "complete": 1,
+    }
+    # Ads are not tracks: no track delivery was recorded for them, no play, no session.
+    assert session_store.deliveries_of([session["session_id"]]).get(session["session_id"], ()) == ()
+    today = datetime.fromtimestamp(clock(), UTC).date()
+    assert sum(session_store.plays_by_day("trk1", today, today).values()) == 0
+    assert sum(session_store.plays_by_day("spot-1", today, today).values()) == 0
+    assert (await client.post("/v1/sessions", json={"track_id": "spot-1"})).status in (401, 404)
+
+
+async def test_a_failing_ad_store_skips_the_break_and_says_so_in_metrics(
+    client: Client, settings: Settings, open_session: OpenSession, ad_store: FaultyAdStore
+) -> None:
+    session = await open_session("free", codecs=["mp4a.40.2"])
+    media_url, _ = await _media(client, settings, session)
+    ad_store.reads_fail = True
+    assert (await _asset_list(client, settings, media_url, 0))["ASSETS"] == []
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, 'edge_ad_breaks_total{outcome="skipped_error"}') == 1
+
+
+async def test_a_slow_ad_decision_is_abandoned_at_its_deadline(
+    client: Client, settings: Settings, open_session: OpenSession, ad_store: FaultyAdStore
+) -> None:
+    session = await open_session("free", codecs=["mp4a.40.2"])
+    media_url, _ = await _media(client, settings, session)
+    ad_store.read_delay_s = 1.0  # past the 0.5 s deadline
+    assert (await _asset_list(client, settings, media_url, 0))["ASSETS"] == []
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, 'edge_ad_breaks_total{outcome="skipped_timeout"}') == 1
+
+
+async def test_decisions_and_events_wait_in_the_spool_while_the_store_is_down(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+    clock: ManualClock,
+    tmp_path: Path,
+) -> None:
+    ad_store.writes_fail = True  # reads still answer: the break is decided, not written
+    session = await open_session("free", codecs=["mp4a.40.2"])
+    media_url, _ = await _media(client, settings, session)
+    [asset] = (await _asset_list(client, settings, media_url, 0))["ASSETS"]
+    ad_playlist = parse_media(await (await client.get(path_of(settings, asset["URI"]))).text())
+    first = ad_playlist.segments[0].uri  # 0-2 s of 8 s: the impression and the first quartile
+    assert (await client.get(path_of(settings, first, asset["URI"]))).status == 200
+    recorder = edge_app[ADS].recorder  # type: ignore[union-attr]
+    await recorder.flush()
+    assert recorder.spooled_count() == 3  # the decision and two events
+    await recorder.flush()  # still down: replayed into the spool, not lost, not doubled
+    assert recorder.spooled_count() == 3
+    ad_store.writes_fail = False
+    await recorder.flush()
+    assert recorder.spooled_count() == 0
+    day = datetime.fromtimestamp(clock(), UTC).date()
+    assert [d.reason for d in ad_store.inner.decisions_of("u1", day)] == ["served"]
+    assert ad_store.inner.event_counts("c1", day)["impression"] == 1
