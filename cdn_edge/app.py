@@ -36,6 +36,7 @@ from cdn_edge.ads.creatives import CreativeCache
 from cdn_edge.ads.recorder import AdRecorder
 from cdn_edge.ads.service import AdDecisionService
 from cdn_edge.analytics_auth import AnalyticsVerifier
+from cdn_edge.audit_writer import AuditMetrics, AuditWriter
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.handlers import (
     ads,
@@ -65,6 +66,7 @@ from cdn_edge.state import (
     AD_STORE,
     ADS,
     ANALYTICS,
+    AUDIT,
     BLOCKING,
     CAPTURE,
     CATALOG,
@@ -105,6 +107,10 @@ from cdn_edge.web.middleware import edge_middleware
 from cdn_edge.web.static_files import StaticFiles, default_hls_dir
 from drm import KeyRing
 from streamer.ads.port import AdStore
+from streamer.audit.chain import derive_chain_key
+from streamer.audit.memory import InMemoryAuditLog
+from streamer.audit.recorder import AuditRecorder
+from streamer.audit.recorders import stream_name
 from streamer.objects.port import ObjectReader
 from streamer.sessions.port import SessionStore
 from streamer.settings import Settings
@@ -128,6 +134,7 @@ def create_app(
     spool: TelemetrySpool | None = None,
     access_log: AccessLog | None = None,
     play_recounts: bool = False,
+    audit: AuditRecorder | None = None,
     ad_store: AdStore | None = None,
     ad_spool: Path | None = None,
 ) -> web.Application:
@@ -139,6 +146,7 @@ def create_app(
     telemetry waits for the store in the writer's memory only. `access_log` defaults to
     stderr when the access logger is enabled for INFO (as the server configures logging).
     `play_recounts` runs the periodic play recount (one edge worker does: `build_app`).
+    `audit` records key grants; by default into memory only (`build_app` gives the real log).
     `ad_store` turns ads on for free sessions (cdn_edge.ads); `ad_spool` is the file its
     records go to while the store fails.
     """
@@ -194,6 +202,11 @@ def create_app(
     app[TELEMETRY_STORE] = session_store
     app[PLAY_LEDGER] = session_store
     app[ANALYTICS] = AnalyticsVerifier(secrets.platform_key, clock)
+    if audit is None:
+        audit = AuditRecorder(
+            InMemoryAuditLog, derive_chain_key(secrets.platform_key), stream_name("edge"), None
+        )
+    app[AUDIT] = AuditWriter(audit, AuditMetrics(metrics.registry), clock)
 
     app[AD_STORE] = ad_store
     app[ADS] = None
@@ -217,6 +230,7 @@ def create_app(
     app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(_pathway_probes)
     app.cleanup_ctx.append(_telemetry)  # after _lifecycle: stops before the store closes
+    app.cleanup_ctx.append(_audit)
     if play_recounts and settings.play_recount_interval_s > 0:
         recounter = PlayRecounter(session_store, blocking, clock, settings.play_recount_interval_s)
         app.cleanup_ctx.append(functools.partial(_play_recounts, recounter=recounter))
@@ -227,6 +241,7 @@ def create_app(
 def build_app(settings: Settings, worker: int = 0) -> web.Application:
     """The edge over the backends `settings` name (the embedded defaults unless configured);
     `worker` is this process's index among the edge's workers (its telemetry spool's)."""
+    from streamer.audit.recorders import open_recorder
     from streamer.backends import open_ad_store, open_object_store, open_session_store
     from streamer.keyring_file import load_or_create_keyring
 
@@ -237,6 +252,7 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
         load_or_create_keyring(settings.kek_path),
         spool=TelemetrySpool(worker_spool_dir(settings.data_dir / SPOOL_DIR, worker)),
         play_recounts=worker == 0,
+        audit=open_recorder(settings, stream_name("edge", worker)),
         ad_store=open_ad_store(settings) if settings.ads else None,
         ad_spool=settings.data_dir / AD_SPOOL_DIR / f"worker-{worker}.jsonl",
     )
@@ -376,6 +392,13 @@ async def _telemetry(app: web.Application) -> AsyncIterator[None]:
     await writer.close()
     if replayer is not None:
         replayer.close()
+
+
+async def _audit(app: web.Application) -> AsyncIterator[None]:
+    """The audit writer's task; at shutdown, what it holds goes to the store or the spool."""
+    app[AUDIT].start()
+    yield
+    await app[AUDIT].close()
 
 
 async def _ad_records(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from cdn_edge.ads.service import AdDecisionService
 from cdn_edge.analytics_auth import AnalyticsVerifier
+from cdn_edge.audit_writer import AuditWriter
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.metrics import EdgeMetrics
@@ -66,6 +67,7 @@ ANALYTICS = web.AppKey("analytics_verifier", AnalyticsVerifier)
 PATHWAYS: web.AppKey[tuple[Pathway, ...]] = web.AppKey("pathways")
 PATHWAY_HEALTH = web.AppKey("pathway_health", HealthBoard)
 THROUGHPUT: web.AppKey[ThroughputHistory] = web.AppKey("throughput_history")
+AUDIT = web.AppKey("audit_writer", AuditWriter)  # key grants and other audited actions
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Fields a handler adds to the request's access log line (session id, track, key id).

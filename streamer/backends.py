@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from streamer.ads.port import AD_STORE_FILE, AdStore
+from streamer.audit.port import AuditLog
 from streamer.errors import ConfigError
 from streamer.jobs.port import JobStore
 from streamer.jobs.sqlite import SQLiteJobStore
@@ -33,6 +34,11 @@ def open_session_store(settings: Settings) -> SessionStore:
     """The session store that `settings.session_store` names: one object, all three ports
     (streamer.sessions.port); hand each caller the port it uses."""
     return _choose(_SESSION_STORES, settings.session_store, "SESSION_STORE")(settings)
+
+
+def open_audit_log(settings: Settings) -> AuditLog:
+    """The audit log, kept by the session store that `settings.session_store` names."""
+    return _choose(_AUDIT_LOGS, settings.session_store, "SESSION_STORE")(settings)
 
 
 def open_ad_store(settings: Settings) -> AdStore:
@@ -81,6 +87,21 @@ def _scylla_session_store(settings: Settings) -> SessionStore:
     return store
 
 
+def _sqlite_audit_log(settings: Settings) -> AuditLog:
+    from streamer.audit.sqlite import SQLiteAuditLog
+
+    return SQLiteAuditLog(settings.data_dir / SESSION_STORE_FILE)
+
+
+def _scylla_audit_log(settings: Settings) -> AuditLog:
+    try:
+        from streamer.audit.scylla import ScyllaAuditLog
+    except ImportError as exc:
+        raise _backend_missing(exc, "scylla", "streamer.audit.scylla", "SESSION_STORE") from exc
+    log: AuditLog = ScyllaAuditLog.from_settings(settings)
+    return log
+
+
 def _sqlite_ad_store(settings: Settings) -> AdStore:
     from streamer.ads.sqlite import SQLiteAdStore
 
@@ -109,6 +130,10 @@ _JOB_STORES: dict[str, Callable[[Settings], JobStore]] = {
 _SESSION_STORES: dict[str, Callable[[Settings], SessionStore]] = {
     "sqlite": _sqlite_session_store,
     "scylla": _scylla_session_store,
+}
+_AUDIT_LOGS: dict[str, Callable[[Settings], AuditLog]] = {
+    "sqlite": _sqlite_audit_log,
+    "scylla": _scylla_audit_log,
 }
 
 _AD_STORES: dict[str, Callable[[Settings], AdStore]] = {

@@ -6,17 +6,24 @@ It is the one module allowed to import the applications (see [importlinter] in s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from drm import KeyRing
+from streamer.audit.events import admin_action, ingest_submitted, kek_rotated
+from streamer.audit.model import AuditAction, AuditEvent
+from streamer.audit.recorders import cli_actor
+from streamer.audit.spool import AUDIT_SPOOL_DIR
 from streamer.errors import StreamerError
+from streamer.jobs.port import Job
 from streamer.objects.port import ABANDONED_UPLOAD_AGE
 from streamer.settings import Settings, load_settings
 from streamer_app.ads_cli import add_ads_commands
@@ -55,6 +62,26 @@ def _keyring(settings: Settings) -> KeyRing:
     return load_or_create_keyring(settings.kek_path)
 
 
+def _audit(settings: Settings, *events: AuditEvent) -> None:
+    """Record an operator's action in the audit log, or in the local spool if the store is
+    down (the edge writes it later); StorageError only if neither takes it."""
+    from streamer.audit.recorders import open_recorder, stream_name
+
+    recorder = open_recorder(settings, stream_name("cli"))
+    try:
+        if recorder.record(events):
+            with contextlib.suppress(StreamerError):  # what earlier commands spooled
+                recorder.replay()
+        else:
+            print(
+                f"streamer: the audit log is unavailable; {len(events)} entries spooled under"
+                f" {settings.data_dir / AUDIT_SPOOL_DIR} for the edge to write later",
+                file=sys.stderr,
+            )
+    finally:
+        recorder.close()
+
+
 def cmd_rotate_kek(args: argparse.Namespace) -> int:
     from streamer.backends import open_object_store
     from streamer.keyring_file import save_keyring
@@ -64,6 +91,16 @@ def cmd_rotate_kek(args: argparse.Namespace) -> int:
     path = settings.kek_path
     report = rotate_kek(
         open_object_store(settings), _keyring(settings), lambda ring: save_keyring(path, ring)
+    )
+    _audit(
+        settings,
+        kek_rotated(
+            actor=cli_actor(),
+            new_kek_id=report.new_kek_id,
+            records=report.records,
+            keys=report.keys,
+            at_s=time.time(),
+        ),
     )
     print(
         f"active KEK is now {report.new_kek_id}; re-wrapped {report.keys} content keys "
@@ -94,6 +131,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     metadata = json.loads(Path(args.metadata).read_text()) if args.metadata else {}
+
+    def audit_submission(job: Job) -> None:
+        _audit(
+            settings,
+            ingest_submitted(
+                actor=cli_actor(),
+                job_id=job.job_id,
+                track_id=job.spec.track_id,
+                filename=job.spec.filename,
+                master_sha256=job.spec.master_sha256,
+                via="cli",
+                kind=job.spec.kind,
+                at_s=time.time(),
+            ),
+        )
+
     return ingest_files(
         [Path(p) for p in args.paths],
         settings=settings,
@@ -103,6 +156,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         track_id=args.track_id,
         metadata=metadata,
         as_json=args.json,
+        on_submitted=audit_submission,
         kind=args.kind,
     )
 
@@ -143,6 +197,17 @@ def cmd_cleanup_uploads(args: argparse.Namespace) -> int:
         print(f"the {settings.object_store} object store keeps no incomplete uploads")
         return 0
     aborted = store.cleanup_incomplete_uploads(timedelta(hours=args.older_than))
+    _audit(
+        settings,
+        admin_action(
+            AuditAction.UPLOADS_CLEANED,
+            actor=cli_actor(),
+            subject=f"object-store:{settings.object_store}",
+            at_s=time.time(),
+            older_than_h=args.older_than,
+            aborted=aborted,
+        ),
+    )
     print(f"aborted {aborted} incomplete uploads started over {args.older_than:g} h ago")
     return 0
 
@@ -182,6 +247,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _audit(
+        settings,
+        admin_action(
+            AuditAction.TOKEN_MINTED,
+            actor=cli_actor(),
+            subject=f"{args.scope}:{args.user}",
+            at_s=time.time(),
+            scope=args.scope,
+            ttl_s=args.ttl_s,
+            **({"tier": args.tier} if args.scope == "listener" else {}),
+        ),
+    )
     if args.scope == "ingest":
         from transcoder.http_api import issue_dev_ingest_token
 
@@ -217,6 +294,16 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kwargs = {"replication": args.replication} if args.replication else {}
     applied = migrate(settings, **kwargs)
+    _audit(
+        settings,
+        admin_action(
+            AuditAction.SCHEMA_MIGRATED,
+            actor=cli_actor(),
+            subject=f"keyspace:{settings.cql_keyspace}",
+            at_s=time.time(),
+            applied=applied,
+        ),
+    )
     for description in applied:
         print(f"applied migration {description}")
     if not applied:
@@ -235,7 +322,8 @@ def cmd_plays_recount(args: argparse.Namespace) -> int:
         )
         return 2
     days = [args.day] if args.day else recent_days(datetime.now(UTC).date())
-    ledger = open_session_store(_settings(args))
+    settings = _settings(args)
+    ledger = open_session_store(settings)
     try:
         if args.track:
             sweep = recount_track(ledger, args.track, days)
@@ -251,8 +339,95 @@ def cmd_plays_recount(args: argparse.Namespace) -> int:
         print(f"streamer: cannot recount {failure}", file=sys.stderr)
     span = days[0].isoformat() if len(days) == 1 else f"{days[-1]} to {days[0]}"
     what = f"track {args.track}" if args.track else "the counts marked due"
+    _audit(
+        settings,
+        admin_action(
+            AuditAction.PLAYS_RECOUNTED,
+            actor=cli_actor(),
+            subject=f"track:{args.track}" if args.track else "plays:due",
+            at_s=time.time(),
+            days=[day.isoformat() for day in days],
+            recounted=len(sweep.recounts),
+            corrected=len(sweep.corrected),
+            failures=len(sweep.failures),
+        ),
+    )
     print(f"recounted {what} on {span}: {len(sweep.corrected)} corrected")
     return 1 if sweep.failures else 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from streamer.audit.recorders import chain_key
+    from streamer.audit.verify import verify_log
+    from streamer.backends import open_audit_log
+
+    settings = _settings(args)
+    log = open_audit_log(settings)
+    try:
+        report = verify_log(log, chain_key(settings), _micros(args.since))
+    finally:
+        log.close()
+    since = f" since {args.since.isoformat()}" if args.since else ""
+    if report.problems:
+        for problem in report.problems:
+            print(f"broken [{problem.damage}] {problem.message}")
+        print(
+            f"audit log BROKEN: {len(report.problems)} of {len(report.streams)} streams"
+            f" damaged ({report.checked} entries checked{since})"
+        )
+        return 1
+    print(f"audit log intact: {report.checked} entries in {len(report.streams)} streams{since}")
+    return 0
+
+
+def cmd_audit_list(args: argparse.Namespace) -> int:
+    from streamer.audit.verify import find_entries
+    from streamer.backends import open_audit_log
+
+    log = open_audit_log(_settings(args))
+    try:
+        entries = find_entries(
+            log, action=args.kind, actor=args.actor, since_us=_micros(args.since)
+        )
+    finally:
+        log.close()
+    for entry in entries[-args.limit :]:
+        event = entry.event
+        when = datetime.fromtimestamp(event.at_us / 1e6, UTC).isoformat(timespec="milliseconds")
+        if args.json:
+            doc = {
+                "at": when,
+                "action": event.action.value,
+                "actor": event.actor,
+                "subject": event.subject,
+                "details": event.details,
+                "stream": entry.stream,
+                "seq": entry.seq,
+                "event_id": event.event_id,
+            }
+            print(json.dumps(doc, sort_keys=True))
+        else:
+            details = json.dumps(event.details, sort_keys=True, separators=(",", ":"))
+            print(
+                f"{when}  {event.action.value:30} {event.actor:28} {event.subject}  {details}"
+                f"  [{entry.stream}#{entry.seq}]"
+            )
+    return 0
+
+
+def _micros(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1_000_000)
+
+
+def _instant(text: str) -> datetime:
+    """YYYY-MM-DD (UTC midnight) or an ISO 8601 time; without a zone, UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a day (YYYY-MM-DD) or an ISO 8601 time"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _day(text: str) -> date:
@@ -432,6 +607,33 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     rotate = key_commands.add_parser("rotate-kek", help="activate a new KEK and re-wrap all keys")
     rotate.set_defaults(func=cmd_rotate_kek)
+
+    audit = commands.add_parser("audit", help="the tamper-evident audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check every stream's hash chain; exit 1 naming the first broken entry",
+    )
+    verify.add_argument(
+        "--since",
+        type=_instant,
+        metavar="TIME",
+        help="check entries from this time on (YYYY-MM-DD or ISO 8601), trusting earlier ones",
+    )
+    verify.set_defaults(func=cmd_audit_verify)
+    listing = audit_commands.add_parser("list", help="list audit entries, oldest first")
+    listing.add_argument(
+        "--kind",
+        type=AuditAction,
+        choices=list(AuditAction),
+        metavar="ACTION",
+        help=f"only this action: {', '.join(a.value for a in AuditAction)}",
+    )
+    listing.add_argument("--actor", help="only this actor, e.g. listener:u1 or cli:ops@host")
+    listing.add_argument("--since", type=_instant, metavar="TIME", help="only from this time on")
+    listing.add_argument("--limit", type=int, default=100, help="the newest N; default 100")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(func=cmd_audit_list)
 
     add_ads_commands(commands, _settings, _day)
     return parser

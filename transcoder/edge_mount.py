@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from streamer.audit.recorders import open_recorder, stream_name
 from streamer.backends import open_job_store, open_object_store
 from streamer.keyring_file import load_or_create_keyring
 from streamer.settings import Settings
@@ -30,7 +31,14 @@ def mount_ingest(app: web.Application, settings: Settings) -> None:
     store = open_object_store(settings)
     jobs = open_job_store(settings)
     verify = ingest_token_verifier(load_token_secrets(settings).platform_key)
-    install_ingest_api(app, settings, store, jobs, verify)
+    audit = open_recorder(settings, stream_name("ingest-api"))
+    install_ingest_api(app, settings, store, jobs, verify, audit)
+
+    async def close_audit(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(audit.close)
+
+    app.cleanup_ctx.append(close_audit)
     if settings.serve_ingest_workers <= 0:
         return
     ring = load_or_create_keyring(settings.kek_path)

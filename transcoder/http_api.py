@@ -22,6 +22,8 @@ from typing import IO, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from streamer.audit.events import ingest_submitted
+from streamer.audit.recorder import AuditRecorder
 from streamer.bearer_tokens import (
     BearerTokenVerifier,
     TokenKind,
@@ -57,6 +59,7 @@ STORE_KEY = web.AppKey("ingest_object_store", ObjectStore)
 JOBS_KEY = web.AppKey("ingest_job_store", JobStore)
 SETTINGS_KEY = web.AppKey("ingest_settings", Settings)
 VERIFY_KEY: web.AppKey[Callable[[str], dict[str, Any]]] = web.AppKey("ingest_verify")
+AUDIT_KEY = web.AppKey("ingest_audit", AuditRecorder)
 
 
 class ApiError(Exception):
@@ -239,9 +242,45 @@ async def post_ingest(request: web.Request) -> web.Response:
     finally:
         await asyncio.to_thread(path.unlink, missing_ok=True)
     log.info("ingest job %s queued: %s (%d bytes) by %s", job.job_id, filename, size, claims["sub"])
+    await _audit_submission(request, job, claims["sub"])
     body = job_json(job)
     body["status_url"] = f"/v1/ingest/{job.job_id}"
     return web.json_response(body, status=202, headers={"Location": body["status_url"]})
+
+
+async def _audit_submission(request: web.Request, job: Job, subject: str) -> None:
+    """Keep the submission's audit entry (store or spool) before the 202 acknowledges it."""
+    audit = request.app.get(AUDIT_KEY)
+    if audit is None:
+        return
+    event = ingest_submitted(
+        actor=f"ingest:{subject}",
+        job_id=job.job_id,
+        track_id=job.spec.track_id,
+        filename=job.spec.filename,
+        master_sha256=job.spec.master_sha256,
+        via="http",
+        kind=job.spec.kind,
+        at_s=time.time(),
+    )
+    try:
+        stored = await asyncio.to_thread(audit.record, [event])
+        if stored and audit.has_spooled():  # the store is back: what waited on disk goes in
+            await asyncio.to_thread(_replay_quietly, audit)
+    except StreamerError as exc:
+        raise ApiError(
+            503,
+            "audit_unavailable",
+            f"job {job.job_id} is queued, but its audit entry could not be kept ({exc});"
+            " submit it again later",
+        ) from exc
+
+
+def _replay_quietly(audit: AuditRecorder) -> None:
+    try:
+        audit.replay()
+    except StreamerError as exc:  # left spooled for the next try
+        log.warning("audit spool not replayed yet: %s", exc)
 
 
 async def get_ingest(request: web.Request) -> web.Response:
@@ -261,9 +300,13 @@ def install_ingest_api(
     store: ObjectStore,
     jobs: JobStore,
     verify: Callable[[str], dict[str, Any]],
+    audit: AuditRecorder | None = None,
 ) -> None:
-    """Add the ingest routes and their state to `app` (the edge's, or one of its own)."""
+    """Add the ingest routes and their state to `app` (the edge's, or one of its own);
+    `audit` records each submission (`mount_ingest` gives one; without it, none)."""
     app[SETTINGS_KEY] = settings
+    if audit is not None:
+        app[AUDIT_KEY] = audit
     app[STORE_KEY] = store
     app[JOBS_KEY] = jobs
     app[VERIFY_KEY] = verify

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -73,9 +74,11 @@ def ingest_files(
     as_json: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    on_submitted: Callable[[Job], None] | None = None,
     kind: IngestKind = "track",
 ) -> int:
-    """Ingest every master; exit status 1 when any was refused or failed."""
+    """Ingest every master; exit status 1 when any was refused or failed. `on_submitted` is
+    called with each job as it is queued (the CLI audits the submission there)."""
     out = out or sys.stdout
     err = err or sys.stderr
     masters = expand_masters(paths)
@@ -100,6 +103,8 @@ def ingest_files(
         except InvalidTrackId as exc:
             row.state, row.reason = "failed", str(exc)
             continue
+        if on_submitted is not None:
+            on_submitted(job)
         row.job_id = job.job_id
         rows[job.job_id] = row
 

@@ -12,6 +12,7 @@ gain to -14 LUFS and the start variant.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import secrets
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from cdn_edge.policy.negotiation import (
     parse_codec,
 )
 from cdn_edge.state import (
+    AUDIT,
     CATALOG,
     CLOCK,
     LISTENERS,
@@ -42,8 +44,12 @@ from cdn_edge.state import (
     log_fields,
 )
 from cdn_edge.web.request_body import read_bounded
-from streamer.catalog import Codec, RenditionRecord
+from streamer.audit.errors import InvalidAuditEvent
+from streamer.audit.events import key_granted
+from streamer.catalog import Codec, RenditionRecord, TrackRecord
 from streamer.sessions.port import PlaybackSession
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024  # a session request is a few hundred bytes
 MAX_DEVICE_CODECS = 32
@@ -128,6 +134,35 @@ def _iso(unix_s: int) -> str:
     return datetime.fromtimestamp(unix_s, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _audit_key_grant(
+    app: web.Application, claims: SessionClaims, record: TrackRecord, now: int
+) -> None:
+    """One audit entry per session: the content keys its variants may fetch. Queued: the
+    response never waits for it, and an event that cannot be built costs a log line only."""
+    key_ids = {
+        segment.key_id
+        for rendition in record.renditions
+        if rendition.name in claims.variants
+        for segment in rendition.segments
+    }
+    try:
+        event = key_granted(
+            user_id=claims.user_id,
+            session_id=claims.session_id,
+            track_id=claims.track_id,
+            version=claims.version,
+            tier=claims.tier,
+            key_ids=key_ids,
+            variants=claims.variants,
+            expires_at=claims.expires_at,
+            at_s=app[CLOCK](),
+        )
+    except InvalidAuditEvent as exc:
+        logger.error("key grant of session %s not audited: %s", claims.session_id, exc)
+        return
+    app[AUDIT].record(event)
+
+
 async def create_session(request: web.Request) -> web.Response:
     app = request.app
     listener = app[LISTENERS].verify_header(request.headers.get("Authorization"))
@@ -171,6 +206,7 @@ async def create_session(request: web.Request) -> web.Response:
             expires_at=expires_at,
         )
     )
+    _audit_key_grant(app, claims, record, now)
     app[METRICS].sessions_created.labels(listener.tier).inc()
     log_fields(request).update(session_id=claims.session_id, track_id=record.track_id)
     loudness = record.loudness

@@ -266,6 +266,30 @@ class CqlSession:
         except _DRIVER_ERRORS as exc:
             raise self._error(action, exc) from exc
 
+    def execute_conditional_batch(
+        self,
+        statements: Sequence[tuple[Cql, Sequence[Any]]],
+        *,
+        action: str,
+        timeout: float | None = None,
+    ) -> tuple[bool, list[dict[str, Any]]]:
+        """Run conditional writes (LWT) to ONE partition as one Paxos round: all apply or none.
+
+        Returns whether they applied and, when not, the rows that stood in the way.
+        """
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)  # one partition: no batchlog
+        for statement, params in statements:
+            batch.add(self.prepare(statement), params)
+        batch.is_idempotent = False  # a retried LWT may see its own first write and fail
+        try:
+            result = self._session.execute(batch, timeout=self._timeout(timeout))
+        except _DRIVER_ERRORS as exc:
+            raise self._error(action, exc) from exc
+        rows = CqlRows(result, lambda exc: self._error(action, exc)).all()
+        if not rows:
+            raise self._error(action, RuntimeError("the conditional batch returned no row"))
+        return bool(rows[0]["[applied]"]), rows
+
     def execute_partition_batch_async(
         self,
         statements: Sequence[tuple[Cql, Sequence[Any]]],

@@ -42,6 +42,9 @@ streamer.sessions.tables, from which the stores derive their statements; a test 
 live schema against them. Version 3 drops session_qoe: QoE is computed from the events where
 it is used (streamer.qoe), and nothing read that table.
 
+The audit log (version 4): audit_entries and audit_heads, described with their partition
+sizes in `streamer.audit.scylla`.
+
 Times are bigint microseconds since the Unix epoch, UTC: CQL `timestamp` keeps milliseconds
 only, and a job must read back exactly the instants it was given.
 
@@ -275,6 +278,40 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "drop session_qoe: QoE is computed where it is read, not stored",
         ("DROP TABLE IF EXISTS {keyspace}.session_qoe",),
+    ),
+    # The audit log (streamer.audit.scylla): entries in partitions of AUDIT_EPOCH_ENTRIES per
+    # stream, appended with conditional batches; the checkpoints of every stream.
+    Migration(
+        4,
+        "audit log: audit_entries, audit_heads",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.audit_entries (
+                stream text,
+                epoch bigint,
+                seq bigint,
+                event_id text,
+                at_us bigint,
+                action text,
+                actor text,
+                subject text,
+                details text,
+                key_id text,
+                prev_hash text,
+                hash text,
+                PRIMARY KEY ((stream, epoch), seq)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.audit_heads (
+                scope text,
+                stream text,
+                seq bigint,
+                hash text,
+                PRIMARY KEY ((scope), stream)
+            )
+            """,
+        ),
     ),
     # Audio ads (streamer.ads, docs/decisions/0011): campaigns, decisions by listener day (frequency
     # caps, the last break) and by campaign day (pacing), impressions and quartiles by
