@@ -42,6 +42,10 @@ streamer.sessions.tables, from which the stores derive their statements; a test 
 live schema against them. Version 3 drops session_qoe: QoE is computed from the events where
 it is used (streamer.qoe), and nothing read that table.
 
+Offline downloads (version 5): offline_devices, offline_licences, offline_licences_by_device,
+described in `streamer.offline.scylla`; kept until deleted (devices and licences are account
+records, small and few).
+
 Times are bigint microseconds since the Unix epoch, UTC: CQL `timestamp` keeps milliseconds
 only, and a job must read back exactly the instants it was given.
 
@@ -275,6 +279,47 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "drop session_qoe: QoE is computed where it is read, not stored",
         ("DROP TABLE IF EXISTS {keyspace}.session_qoe",),
+    ),
+    Migration(
+        5,
+        "offline downloads: devices per account, download licences",
+        (
+            # One partition per account; `devices_version` (static) is the compare-and-set
+            # token every registration bumps with an LWT, so the device limit holds under races.
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.offline_devices (
+                user_id text,
+                device_id text,
+                public_key blob,
+                name text,
+                registered_at bigint,
+                devices_version int static,
+                PRIMARY KEY ((user_id), device_id)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.offline_licences (
+                licence_id text PRIMARY KEY,
+                device_id text,
+                user_id text,
+                track_id text,
+                version text,
+                renditions text,
+                granted_at bigint,
+                expires_at bigint,
+                revoked_at bigint,
+                revoked_by text
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.offline_licences_by_device (
+                user_id text,
+                device_id text,
+                licence_id text,
+                PRIMARY KEY ((user_id, device_id), licence_id)
+            )
+            """,
+        ),
     ),
     # Audio ads (streamer.ads, docs/decisions/0011): campaigns, decisions by listener day (frequency
     # caps, the last break) and by campaign day (pacing), impressions and quartiles by
