@@ -7,6 +7,7 @@ Checked by `streamer.bearer_tokens`: audience "streamer-admin", with `sub` (the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from cdn_edge.errors import Forbidden, Unauthorized
@@ -17,11 +18,14 @@ from streamer.bearer_tokens import (
     sign_bearer_token,
 )
 from streamer.errors import BearerScopeMissing, BearerTokenRefused
+from streamer.settings import Settings
+from streamer.token_secrets import load_token_secrets
 
 ADMIN_AUDIENCE = "streamer-admin"
 LICENCES_SCOPE = "licences"
 ADMIN_TOKEN = TokenKind("admin token", ADMIN_AUDIENCE, scope=LICENCES_SCOPE)
 MAX_SUBJECT_CHARS = 128
+DEV_TOKEN_TTL_S = 3600  # an operator's token: an hour is enough to revoke what needs revoking
 
 
 class AdminVerifier:
@@ -51,3 +55,10 @@ def issue_admin_token(key: bytes, subject: str, ttl_s: int, now: float) -> str:
     if not 0 < len(subject) <= MAX_SUBJECT_CHARS:
         raise ValueError(f"subject must be 1 to {MAX_SUBJECT_CHARS} characters")
     return sign_bearer_token(key, ADMIN_TOKEN, subject, ttl_s, now)
+
+
+def issue_dev_admin_token(settings: Settings, user: str, ttl_s: int = DEV_TOKEN_TTL_S) -> str:
+    """A development admin token under the configured (or generated) secret: the CLI's
+    `streamer token --scope admin --user <operator>`."""
+    secrets = load_token_secrets(settings)
+    return issue_admin_token(secrets.platform_key, user, ttl_s, time.time())

@@ -391,7 +391,10 @@ async def report_plays(request: web.Request) -> web.Response:
         raise InvalidField("plays", 'expected a body {"plays": [...]}')
     if len(plays) > MAX_PLAYS:
         raise PayloadTooLarge(f"{len(plays)} plays in one request; send at most {MAX_PLAYS}")
-    if sum(len(p.get("events", [])) for p in plays if isinstance(p, dict)) > MAX_EVENTS_PER_REQUEST:
+    events_sent = sum(
+        len(p["events"]) for p in plays if isinstance(p, dict) and isinstance(p.get("events"), list)
+    )
+    if events_sent > MAX_EVENTS_PER_REQUEST:
         raise PayloadTooLarge(f"send at most {MAX_EVENTS_PER_REQUEST} events per request")
     now_ms = int(app[CLOCK]() * 1000)
     licences: dict[str, Licence | None] = {}
@@ -435,7 +438,7 @@ async def report_plays(request: web.Request) -> web.Response:
                     "message": decision.message,
                 }
             )
-        else:
+        elif all(c.session_id != decision.session_id for c in claims):  # a play sent twice
             claims.append(decision)
     # StorageError (503 with Retry-After) before anything is acknowledged: the device keeps
     # its plays and sends them again; a play already counted is not counted twice.

@@ -224,3 +224,23 @@ async def test_a_closed_store_is_a_clear_503(
     status, doc = await grant(dl, token, device["device_id"])
     assert status == 503, doc
     assert doc["error"] == "storage_error"
+
+
+async def test_malformed_play_reports_are_400s_naming_the_field(
+    dl: TestClient, licensed: tuple[str, str, str]
+) -> None:
+    token, device_id, licence_id = licensed
+    bad_bodies: list[tuple[Any, str]] = [
+        ({"plays": "x"}, "plays"),
+        ({"plays": [{"play_id": "p1", "licence_id": licence_id, "events": 7}]}, "plays[0].events"),
+        ({"plays": [{"play_id": "p 1", "licence_id": licence_id, "events": []}]}, "plays[0]"),
+        (
+            {"plays": [{"play_id": "p1", "licence_id": licence_id, "events": [{"type": "x"}]}]},
+            "plays[0].events[0].type",
+        ),
+    ]
+    for body, field in bad_bodies:
+        response = await dl.post(f"/v1/devices/{device_id}/plays", json=body, headers=auth(token))
+        doc = await response.json()
+        assert (response.status, doc["error"]) == (400, "invalid_field"), (body, doc)
+        assert doc["message"].startswith(field + ":"), doc
