@@ -382,8 +382,11 @@ async def report_plays(request: web.Request) -> web.Response:
     """Plays made offline: each counted once, on its own day, if its licence held then."""
     app = request.app
     listener = app[LISTENERS].verify_header(request.headers.get("Authorization"))
-    # No tier check: plays made while premium count even if the subscription lapsed since.
-    device = await _device(request, listener)
+    # No tier check: plays made while premium count even if the subscription lapsed since. Nor
+    # a device check: a device removed since still reports the plays it made before (its
+    # licences were revoked at removal, so later plays do not count).
+    device_id = check_name("device id", request.match_info["device_id"])
+    log_fields(request).update(device_id=device_id)
     service = _service(request)
     doc = await _read_json(request)
     plays = doc.get("plays")
@@ -416,7 +419,10 @@ async def report_plays(request: web.Request) -> web.Response:
         if licence_id not in licences:
             licences[licence_id] = await app[BLOCKING](service.store.get_licence, licence_id)
         licence = licences[licence_id]
-        if licence is None or licence.device_id != device.device_id:
+        if licence is None or (licence.user_id, licence.device_id) != (
+            listener.user_id,
+            device_id,
+        ):
             refused.append(
                 {
                     "index": index,

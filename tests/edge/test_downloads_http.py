@@ -278,3 +278,13 @@ async def test_listing_licences_shows_their_state(
     assert [(lic["licence_id"], lic["state"]) for lic in doc["licences"]] == [
         (issued["licence"]["licence_id"], "expired")
     ]
+
+
+async def test_a_lapsed_subscription_is_not_renewed(
+    dl: TestClient, premium: str, clock: ManualClock, listener_token: Callable[..., str]
+) -> None:
+    _, device_id = await _registered(dl, premium)
+    _, issued = await grant(dl, premium, device_id)
+    clock.advance(3 * DAY_S)
+    status, doc = await _renew(dl, listener_token("free"), device_id, issued)
+    assert (status, doc["error"]) == (403, "premium_required"), doc

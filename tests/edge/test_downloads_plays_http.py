@@ -244,3 +244,37 @@ async def test_malformed_play_reports_are_400s_naming_the_field(
         doc = await response.json()
         assert (response.status, doc["error"]) == (400, "invalid_field"), (body, doc)
         assert doc["message"].startswith(field + ":"), doc
+
+
+async def test_a_removed_device_still_reports_the_plays_it_made_before(
+    dl: TestClient, licensed: tuple[str, str, str], clock: ManualClock
+) -> None:
+    token, device_id, licence_id = licensed
+    clock.advance(DAY_S)
+    removed_at = clock()
+    response = await dl.delete(f"/v1/devices/{device_id}", headers=auth(token))
+    assert response.status == 204
+    clock.advance(DAY_S)
+    status, doc = await _report(
+        dl,
+        token,
+        device_id,
+        play("before", licence_id, removed_at - 3600),
+        play("after", licence_id, removed_at + 3600),
+    )
+    assert status == 200, doc
+    assert [c["play_id"] for c in doc["counted"]] == ["before"]
+    assert [r["reason"] for r in doc["refused"]] == ["licence_not_valid_at_play"]
+
+
+async def test_another_listener_cannot_report_plays_on_a_licence(
+    dl: TestClient,
+    licensed: tuple[str, str, str],
+    clock: ManualClock,
+    listener_token: Callable[..., str],
+) -> None:
+    _, device_id, licence_id = licensed
+    clock.advance(DAY_S)
+    stranger = listener_token("premium", user="u2")
+    status, doc = await _report(dl, stranger, device_id, play("p1", licence_id, START + 3600))
+    assert (status, [r["reason"] for r in doc["refused"]]) == (200, ["licence_not_yours"])
