@@ -16,6 +16,13 @@ GET     /v1/sessions/{session_id}/qoe                the session's QoE and play 
 GET     /v1/tracks/{track_id}/plays?from=&to=        plays per UTC day (analytics token)
 GET     /?token=...&track=...&codecs=...             web player (also at /player);
                                                      /static/hls.min.js
+POST    /v1/devices, GET /v1/devices, DELETE /v1/devices/{device_id}     offline downloads:
+POST    /v1/devices/{device_id}/licences (GET lists)  devices, licences, offline plays
+POST    /v1/devices/{device_id}/licences/{licence_id}/renew   (listener token;
+DELETE  /v1/devices/{device_id}/licences/{licence_id}          cdn_edge.handlers.downloads)
+POST    /v1/devices/{device_id}/plays
+DELETE  /v1/admin/licences/{licence_id}              revoke a licence (admin token)
+GET     /v1/downloads/licence-key                    the key licences are signed with
 GET     /metrics  /healthz  /readyz
 OPTIONS *                                            CORS preflight
 """
@@ -32,6 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cdn_edge.admin_auth import AdminVerifier
 from cdn_edge.ads.creatives import CreativeCache
 from cdn_edge.ads.recorder import AdRecorder
 from cdn_edge.ads.service import AdDecisionService
@@ -40,6 +48,7 @@ from cdn_edge.audit_writer import AuditMetrics, AuditWriter
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.handlers import (
     ads,
+    downloads,
     events,
     keys,
     ops,
@@ -57,6 +66,7 @@ from cdn_edge.loop_lag import watch_loop_lag
 from cdn_edge.metrics import EdgeMetrics, shared_by_workers
 from cdn_edge.playback.catalog_cache import CatalogCache
 from cdn_edge.playback.key_service import KeyService, key_buckets, listener_key_buckets
+from cdn_edge.playback.offline_licences import OfflineLicences, licence_signing_seed
 from cdn_edge.playback.playlist_builder import PlaylistBuilder
 from cdn_edge.playback.segment_cache import SegmentCache
 from cdn_edge.playback.tokens import PlaybackTokens
@@ -64,6 +74,7 @@ from cdn_edge.policy.event_budget import EventBudgets
 from cdn_edge.state import (
     ACCESS_LOG,
     AD_STORE,
+    ADMINS,
     ADS,
     ANALYTICS,
     AUDIT,
@@ -75,6 +86,7 @@ from cdn_edge.state import (
     KEYS,
     LISTENERS,
     METRICS,
+    OFFLINE,
     PATHWAY_HEALTH,
     PATHWAYS,
     PLAY_LEDGER,
@@ -112,6 +124,7 @@ from streamer.audit.memory import InMemoryAuditLog
 from streamer.audit.recorder import AuditRecorder
 from streamer.audit.recorders import stream_name
 from streamer.objects.port import ObjectReader
+from streamer.offline.port import OfflineStore
 from streamer.sessions.port import SessionStore
 from streamer.settings import Settings
 from streamer.telemetry.spool import SPOOL_DIR, TelemetrySpool, worker_spool_dir
@@ -137,6 +150,7 @@ def create_app(
     audit: AuditRecorder | None = None,
     ad_store: AdStore | None = None,
     ad_spool: Path | None = None,
+    offline_store: OfflineStore | None = None,
 ) -> web.Application:
     """The edge application over these backends.
 
@@ -149,6 +163,8 @@ def create_app(
     `audit` records key grants; by default into memory only (`build_app` gives the real log).
     `ad_store` turns ads on for free sessions (cdn_edge.ads); `ad_spool` is the file its
     records go to while the store fails.
+    `offline_store` holds devices and download licences; without it the download routes are
+    503 (`build_app` always gives one). The edge closes it at shutdown.
     """
     secrets = secrets if secrets is not None else load_token_secrets(settings)
     pathways = pathways_from_settings(settings)  # ConfigError here, before anything opens
@@ -207,6 +223,13 @@ def create_app(
             InMemoryAuditLog, derive_chain_key(secrets.platform_key), stream_name("edge"), None
         )
     app[AUDIT] = AuditWriter(audit, AuditMetrics(metrics.registry), clock)
+    app[ADMINS] = AdminVerifier(secrets.platform_key, clock)
+    app[OFFLINE] = None
+    if offline_store is not None:
+        seed = licence_signing_seed(secrets.playback_key)
+        app[OFFLINE] = OfflineLicences(
+            offline_store, keyring, tokens, seed, clock, audit=app[AUDIT].record
+        )
 
     app[AD_STORE] = ad_store
     app[ADS] = None
@@ -242,7 +265,12 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
     """The edge over the backends `settings` name (the embedded defaults unless configured);
     `worker` is this process's index among the edge's workers (its telemetry spool's)."""
     from streamer.audit.recorders import open_recorder
-    from streamer.backends import open_ad_store, open_object_store, open_session_store
+    from streamer.backends import (
+        open_ad_store,
+        open_object_store,
+        open_offline_store,
+        open_session_store,
+    )
     from streamer.keyring_file import load_or_create_keyring
 
     return create_app(
@@ -255,6 +283,7 @@ def build_app(settings: Settings, worker: int = 0) -> web.Application:
         audit=open_recorder(settings, stream_name("edge", worker)),
         ad_store=open_ad_store(settings) if settings.ads else None,
         ad_spool=settings.data_dir / AD_SPOOL_DIR / f"worker-{worker}.jsonl",
+        offline_store=open_offline_store(settings),
     )
 
 
@@ -296,6 +325,34 @@ def _add_routes(app: web.Application) -> None:
         "/v1/sessions/{session_id}/qoe", events.session_qoe_report, name="session_qoe"
     )
     app.router.add_get("/v1/tracks/{track_id}/plays", royalty_plays.track_plays, name="track_plays")
+    _add_download_routes(app)
+
+
+def _add_download_routes(app: web.Application) -> None:
+    """Offline downloads (cdn_edge.handlers.downloads)."""
+    router = app.router
+    router.add_post("/v1/devices", downloads.register_device, name="device_register")
+    router.add_get("/v1/devices", downloads.list_devices, name="devices")
+    router.add_delete("/v1/devices/{device_id}", downloads.remove_device, name="device_remove")
+    router.add_post(
+        "/v1/devices/{device_id}/licences", downloads.grant_licence, name="licence_grant"
+    )
+    router.add_get("/v1/devices/{device_id}/licences", downloads.list_licences, name="licences")
+    router.add_post(
+        "/v1/devices/{device_id}/licences/{licence_id}/renew",
+        downloads.renew_licence,
+        name="licence_renew",
+    )
+    router.add_delete(
+        "/v1/devices/{device_id}/licences/{licence_id}",
+        downloads.revoke_licence,
+        name="licence_revoke",
+    )
+    router.add_post("/v1/devices/{device_id}/plays", downloads.report_plays, name="offline_plays")
+    router.add_delete(
+        "/v1/admin/licences/{licence_id}", downloads.admin_revoke_licence, name="licence_admin"
+    )
+    router.add_get("/v1/downloads/licence-key", downloads.licence_key, name="licence_key")
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -309,6 +366,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     blocking = app[BLOCKING]
     try:
         await blocking(app[SESSIONS].close)
+        offline = app[OFFLINE]
+        if offline is not None:
+            await blocking(offline.store.close)
     finally:
         blocking.close()
 

@@ -71,6 +71,7 @@ class AuditWriter:
         self._flush_interval_s = flush_interval_s
         self._has_events = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._failures = 0
         self._retry_at = 0.0
         self._next_replay = 0.0
@@ -83,7 +84,9 @@ class AuditWriter:
         return len(self._queue)
 
     def record(self, event: AuditEvent) -> None:
-        """Queue `event`; never raises, never waits."""
+        """Queue `event`; never raises, never waits. Safe from the edge's blocking threads too
+        (licences are granted there): the deque takes the event, the loop is woken from its own
+        thread."""
         if len(self._queue) >= self._queue_limit:
             self._metrics.events.labels("dropped").inc()
             logger.error(
@@ -95,7 +98,15 @@ class AuditWriter:
             )
             return
         self._queue.append(event)
-        self._has_events.set()
+        loop = self._loop
+        try:
+            on_loop = loop is None or asyncio.get_running_loop() is loop
+        except RuntimeError:  # a thread without a loop
+            on_loop = False
+        if on_loop:
+            self._has_events.set()
+        elif loop is not None:
+            loop.call_soon_threadsafe(self._has_events.set)
 
     async def flush(self) -> int:
         """Hand the queued events to the recorder now; how many it kept (store or spool)."""
@@ -143,7 +154,8 @@ class AuditWriter:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="audit")
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name="audit")
 
     async def _run(self) -> None:
         while True:

@@ -7,7 +7,9 @@
     ├── Unauthorized                   (401)  unauthorized       missing, forged or expired token
     ├── Forbidden                      (403)  forbidden
     │   ├── NotEntitled                (403)  not_entitled       above the listener's tier
-    │   └── TokenMismatch              (403)  token_mismatch     a valid token for another thing
+    │   ├── TokenMismatch              (403)  token_mismatch     a valid token for another thing
+    │   └── DownloadRefused            (403)  <its reason>       downloads: premium_required,
+    │                                                       device_unknown, licence_revoked, ...
     ├── NotFound                       (404)  not_found
     │   ├── TrackNotFound              (404)  track_not_found
     │   └── StaticNotInstalled         (404)  static_missing     hls.js not installed
@@ -143,3 +145,13 @@ class Unavailable(EdgeError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class DownloadRefused(Forbidden):
+    """An offline download request that policy refuses; `code` is the reason
+    (streamer.offline.policy.Refusal), so clients can tell a lapsed subscription from a
+    revoked licence."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

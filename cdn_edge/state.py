@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cdn_edge.admin_auth import AdminVerifier
 from cdn_edge.ads.service import AdDecisionService
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.audit_writer import AuditWriter
@@ -16,6 +17,7 @@ from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.playback.catalog_cache import CatalogCache
 from cdn_edge.playback.key_service import KeyService
+from cdn_edge.playback.offline_licences import OfflineLicences
 from cdn_edge.playback.playlist_builder import PlaylistBuilder
 from cdn_edge.playback.segment_cache import SegmentCache
 from cdn_edge.playback.tokens import PlaybackTokens
@@ -68,6 +70,10 @@ PATHWAYS: web.AppKey[tuple[Pathway, ...]] = web.AppKey("pathways")
 PATHWAY_HEALTH = web.AppKey("pathway_health", HealthBoard)
 THROUGHPUT: web.AppKey[ThroughputHistory] = web.AppKey("throughput_history")
 AUDIT = web.AppKey("audit_writer", AuditWriter)  # key grants and other audited actions
+
+# Offline downloads: None when the edge was built without an offline store (503 on its routes).
+OFFLINE: web.AppKey[OfflineLicences | None] = web.AppKey("offline_licences")
+ADMINS: web.AppKey[AdminVerifier] = web.AppKey("admin_verifier")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Fields a handler adds to the request's access log line (session id, track, key id).

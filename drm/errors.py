@@ -9,6 +9,7 @@
     │   └── UnknownKekError            (500)  no KEK with the requested id
     ├── KeyUnwrapError                 (500)  a wrapped key that does not authenticate
     ├── InvalidClaims                  (500)  claims handed to sign_token that cannot be signed
+    ├── LicenceSignatureInvalid        (403)  an offline licence edited or signed by another key
     └── TokenError                     (401)  a request token that must be refused
         ├── TokenMalformed             (401)
         ├── TokenSignatureInvalid      (401)
@@ -98,3 +99,9 @@ class TokenClaimMismatch(TokenError):
         detail = "is missing" if missing else "does not match the request"
         super().__init__(f"token claim {claim!r} {detail}")
         self.claim = claim
+
+
+class LicenceSignatureInvalid(DrmError):
+    """An offline licence whose Ed25519 signature does not verify (edited, or not ours)."""
+
+    http_status = 403

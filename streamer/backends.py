@@ -16,6 +16,7 @@ from streamer.jobs.port import JobStore
 from streamer.jobs.sqlite import SQLiteJobStore
 from streamer.objects.local import LocalObjectStore
 from streamer.objects.port import ObjectStore
+from streamer.offline.port import OFFLINE_STORE_FILE, OfflineStore
 from streamer.sessions.port import SESSION_STORE_FILE, SessionStore
 from streamer.settings import ENV_PREFIX, Settings
 
@@ -44,6 +45,12 @@ def open_audit_log(settings: Settings) -> AuditLog:
 def open_ad_store(settings: Settings) -> AdStore:
     """The ad store that `settings.ad_store` names (streamer.ads.port)."""
     return _choose(_AD_STORES, settings.ad_store, "AD_STORE")(settings)
+
+
+def open_offline_store(settings: Settings) -> OfflineStore:
+    """The devices and download licences store, on the backend `settings.session_store` names
+    (it lives beside the sessions: a SQLite file in the data directory, or the same keyspace)."""
+    return _choose(_OFFLINE_STORES, settings.session_store, "SESSION_STORE")(settings)
 
 
 def _local_object_store(settings: Settings) -> ObjectStore:
@@ -117,6 +124,21 @@ def _scylla_ad_store(settings: Settings) -> AdStore:
     return store
 
 
+def _sqlite_offline_store(settings: Settings) -> OfflineStore:
+    from streamer.offline.sqlite import SQLiteOfflineStore
+
+    return SQLiteOfflineStore(settings.data_dir / OFFLINE_STORE_FILE)
+
+
+def _scylla_offline_store(settings: Settings) -> OfflineStore:
+    try:
+        from streamer.offline.scylla import ScyllaOfflineStore
+    except ImportError as exc:
+        raise _backend_missing(exc, "scylla", "streamer.offline.scylla", "SESSION_STORE") from exc
+    store: OfflineStore = ScyllaOfflineStore.from_settings(settings)
+    return store
+
+
 _Opener = TypeVar("_Opener")
 
 _OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {
@@ -139,6 +161,10 @@ _AUDIT_LOGS: dict[str, Callable[[Settings], AuditLog]] = {
 _AD_STORES: dict[str, Callable[[Settings], AdStore]] = {
     "sqlite": _sqlite_ad_store,
     "scylla": _scylla_ad_store,
+}
+_OFFLINE_STORES: dict[str, Callable[[Settings], OfflineStore]] = {
+    "sqlite": _sqlite_offline_store,
+    "scylla": _scylla_offline_store,
 }
 
 

@@ -6,10 +6,11 @@ import dataclasses
 
 import pytest
 
-from streamer.backends import open_job_store, open_object_store
+from streamer.backends import open_job_store, open_object_store, open_offline_store
 from streamer.errors import ConfigError
 from streamer.jobs.sqlite import SQLiteJobStore
 from streamer.objects.local import LocalObjectStore
+from streamer.offline.sqlite import SQLiteOfflineStore
 from streamer.settings import Settings
 
 
@@ -42,3 +43,11 @@ def test_unknown_job_store(settings: Settings) -> None:
         ConfigError, match="STREAMER_JOB_STORE is 'redis'; choose one of 'scylla', 'sqlite'"
     ):
         open_job_store(dataclasses.replace(settings, job_store="redis"))
+
+
+def test_the_offline_store_sits_beside_the_sessions(settings: Settings) -> None:
+    store = open_offline_store(settings)
+    assert isinstance(store, SQLiteOfflineStore)
+    assert store.path == settings.data_dir / "offline.sqlite3"
+    with pytest.raises(ConfigError, match="STREAMER_SESSION_STORE is 'mongo'"):
+        open_offline_store(dataclasses.replace(settings, session_store="mongo"))

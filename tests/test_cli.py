@@ -76,6 +76,7 @@ def test_track_id_needs_exactly_one_file(
         ("listener", "streamer-edge"),
         ("ingest", "streamer-ingest"),
         ("analytics", "streamer-analytics"),
+        ("admin", "streamer-admin"),
     ],
 )
 def test_token_prints_a_development_token_for_each_scope(

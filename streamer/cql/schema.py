@@ -45,6 +45,10 @@ it is used (streamer.qoe), and nothing read that table.
 The audit log (version 4): audit_entries and audit_heads, described with their partition
 sizes in `streamer.audit.scylla`.
 
+Offline downloads (version 5): offline_devices, offline_licences, offline_licences_by_device,
+described in `streamer.offline.scylla`; kept until deleted (devices and licences are account
+records, small and few).
+
 Times are bigint microseconds since the Unix epoch, UTC: CQL `timestamp` keeps milliseconds
 only, and a job must read back exactly the instants it was given.
 
@@ -309,6 +313,47 @@ MIGRATIONS: tuple[Migration, ...] = (
                 seq bigint,
                 hash text,
                 PRIMARY KEY ((scope), stream)
+            )
+            """,
+        ),
+    ),
+    Migration(
+        5,
+        "offline downloads: devices per account, download licences",
+        (
+            # One partition per account; `devices_version` (static) is the compare-and-set
+            # token every registration bumps with an LWT, so the device limit holds under races.
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.offline_devices (
+                user_id text,
+                device_id text,
+                public_key blob,
+                name text,
+                registered_at bigint,
+                devices_version int static,
+                PRIMARY KEY ((user_id), device_id)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.offline_licences (
+                licence_id text PRIMARY KEY,
+                device_id text,
+                user_id text,
+                track_id text,
+                version text,
+                renditions text,
+                granted_at bigint,
+                expires_at bigint,
+                revoked_at bigint,
+                revoked_by text
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {keyspace}.offline_licences_by_device (
+                user_id text,
+                device_id text,
+                licence_id text,
+                PRIMARY KEY ((user_id, device_id), licence_id)
             )
             """,
         ),

@@ -21,6 +21,7 @@ from streamer.cql.schema import MIGRATIONS, migrate
 from streamer.errors import StorageError
 from streamer.jobs.port import DEFAULT_MAX_ATTEMPTS, JobStore
 from streamer.jobs.scylla import ScyllaJobStore
+from streamer.offline.scylla import ScyllaOfflineStore
 from streamer.sessions.scylla import ScyllaSessionStore
 from streamer.settings import Settings, load_settings
 from tests.backends.services import missing, services_env
@@ -40,6 +41,7 @@ SESSION_TABLES = (
     "track_plays_by_day",
     "play_recounts_due",
 )
+OFFLINE_TABLES = ("offline_devices", "offline_licences", "offline_licences_by_device")
 FRESH_MARK = ".scylla-session-tables-emptied"  # in a test's tmp_path: emptied for this test
 
 _shared: TestKeyspace | None = None
@@ -139,6 +141,17 @@ def open_test_scylla_session_store(tmp: Path) -> ScyllaSessionStore:
         shared.truncate(SESSION_TABLES)
         mark.touch()
     return ScyllaSessionStore(shared.session)
+
+
+def open_test_scylla_offline_store(tmp: Path) -> ScyllaOfflineStore:
+    """For the contract table: a store over this session's keyspace, its offline tables
+    emptied on the test's first open only (opening again must reach the same data)."""
+    shared = shared_test_keyspace()
+    mark = tmp / ".scylla-offline-tables-emptied"
+    if not mark.exists():
+        shared.truncate(OFFLINE_TABLES)
+        mark.touch()
+    return ScyllaOfflineStore(shared.session)
 
 
 def open_test_scylla_job_store(tmp: Path, max_attempts: int) -> JobStore:

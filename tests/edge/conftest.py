@@ -18,8 +18,12 @@ from cdn_edge.listener_auth import issue_listener_token
 from cdn_edge.state import ACCESS_LOG
 from cdn_edge.web.access_log import AccessLog
 from drm import KeyRing, new_kek
+from streamer.audit.chain import derive_chain_key
+from streamer.audit.memory import InMemoryAuditLog
+from streamer.audit.recorder import AuditRecorder
 from streamer.catalog import Tier
 from streamer.objects.memory import InMemoryObjectStore
+from streamer.offline.sqlite import SQLiteOfflineStore
 from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.settings import Settings
 from streamer.token_secrets import TokenSecrets, derive_secrets
@@ -182,3 +186,52 @@ def path_of(settings: Settings, url: str, relative_to: str | None = None) -> str
         url = urljoin(relative_to, url)
     assert url.startswith(settings.base_url), url
     return url[len(settings.base_url) :]
+
+
+# Offline downloads (tests/edge/test_downloads_*.py): the edge with its offline store.
+
+
+@pytest.fixture
+def offline_store(tmp_path: Path) -> SQLiteOfflineStore:
+    return SQLiteOfflineStore(tmp_path / "offline.sqlite3")
+
+
+@pytest.fixture
+def dl_audit_log() -> InMemoryAuditLog:
+    return InMemoryAuditLog()
+
+
+@pytest.fixture
+def dl_app(
+    settings: Settings,
+    reader: CountingReader,
+    session_store: SQLiteSessionStore,
+    ring: KeyRing,
+    clock: ManualClock,
+    edge_secrets: TokenSecrets,
+    hls_dir: Path,
+    offline_store: SQLiteOfflineStore,
+    dl_audit_log: InMemoryAuditLog,
+) -> web.Application:
+    audit = AuditRecorder(
+        lambda: dl_audit_log, derive_chain_key(edge_secrets.platform_key), "edge.test.w0", None
+    )
+    return create_app(
+        settings,
+        reader,
+        session_store,
+        ring,
+        clock=clock,
+        secrets=edge_secrets,
+        hls_dir=hls_dir,
+        access_log=AccessLog(io.StringIO(), clock),
+        offline_store=offline_store,
+        audit=audit,
+    )
+
+
+@pytest.fixture
+async def dl(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]], dl_app: web.Application
+) -> Client:
+    return await aiohttp_client(dl_app)
