@@ -64,6 +64,8 @@ class AccessLogLine:
     user_agent: str = ""
     connection: str = ""
     connection_requests: str = ""
+    route: str = ""  # "segment", "playlist", "key" (served after the gate) or "edge"
+    key_tier: str = ""  # on route "key": the tier of the key asked for
 
     @property
     def object_key(self) -> str:
@@ -91,6 +93,8 @@ _TEXT_FIELDS = (
     "user_agent",
     "connection",
     "connection_requests",
+    "route",
+    "key_tier",
 )
 
 

@@ -72,6 +72,20 @@ class KeyService:
         self._spend(track, session)
         return wrapped, self._unwrap(track, wrapped)
 
+    def for_gate(
+        self, track: PublishedTrack, key_id: str, session: SessionClaims
+    ) -> tuple[WrappedKey, bytes | None, KeyBudget]:
+        """What the nginx gate keeps of a key (`cdn_edge.playback.gate_keys`): its record, its
+        16 bytes (None when the key is above the session's tier) and the session's budget.
+        Spends no budget: the gate does. Raises NotFound."""
+        wrapped = track.keys.get(key_id)
+        if wrapped is None:
+            raise NotFound(f"track {track.record.track_id} has no key {key_id!r}")
+        budget = self.session_budget(track, session)
+        if TIER_RANK[wrapped.tier] > TIER_RANK[session.tier]:
+            return wrapped, None, budget
+        return wrapped, self._unwrap(track, wrapped), budget
+
     def session_budget(self, track: PublishedTrack, session: SessionClaims) -> KeyBudget:
         cache_key = (track.prefix, session.variants)
         budget = self._budgets.get(cache_key)
