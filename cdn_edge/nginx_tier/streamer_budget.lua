@@ -51,6 +51,22 @@ local function decode(record)
     return tonumber(record:sub(1, space - 1)), tonumber(record:sub(space + 1))
 end
 
+--- One key from the session's budget, then from the listener's (key_service.spend_key):
+--- 0 when granted, else the seconds to wait and which budget refused ("session", "listener");
+--- nil when `take` could not (a busy lock). `take(name, capacity, rate, now)` is take_shared
+--- bound to the dict, or a table's in the vectors' check.
+function M.spend(take, session_id, user_id, session_budget, listener_budget, now)
+    local wait = take("s:" .. session_id, session_budget.capacity, session_budget.rate, now)
+    if wait == nil or wait > 0 then
+        return wait, "session"
+    end
+    wait = take("l:" .. user_id, listener_budget.capacity, listener_budget.rate, now)
+    if wait == nil or wait > 0 then
+        return wait, "listener"
+    end
+    return 0
+end
+
 --- `take` of one token on the bucket `name` in `dict`; nil when its lock stayed busy.
 function M.take_shared(dict, name, capacity, rate, now)
     local lock = "lock:" .. name

@@ -431,33 +431,30 @@ local function split_entry(entry)
     return tier, #bytes == KEY_BYTES and bytes or nil
 end
 
+local function take_budget(name, capacity, rate, now)
+    return budget.take_shared(ngx.shared.streamer_budgets, name, capacity, rate, now)
+end
+
 local function spend(session, budgets)
-    local dict = ngx.shared.streamer_budgets
-    local now = ngx.now()
-    local s = budgets.session
-    local wait = budget.take_shared(dict, "s:" .. session.sid, s.capacity, s.rate, now)
+    local wait, refused_by = budget.spend(take_budget, session.sid, session.sub,
+        budgets.session, budgets.listener, ngx.now())
     if wait == nil then
         return reply_error(503, "unavailable", "the key budget is busy; retry shortly",
             { ["Retry-After"] = "1" })
     end
-    if wait > 0 then
+    if wait == 0 then
+        return
+    end
+    local retry = { ["Retry-After"] = tostring(budget.retry_after(wait)) }
+    if refused_by == "session" then
         return reply_error(429, "rate_limited", "session " .. session.sid .. " has fetched its "
-            .. s.capacity .. " keys (every key of every rendition it was offered, with a "
-            .. "margin); open a new session to play the track again",
-            { ["Retry-After"] = tostring(budget.retry_after(wait)) })
+            .. budgets.session.capacity .. " keys (every key of every rendition it was offered, "
+            .. "with a margin); open a new session to play the track again", retry)
     end
     local l = budgets.listener
-    wait = budget.take_shared(dict, "l:" .. session.sub, l.capacity, l.rate, now)
-    if wait == nil then
-        return reply_error(503, "unavailable", "the key budget is busy; retry shortly",
-            { ["Retry-After"] = "1" })
-    end
-    if wait > 0 then
-        return reply_error(429, "rate_limited", "listener " .. session.sub .. " fetched more than "
-            .. l.capacity .. " keys across sessions, more than playback needs; the budget "
-            .. "refills at " .. string.format("%.0f", l.rate * 3600) .. " keys an hour",
-            { ["Retry-After"] = tostring(budget.retry_after(wait)) })
-    end
+    return reply_error(429, "rate_limited", "listener " .. session.sub .. " fetched more than "
+        .. l.capacity .. " keys across sessions, more than playback needs; the budget "
+        .. "refills at " .. string.format("%.0f", l.rate * 3600) .. " keys an hour", retry)
 end
 
 --- GET or HEAD /v1/s/{token}/keys/{key id}: the 16 bytes, or the edge's refusal.
