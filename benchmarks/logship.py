@@ -125,7 +125,7 @@ def _line(rng: random.Random, n: int, session: int, ts: float, seg: int | None) 
         "object": obj, "cmcd_query": "", "cmcd_object": "", "cmcd_request": "",
         "cmcd_session": "", "cmcd_status": "", "range": "", "request_id": f"{n:032x}",
         "user_agent": "Mozilla/5.0 (X11; Linux x86_64) hls.js/1.5", "connection": str(session),
-        "connection_requests": str(seg or 0),
+        "connection_requests": str(seg or 0), "route": "segment", "key_tier": "",
     }  # fmt: skip
     cmcd = (
         f"bl={rng.randint(0, 30000)},br=96,d=6000,mtp={rng.randint(500, 50000)},"

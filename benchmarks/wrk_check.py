@@ -16,6 +16,13 @@ For the edge's phases the telemetry items it dropped (`edge_telemetry_dropped_to
 /metrics: CMCD samples and segment deliveries its writer had no room for) are counted too: an
 edge that keeps up by dropping play evidence has not kept up.
 
+With the nginx tier, each tier phase also reports the log shipper's lag when the load stops
+(lines nginx wrote that the shipper's saved position is still behind), and the phase with the
+shipper paused measures how fast the shipper drains: the backlog the phase left, in lines,
+over the seconds from SIGCONT until its saved position reaches the log's end (nginx idle by
+then). That is the shipper's lines/s on the same cores, the figure issue 13 compares with 1.5x
+the segment rate.
+
 `--breakdown` adds phases that leave out what the client controls, to show what each costs
 the edge per request: playlists without gzip (no Accept-Encoding), playlists and segments
 without CMCD (no sample row, no buffer-starvation and throughput parsing), and, with the nginx
@@ -37,7 +44,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
@@ -54,6 +61,9 @@ from benchmarks.procstat import cpu_ticks
 from benchmarks.servers import ServerProcess
 
 TICKS_PER_S = 100  # USER_HZ on Linux
+NGINX_LOG_FLUSH_S = 1.2  # the tier's access log buffer is flushed at least every second
+DRAIN_TIMEOUT_S = 120.0
+DRAIN_POLL_S = 0.05
 REQUEST_TIMEOUT_S = 10
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -173,15 +183,67 @@ def _server_ticks(server: ServerProcess) -> int:
 
 def _shippers(server: ServerProcess) -> list[int]:
     """The `streamer logship` processes below `server`."""
-    found = []
+    return list(_shipper_files(server))
+
+
+def _shipper_files(server: ServerProcess) -> dict[int, tuple[Path, Path]]:
+    """Each `streamer logship` process below `server`: (its --log, its --state)."""
+    found = {}
     for pid in server.pids():
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"\0logship\0" in cmdline:
-            found.append(pid)
+        if b"logship" in args and b"--log" in args and b"--state" in args:
+            log = Path(args[args.index(b"--log") + 1].decode())
+            state = Path(args[args.index(b"--state") + 1].decode())
+            found[pid] = (log, state)
     return found
+
+
+def _saved_offset(state: Path) -> int:
+    try:
+        return int(json.loads(state.read_text())["offset"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _lines_between(log: Path, start: int, end: int) -> int:
+    count = 0
+    with log.open("rb") as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = f.read(min(left, 1 << 22))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            left -= len(chunk)
+    return count
+
+
+def shipper_lag_lines(server: ServerProcess) -> int:
+    """Lines written to the tier's access log(s) that the shippers' saved positions are behind."""
+    lag = 0
+    for log, state in _shipper_files(server).values():
+        if log.exists():
+            lag += _lines_between(log, _saved_offset(state), log.stat().st_size)
+    return lag
+
+
+def drain_lines_per_s(server: ServerProcess, resume: Callable[[], None]) -> tuple[int, float]:
+    """Resume the paused shippers (`resume`) and time them through the backlog: (lines, s)."""
+    time.sleep(NGINX_LOG_FLUSH_S)  # nginx's buffered lines reach the file first
+    files = list(_shipper_files(server).values())
+    ends = {log: log.stat().st_size for log, _ in files if log.exists()}
+    backlog = sum(_lines_between(log, _saved_offset(state), ends[log]) for log, state in files)
+    started = time.monotonic()
+    resume()
+    while time.monotonic() - started < DRAIN_TIMEOUT_S:
+        if all(_saved_offset(state) >= ends[log] for log, state in files if log in ends):
+            break
+        time.sleep(DRAIN_POLL_S)
+    return backlog, time.monotonic() - started
 
 
 @dataclass(frozen=True)
@@ -206,6 +268,14 @@ def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dic
     paused = _shippers(phase.server) if phase.pause_shipper else []
     for pid in paused:
         os.kill(pid, signal.SIGSTOP)
+    resumed = False
+
+    def resume() -> None:
+        nonlocal resumed
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
+        resumed = True
+
     try:
         before = _server_ticks(phase.server)
         dropped_before = scrape_telemetry(phase.base_url)["dropped"] if phase.is_edge else 0.0
@@ -215,9 +285,16 @@ def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dic
             check=True, capture_output=True, text=True, timeout=seconds + 60,
         ).stdout  # fmt: skip
         ticks = _server_ticks(phase.server) - before
+        shipper: dict[str, float] = {}
+        if phase.is_edge and not paused:
+            shipper["shipper_lag_lines"] = shipper_lag_lines(phase.server)
+        if paused:
+            backlog, drain_s = drain_lines_per_s(phase.server, resume)
+            shipper["shipper_backlog_lines"] = backlog
+            shipper["shipper_lines_per_s"] = backlog / drain_s if drain_s > 0 else 0.0
     finally:
-        for pid in paused:
-            os.kill(pid, signal.SIGCONT)
+        if not resumed:
+            resume()
     dropped = scrape_telemetry(phase.base_url)["dropped"] - dropped_before if phase.is_edge else 0.0
     result = parse_wrk(output)
     ok = max(1, result.requests - result.non_2xx)
@@ -229,6 +306,7 @@ def run_phase(phase: Phase, work: Path, seconds: float, connections: int) -> dic
         "errors": result.socket_errors,
         "server_us_per_request": ticks / TICKS_PER_S / ok * 1e6,
         "telemetry_dropped": dropped,
+        **shipper,
     }
 
 
@@ -348,6 +426,26 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         f"key / HMAC {ratio('edge key', 'hmac playlist'):.2f}, "
         f"segment / nginx {ratio('edge segment', 'nginx segment'):.2f}"
     )
+    lags = {
+        n: column(n, "shipper_lag_lines") for n in results if "shipper_lag_lines" in results[n][0]
+    }
+    if lags:
+        print(
+            "shipper lag when each phase's load stopped, lines (median): "
+            + ", ".join(f"{n} {statistics.median(v):,.0f}" for n, v in lags.items())
+        )
+    paused = "edge segment, shipper paused"
+    if paused in results and "shipper_lines_per_s" in results[paused][0]:
+        drain = column(paused, "shipper_lines_per_s")
+        segment = statistics.median(column("edge segment", "rps"))
+        nginx = statistics.median(column("nginx segment", "rps"))
+        print(
+            f"shipper drain: {_summary(drain)} lines/s (backlogs of "
+            f"{_summary(column(paused, 'shipper_backlog_lines'))} lines); "
+            f"x tier segment req/s {statistics.median(drain) / segment:.2f}, "
+            f"x bare nginx segment req/s {statistics.median(drain) / nginx:.2f} "
+            f"(target 1.5)"
+        )
 
 
 if __name__ == "__main__":

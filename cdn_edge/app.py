@@ -4,6 +4,8 @@ POST    /v1/sessions                                 open a session (listener to
 GET     /v1/s/{session_token}/main.m3u8                  multivariant playlist
 GET     /v1/s/{session_token}/{rendition}/playlist.m3u8  media playlist
 GET     /v1/s/{session_token}/keys/{key_id}              content key, 16 bytes
+GET     /v1/gate/s/{session_token}/keys/{key_id}         the nginx gate's key fetch (its
+                                                         credential only; handlers/gate_keys)
 GET     /v1/s/{session_token}/{rendition}/{file}         init section or segment (without
                                                          nginx in front: --segments python)
 GET     /v1/s/{session_token}/ads/...                    ad breaks of free sessions (handlers/ads)
@@ -50,6 +52,7 @@ from cdn_edge.handlers import (
     ads,
     downloads,
     events,
+    gate_keys,
     keys,
     ops,
     player_page,
@@ -65,6 +68,7 @@ from cdn_edge.listener_auth import ListenerVerifier
 from cdn_edge.loop_lag import watch_loop_lag
 from cdn_edge.metrics import EdgeMetrics, shared_by_workers
 from cdn_edge.playback.catalog_cache import CatalogCache
+from cdn_edge.playback.gate_keys import gate_credentials
 from cdn_edge.playback.key_service import KeyService, key_buckets, listener_key_buckets
 from cdn_edge.playback.offline_licences import OfflineLicences, licence_signing_seed
 from cdn_edge.playback.playlist_builder import PlaylistBuilder
@@ -83,6 +87,7 @@ from cdn_edge.state import (
     CATALOG,
     CLOCK,
     EVENT_BUDGETS,
+    GATE_CREDENTIALS,
     KEYS,
     LISTENERS,
     METRICS,
@@ -188,6 +193,7 @@ def create_app(
     app[SEGMENTS] = segment_cache
     app[KEYS] = KeyService(keyring, clock, key_buckets(clock), listener_key_buckets(clock))
     app[TOKENS] = tokens
+    app[GATE_CREDENTIALS] = gate_credentials(secrets.playback_key)
     app[LISTENERS] = ListenerVerifier(secrets.platform_key, clock)
     ad_slot_s = settings.ad_slot_s if ad_store is not None else None
     app[PLAYLISTS] = PlaylistBuilder(settings.base_url, pathways, ad_slot_s=ad_slot_s)
@@ -294,6 +300,7 @@ def _add_routes(app: web.Application) -> None:
         "/v1/s/{token}/main.m3u8", playlists.multivariant_playlist, name="playlist_main"
     )
     app.router.add_get("/v1/s/{token}/keys/{key_id}", keys.content_key, name="key")
+    app.router.add_get("/v1/gate/s/{token}/keys/{key_id}", gate_keys.gate_key, name="gate_key")
     app.router.add_get(
         "/v1/s/{token}/{rendition}/playlist.m3u8",
         playlists.media_playlist,

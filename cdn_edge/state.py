@@ -52,6 +52,8 @@ CATALOG = web.AppKey("catalog", CatalogCache)
 SEGMENTS = web.AppKey("segment_cache", SegmentCache)
 KEYS = web.AppKey("key_service", KeyService)
 TOKENS = web.AppKey("playback_tokens", PlaybackTokens)
+# What the nginx gate's key fetch must carry (cdn_edge.playback.gate_keys), one per playback key.
+GATE_CREDENTIALS: web.AppKey[tuple[str, ...]] = web.AppKey("gate_credentials")
 LISTENERS = web.AppKey("listener_verifier", ListenerVerifier)
 PLAYLISTS = web.AppKey("playlists", PlaylistBuilder)
 SESSIONS = web.AppKey("session_recorder", SessionRecorder)

@@ -63,15 +63,27 @@ def unix_ms(ts: float) -> int:
 
 
 def _route(line: AccessLogLine) -> ObjectRoute:
+    if line.route == "key":
+        return "key"
     return "playlist" if line.object.endswith(".m3u8") else "segment"
 
 
 def _object(line: AccessLogLine) -> str:
-    """As the edge names it: a media playlist by its rendition, a segment by its key."""
+    """As the edge names it: a media playlist by its rendition, a key by its id, a segment by
+    its key."""
     if not line.object:
         return "-"
-    name = line.rendition if _route(line) == "playlist" else line.object_key
+    route = _route(line)
+    if route == "key":
+        return line.object[:MAX_OBJECT_CHARS]
+    name = line.rendition if route == "playlist" else line.object_key
     return name[:MAX_OBJECT_CHARS]
+
+
+def is_key_delivery(line: AccessLogLine) -> bool:
+    """Whether the gate handed a content key to a session (the edge's log line of a key it
+    served says the same)."""
+    return line.route == "key" and line.status == 200 and is_verified(line)
 
 
 def unquote_cmcd(query: str) -> str:

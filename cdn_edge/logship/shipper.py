@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from cdn_edge.logship.delivery_plays import DeliveryPlays
 from cdn_edge.logship.errors import MalformedLine, ShipperStopped
 from cdn_edge.logship.line_telemetry import (
+    is_key_delivery,
     is_verified,
     line_telemetry,
     wants_timing,
@@ -73,6 +74,7 @@ class _Converted:
     rejected: list[tuple[int, MalformedLine]] = field(default_factory=list)  # (offset, why)
     unverified: int = 0
     untimed: int = 0
+    keys_issued: int = 0
     cmcd_problems: int = 0
     newest_ts: float = 0.0
 
@@ -197,6 +199,7 @@ class Shipper:
                 out.rejected.append((at, exc))
                 continue
             out.newest_ts = max(out.newest_ts, line.ts)
+            out.keys_issued += is_key_delivery(line)
             out.cmcd_problems += len(items.cmcd_problems)
             if items.cmcd is not None:
                 out.cmcd.append(items.cmcd)
@@ -212,6 +215,7 @@ class Shipper:
         counts["cmcd_samples"] += len(converted.cmcd)
         counts["unverified"] += converted.unverified
         counts["untimed"] += converted.untimed
+        counts["keys_issued"] += converted.keys_issued
         counts["cmcd_malformed"] += converted.cmcd_problems
         self._newest_ts = max(self._newest_ts, converted.newest_ts)
         inode = read.position.inode if read.position else 0
@@ -284,6 +288,7 @@ class Shipper:
             lines=counts["lines"],
             deliveries=counts["deliveries"],
             cmcd_samples=counts["cmcd_samples"],
+            keys_issued=counts["keys_issued"],
             plays_counted=counts["plays_counted"],
             unverified=counts["unverified"],
             untimed=counts["untimed"],

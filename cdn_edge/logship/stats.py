@@ -13,6 +13,7 @@ class ShipStats:
     lines: int = 0  # complete lines consumed, whatever became of them
     deliveries: int = 0  # segment deliveries written (a replay writes them again)
     cmcd_samples: int = 0
+    keys_issued: int = 0  # content keys the nginx gate handed out (route "key", status 200)
     plays_counted: int = 0  # plays the store counted for the first time
     unverified: int = 0  # requests whose token did not verify (no session): counted only
     untimed: int = 0  # 200/206 of a session for an object the track record does not time
@@ -32,6 +33,7 @@ _COUNTERS = (
     ("lines", "logship_lines_total", "Access-log lines consumed"),
     ("deliveries", "logship_deliveries_total", "Segment deliveries written"),
     ("cmcd_samples", "logship_cmcd_samples_total", "CMCD samples written"),
+    ("keys_issued", "logship_keys_issued_total", "Content keys the nginx gate handed out"),
     ("plays_counted", "logship_plays_counted_total", "Plays counted from shipped deliveries"),
     ("unverified", "logship_unverified_total", "Requests without a verified session"),
     ("untimed", "logship_untimed_total", "Served objects the track record does not time"),

@@ -12,14 +12,16 @@ The log shipper parses this; the field names are a contract. nginx writes the li
     uri                  string  the decoded, normalised path with tokens replaced by "-":
                                  /v1/s/-/aac_160/seg_00001.m4s, /v1/s/-/main.m3u8,
                                  /v1/steer/-; never the query string
-    route                string  "segment" (served by nginx) or "edge" (proxied to Python)
+    route                string  "segment", "playlist" or "key" (served by nginx after the
+                                 gate) or "edge" (proxied to Python)
     session_id           string  the verified session token's sid; "" unless nginx verified
                                  a session token (so "" on every proxied request)
     track_id             string  the token's trk, same condition
     version              string  the token's ver, same condition
     tier                 string  "free" or "premium", same condition
     rendition            string  the rendition in a segment URL that matched the strict form
-    object               string  "init.mp4" or "seg_NNNNN.m4s", same condition
+    object               string  "init.mp4", "seg_NNNNN.m4s" or "playlist.m3u8", same
+                                 condition; on route "key", the key id asked for
     cmcd_query           string  the CMCD query argument as sent: still percent-encoded
                                  (CTA-5004 query mode), "" when absent
     cmcd_object          string  the CMCD-Object request header, as sent
@@ -34,11 +36,14 @@ The log shipper parses this; the field names are a contract. nginx writes the li
     remote_addr          string  the client address
     connection           int     nginx's connection serial number
     connection_requests  int     requests so far on that connection (1 for the first)
+    key_tier             string  on route "key": the tier of the key asked for, once known
 
 Each worker buffers its own lines (64 kB, flushed at least every second and on SIGUSR1), so the
 file is in order per worker, not overall: order by `ts` if order matters. Lines are whole: a
 worker writes only complete lines.
 
+A key delivery is a line with route "key", a session_id and status 200 (the edge's own log
+line for a key it serves says the same: session, track, version, key id, key tier).
 A segment delivery is a line with route "segment", a session_id, and status 200 or 206. The
 token never appears: not in `uri`, and no field carries the raw request line or the Referer.
 
@@ -84,6 +89,7 @@ FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("remote_addr", "$remote_addr", False),
     ("connection", "$connection", True),
     ("connection_requests", "$connection_requests", True),
+    ("key_tier", "$streamer_key_tier", False),
 )
 
 FIELD_NAMES = tuple(name for name, _, _ in FIELDS)

@@ -30,6 +30,7 @@ from cdn_edge.nginx_tier.access_log_format import (
     shard_log_paths,
 )
 from cdn_edge.nginx_tier.errors import TierConfigInvalid
+from cdn_edge.playback.gate_keys import CREDENTIAL_HEADER, gate_credential
 from cdn_edge.telemetry.cmsd import (
     CmsdDynamic,
     CmsdStatic,
@@ -53,6 +54,14 @@ DEBIAN_LUA_MODULE = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")
 # Verified session tokens shared by the workers: an entry is about 0.5 kB (the token, its
 # claims, the dict's node), so about 60,000 sessions; the least recently used go first.
 TOKEN_CACHE_ZONE = "32m"
+# Content keys the gate serves (streamer_tier.lua, serve_key): a key entry is about 0.3 kB
+# (name, tier, 16 bytes, node), so about 25,000 keys of the last minute, with the budgets of
+# each (track version, variants) seen in that minute.
+KEY_CACHE_ZONE = "8m"
+# Key budgets, per session and per listener: about 0.2 kB a bucket, kept only until it is full
+# again, so about 150,000 buckets; a dropped one is a full one (as the edge's LRU forgets).
+KEY_BUDGET_ZONE = "32m"
+GATE_FETCH_LOCATION = "/_streamer/gate_key"  # as GATE_FETCH in streamer_tier.lua
 SEGMENT_CONTENT_TYPE = "audio/mp4"  # what the Python edge sends (catalog_cache.content_type_for)
 DEFAULT_WORKER_CONNECTIONS = 4096
 DEFAULT_EDGE_KEEPALIVE = 64  # idle connections to the Python edge kept per nginx worker
@@ -205,6 +214,8 @@ def render_gate_settings(config: NginxTierConfig, playback_keys: tuple[bytes, ..
     s3 = config.s3
     doc = {
         "keys": [key.hex() for key in playback_keys],
+        # The gate's key fetch to the edge carries it (cdn_edge.playback.gate_keys).
+        "gate_credential": gate_credential(playback_keys[0]),
         "cmsd": cmsd_values(config.server_id),
         "s3": None
         if s3 is None
@@ -252,6 +263,7 @@ _GATE_VARS = (
     "streamer_cmsd_static",
     "streamer_cmsd_dynamic",
     "streamer_s3_date",
+    "streamer_key_tier",
 )
 
 # Refusals the tier answers itself, in the Python edge's JSON shape (middleware.json_error).
@@ -393,6 +405,8 @@ def _gate_setup(config: NginxTierConfig) -> list[str]:
         # ";;" keeps the default path, where Debian's lua-resty-core and lua-cjson live.
         f'lua_package_path "{config.script.parent}/?.lua;;";',
         f"lua_shared_dict streamer_tokens {TOKEN_CACHE_ZONE};",
+        f"lua_shared_dict streamer_keys {KEY_CACHE_ZONE};",
+        f"lua_shared_dict streamer_budgets {KEY_BUDGET_ZONE};",
         # The master reads the 0600 settings file as the user that started it; workers
         # inherit the values in memory.
         f'init_by_lua_block {{ require("{module}").init("{config.gate_settings_file}") }}',
@@ -555,6 +569,51 @@ def _playlist_location(config: NginxTierConfig) -> list[str]:
     ]
 
 
+def _key_location(config: NginxTierConfig) -> list[str]:
+    """Content keys, served by the gate from its dict after the token, tier and budget checks
+    (streamer_tier.lua, serve_key; docs/decisions/0010-keys-in-the-gate.md). The gate writes
+    every answer itself, refusals in the edge's JSON shape."""
+    body = [
+        "set $streamer_route key;",
+        f"error_log {config.error_log} crit;",
+        *_preflight(),
+        "if ($request_method !~ ^(GET|HEAD)$) { return 405; }",
+        f"error_page 405 = {_REFUSALS[405][0]};",
+        # The clear key must not stay in any cache, shared or private (handlers/keys.py).
+        _header("Cache-Control", "no-store", True),
+        *_cors(True),
+        f'content_by_lua_block {{ require("{config.script.stem}").serve_key() }}',
+    ]
+    return [
+        'location ~ "^/v1/s/[^/]+/keys/[^/]+$" {',
+        *("    " + line for line in body),
+        "}",
+    ]
+
+
+def _gate_fetch_location(config: NginxTierConfig) -> list[str]:
+    """The gate's subrequest for a key its dict lacks: internal, so no client reaches it; the
+    credential travels from the gate's memory as an argument, never in this file."""
+    body = [
+        "internal;",
+        f"error_log {config.error_log} crit;  # upstream errors would quote the token",
+        "proxy_pass http://streamer_edge/v1/gate/s/$arg_t/keys/$arg_k;",
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        "proxy_pass_request_headers off;  # nothing of the client's request but its id",
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Request-Id $streamer_request_id;",
+        f"proxy_set_header {CREDENTIAL_HEADER} $arg_c;",
+        "proxy_connect_timeout 5s;",
+        "proxy_read_timeout 30s;",
+    ]
+    return [
+        f"location = {GATE_FETCH_LOCATION} {{",
+        *("    " + line for line in body),
+        "}",
+    ]
+
+
 def _edge_location(config: NginxTierConfig) -> list[str]:
     body = [
         "set $streamer_route edge;",
@@ -612,6 +671,8 @@ def render_config(config: NginxTierConfig) -> str:
         *_gate_variables(),
         *_segment_location(config),
         *_playlist_location(config),
+        *_key_location(config),
+        *_gate_fetch_location(config),
         *_edge_location(config),
         *_refusal_locations(),
     ]

@@ -15,14 +15,24 @@ never takes a slot; a full dict drops its least recently used tokens, which then
 again.
 
 `init` runs in the master (init_by_lua) and reads the 0600 settings file the Python side
-writes: {"keys": [hex, ...], "cmsd": {...}, "s3": {...} | null}. Workers inherit the values
-in memory. Keys rotate: any verifies.
+writes: {"keys": [hex, ...], "gate_credential": hex, "cmsd": {...}, "s3": {...} | null}.
+Workers inherit the values in memory. Keys rotate: any verifies.
+
+`serve_key` (content_by_lua, /v1/s/{token}/keys/{key id}) hands out content keys, as the
+Python edge's KeyService does (docs/decisions/0010-keys-in-the-gate.md): the token as above;
+the key's tier against the session's (403 above it); the session's and the listener's key
+budgets (429, cdn_edge/policy/key_budget.py, in the `streamer_budgets` dict shared by the
+workers, arithmetic in streamer_budget.lua); then the 16 bytes from the `streamer_keys` dict.
+A key the dict lacks is asked of the edge once, by an internal subrequest that the edge answers
+only with the gate's credential: it unwraps the key and says its tier and the session's
+budget. Clear keys stay in the dict for KEY_TTL_S at most, as in the edge's own cache.
 ]]
 
 local ffi = require("ffi")
 local base64 = require("ngx.base64")
 local cjson = require("cjson.safe").new()
 local lrucache = require("resty.lrucache")
+local budget = require("streamer_budget")
 
 local byte = string.byte
 local find = string.find
@@ -77,6 +87,14 @@ local SEGMENT_PATH = "^/v1/s/([A-Za-z0-9_.-]{1,2048})/"
 local TOKEN = "^([A-Za-z0-9_-]+)\\.([A-Za-z0-9_-]{43})\\z"
 local NAME = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}\\z" -- track ids and versions (names.py)
 local KIND_SESSION = "p"
+-- /v1/s/{token}/keys/{key id}, the raw path as above; the key id is then checked as a NAME.
+local KEY_PATH = "^/v1/s/([A-Za-z0-9_.-]{1,2048})/keys/([^/]{1,256})\\z"
+local TIER_RANK = { free = 0, premium = 1 } -- cdn_edge.policy.negotiation.TIER_RANK
+local KEY_BYTES = 16
+-- As the edge's KEY_CACHE_TTL_S: a clear key stays in memory for a minute at most. A session's
+-- budget (a pure function of the track version and its variants) is kept as long.
+local KEY_TTL_S = 60
+local GATE_FETCH = "/_streamer/gate_key" -- the internal location proxying to the edge
 local TIERS = { free = true, premium = true }
 local WORKER_TOKENS = 20000 -- per worker; the shared dict holds the rest
 local SIGNATURE_REUSE_S = 60 -- an S3 signature is good for 15 minutes of clock skew
@@ -99,8 +117,11 @@ function M.init(path)
         keys[i] = unhex(key)
     end
     assert(#keys > 0, "no playback key in " .. path)
+    assert(type(doc.gate_credential) == "string" and #doc.gate_credential == 64,
+        "no gate credential in " .. path)
     settings = {
         keys = keys,
+        gate_credential = doc.gate_credential,
         cmsd = doc.cmsd,
         s3 = doc.s3 ~= cjson.null and doc.s3 or nil,
         -- The dict outlives a reload (SIGHUP), whose keys may differ, and the old workers
@@ -183,6 +204,8 @@ local function session_of(claims)
         ver = claims.ver,
         tier = claims.tier,
         var = claims.var,
+        -- The listener, for its key budget; nil in a token without one (keys then refuse).
+        sub = type(claims.sub) == "string" and claims.sub or nil,
         variants = variants,
     }
 end
@@ -190,7 +213,7 @@ end
 local function remember(token, session, now)
     by_worker:set(token, session, session.exp - now)
     local record = cjson.encode({ session.exp, session.sid, session.trk, session.ver,
-        session.tier, session.var })
+        session.tier, session.var, session.sub })
     -- set, not add: a full dict drops its least recently used tokens.
     ngx.shared.streamer_tokens:set(settings.generation .. token, record, session.exp - now)
 end
@@ -206,7 +229,7 @@ local function recalled(token)
     end
     local r = cjson.decode(record)
     session = session_of({ exp = r[1], sid = r[2], trk = r[3], ver = r[4], tier = r[5],
-        var = r[6] })
+        var = r[6], sub = r[7] })
     by_worker:set(token, session, session.exp - ngx.time())
     return session
 end
@@ -249,6 +272,25 @@ local function cmsd_dynamic(tier)
     return dynamic
 end
 
+-- The session of a token, remembered or verified now, and logged; or nil and the status.
+local function session_for(token)
+    local session = recalled(token)
+    if session == nil then
+        local refused
+        session, refused = verify(token)
+        if session == nil then
+            return nil, refused
+        end
+    elseif ngx.time() >= session.exp then
+        return nil, refuse("401", "token_expired", "token expired")
+    end
+    ngx_var.streamer_session_id = session.sid
+    ngx_var.streamer_track_id = session.trk
+    ngx_var.streamer_version = session.ver
+    ngx_var.streamer_tier = session.tier
+    return session
+end
+
 --- "ok", or the status to refuse with ("400", "401", "403") and a JSON body in
 --- $streamer_error_body.
 function M.authorize()
@@ -262,20 +304,10 @@ function M.authorize()
     local token, rendition, file = m[1], m[2], m[3]
     ngx_var.streamer_rendition = rendition
     ngx_var.streamer_object = file
-    local session = recalled(token)
+    local session, refused = session_for(token)
     if session == nil then
-        local refused
-        session, refused = verify(token)
-        if session == nil then
-            return refused
-        end
-    elseif ngx.time() >= session.exp then
-        return refuse("401", "token_expired", "token expired")
+        return refused
     end
-    ngx_var.streamer_session_id = session.sid
-    ngx_var.streamer_track_id = session.trk
-    ngx_var.streamer_version = session.ver
-    ngx_var.streamer_tier = session.tier
     -- Tier entitlement: a session's "var" lists only the renditions its tier may play.
     if not session.variants[rendition] then
         return refuse("403", "not_entitled",
@@ -287,6 +319,181 @@ function M.authorize()
         file == "init.mp4" and settings.cmsd.static_init or settings.cmsd.static_media
     ngx_var.streamer_cmsd_dynamic = cmsd_dynamic(session.tier)
     return "ok"
+end
+
+-- Content keys (serve_key). Every answer is written here, in the edge's JSON error shape; the
+-- location adds CORS, X-Request-Id and Cache-Control: no-store to each.
+
+local function reply(status, body, content_type, headers)
+    ngx.status = status
+    ngx.header["Content-Type"] = content_type
+    ngx.header["Content-Length"] = #body
+    for name, value in pairs(headers or {}) do
+        ngx.header[name] = value
+    end
+    ngx.print(body)
+    return ngx.exit(ngx.HTTP_OK)
+end
+
+local AUTH_HEADERS = { ["WWW-Authenticate"] = 'Bearer realm="streamer-edge"' }
+
+local function reply_error(status, code, message, headers)
+    return reply(status, cjson.encode({ error = code, message = message }), "application/json",
+        headers)
+end
+
+-- A refusal that refuse() put in $streamer_error_body.
+local function reply_refused(status)
+    return reply(tonumber(status), ngx_var.streamer_error_body, "application/json",
+        status == "401" and AUTH_HEADERS or nil)
+end
+
+local function parse_pair(text)
+    -- "capacity refill_per_s", as the edge writes a budget.
+    if type(text) ~= "string" then
+        return nil
+    end
+    local capacity, rate = text:match("^([0-9]+) ([0-9.eE+-]+)$")
+    capacity, rate = tonumber(capacity), tonumber(rate)
+    if capacity == nil or rate == nil or capacity < 1 or not (rate > 0) then
+        return nil
+    end
+    return { capacity = capacity, rate = rate }
+end
+
+-- What the gate keeps per key (tier, and the bytes when some session was entitled to them)
+-- and per (version, variants) (the session's and the listener's budget).
+local function key_entry_name(session, key_id)
+    return session.trk .. "/" .. session.ver .. "/" .. key_id
+end
+
+local function budget_entry_name(session)
+    return session.trk .. "/" .. session.ver .. "|" .. session.var
+end
+
+local function decode_budgets(record)
+    if record == nil then
+        return nil
+    end
+    local s_cap, s_rate, l_cap, l_rate = record:match("^(%S+) (%S+) (%S+) (%S+)$")
+    return {
+        session = { capacity = tonumber(s_cap), rate = tonumber(s_rate) },
+        listener = { capacity = tonumber(l_cap), rate = tonumber(l_rate) },
+    }
+end
+
+-- Asks the edge for the key (one subrequest); fills the dicts. Returns the key's tier and
+-- bytes (nil when the session may not have them) and the budgets, or replies itself.
+local function fetch(session, token, key_id)
+    local res = ngx.location.capture(GATE_FETCH, {
+        method = ngx.HTTP_GET, -- a HEAD from the client still needs the bytes for the dict
+        args = { t = token, k = key_id, c = settings.gate_credential },
+    })
+    local tier = res.header["Streamer-Key-Tier"]
+    if res.status == 200 or res.status == 403 then
+        if TIER_RANK[tier] == nil then
+            ngx.log(ngx.ERR, "the edge's key answer has no key tier; status ", res.status)
+            return reply_error(500, "internal_error", "unexpected error; see the server log")
+        end
+    end
+    local keys = ngx.shared.streamer_keys
+    if res.status == 403 and res.header["Streamer-Key-Tier"] then
+        -- Above the session's tier: remember the tier alone, to refuse the next without asking.
+        keys:set(key_entry_name(session, key_id), tier, KEY_TTL_S)
+        return tier, nil, nil
+    end
+    if res.status ~= 200 then
+        if res.status >= 500 or res.status == 0 then
+            return reply_error(503, "unavailable", "the edge could not serve this; retry shortly",
+                { ["Retry-After"] = "2" })
+        end
+        -- 401, 404 (no such key in the track version) ...: the edge's own answer.
+        return reply(res.status, res.body, "application/json",
+            res.status == 401 and AUTH_HEADERS or nil)
+    end
+    local session_budget = parse_pair(res.header["Streamer-Key-Budget"])
+    local listener_budget = parse_pair(res.header["Streamer-Listener-Budget"])
+    if #res.body ~= KEY_BYTES or session_budget == nil or listener_budget == nil then
+        ngx.log(ngx.ERR, "the edge's key answer is malformed")
+        return reply_error(500, "internal_error", "unexpected error; see the server log")
+    end
+    keys:set(key_entry_name(session, key_id), tier .. res.body, KEY_TTL_S)
+    local budgets = string.format("%d %.17g %d %.17g", session_budget.capacity,
+        session_budget.rate, listener_budget.capacity, listener_budget.rate)
+    keys:set(budget_entry_name(session), budgets, KEY_TTL_S)
+    return tier, res.body, decode_budgets(budgets)
+end
+
+local function split_entry(entry)
+    -- "free" or "premium", then the 16 bytes when they were fetched for an entitled session.
+    local tier = sub(entry, 1, 1) == "f" and "free" or "premium"
+    local bytes = sub(entry, #tier + 1)
+    return tier, #bytes == KEY_BYTES and bytes or nil
+end
+
+local function take_budget(name, capacity, rate, now)
+    return budget.take_shared(ngx.shared.streamer_budgets, name, capacity, rate, now)
+end
+
+local function spend(session, budgets)
+    local wait, refused_by = budget.spend(take_budget, session.sid, session.sub,
+        budgets.session, budgets.listener, ngx.now())
+    if wait == nil then
+        return reply_error(503, "unavailable", "the key budget is busy; retry shortly",
+            { ["Retry-After"] = "1" })
+    end
+    if wait == 0 then
+        return
+    end
+    local retry = { ["Retry-After"] = tostring(budget.retry_after(wait)) }
+    if refused_by == "session" then
+        return reply_error(429, "rate_limited", "session " .. session.sid .. " has fetched its "
+            .. budgets.session.capacity .. " keys (every key of every rendition it was offered, "
+            .. "with a margin); open a new session to play the track again", retry)
+    end
+    local l = budgets.listener
+    return reply_error(429, "rate_limited", "listener " .. session.sub .. " fetched more than "
+        .. l.capacity .. " keys across sessions, more than playback needs; the budget "
+        .. "refills at " .. string.format("%.0f", l.rate * 3600) .. " keys an hour", retry)
+end
+
+--- GET or HEAD /v1/s/{token}/keys/{key id}: the 16 bytes, or the edge's refusal.
+function M.serve_key()
+    local raw = ngx_var.request_uri
+    local q = find(raw, "?", 1, true)
+    local m = re_match(q and sub(raw, 1, q - 1) or raw, KEY_PATH, "jo")
+    if m == nil or re_match(m[2], NAME, "jo") == nil then
+        return reply_error(400, "malformed_name", "expected /v1/s/{token}/keys/{key id}, the key "
+            .. "id 1 to 128 of letters, digits, '_', '-', '.' not starting with '.'")
+    end
+    local token, key_id = m[1], m[2]
+    ngx_var.streamer_object = key_id
+    local session, refused = session_for(token)
+    if session == nil then
+        return reply_refused(refused)
+    end
+    if session.sub == nil then
+        return reply_error(401, "token_invalid", "session token claims are malformed", AUTH_HEADERS)
+    end
+    local keys = ngx.shared.streamer_keys
+    local entry = keys:get(key_entry_name(session, key_id))
+    local budgets = decode_budgets(keys:get(budget_entry_name(session)))
+    local tier, bytes
+    if entry ~= nil then
+        tier, bytes = split_entry(entry)
+    end
+    local entitled = tier ~= nil and TIER_RANK[tier] <= TIER_RANK[session.tier]
+    if tier == nil or (entitled and (bytes == nil or budgets == nil)) then
+        tier, bytes, budgets = fetch(session, token, key_id)
+        entitled = TIER_RANK[tier] <= TIER_RANK[session.tier]
+    end
+    ngx_var.streamer_key_tier = tier
+    if not entitled then
+        return reply_error(403, "not_entitled", "key " .. key_id .. " opens " .. tier
+            .. " renditions; the session is " .. session.tier)
+    end
+    spend(session, budgets)
+    return reply(200, bytes, "application/octet-stream", { Pragma = "no-cache" })
 end
 
 -- SigV4 (AWS Signature Version 4) for the S3 origin's GET, as nginx-s3-gateway signs it. The

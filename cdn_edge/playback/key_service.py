@@ -41,6 +41,36 @@ def listener_key_buckets(clock: Callable[[], float]) -> TokenBuckets:
     return TokenBuckets(LISTENER_BUDGET.capacity, LISTENER_BUDGET.refill_per_s, clock)
 
 
+def spend_key(
+    sessions: TokenBuckets,
+    listeners: TokenBuckets,
+    session_id: str,
+    user_id: str,
+    budget: KeyBudget,
+    listener_budget: KeyBudget = LISTENER_BUDGET,
+) -> None:
+    """Take one key from the session's budget, then from the listener's (the nginx gate does
+    the same in streamer_budget.lua: tests/vectors/key_budgets.json). Raises RateLimited."""
+    wait_s = sessions.take(session_id, capacity=budget.capacity, rate_per_s=budget.refill_per_s)
+    if wait_s > 0:
+        raise RateLimited(
+            f"session {session_id} has fetched its {budget.capacity} keys "
+            f"(every key of every rendition it was offered, with a margin); "
+            f"open a new session to play the track again",
+            retry_after_header(wait_s),
+        )
+    wait_s = listeners.take(
+        user_id, capacity=listener_budget.capacity, rate_per_s=listener_budget.refill_per_s
+    )
+    if wait_s > 0:
+        raise RateLimited(
+            f"listener {user_id} fetched more than {listener_budget.capacity} keys "
+            f"across sessions, more than playback needs; the budget refills at "
+            f"{listener_budget.refill_per_s * 3600:.0f} keys an hour",
+            retry_after_header(wait_s),
+        )
+
+
 class KeyService:
     """Hands out content keys to sessions entitled to them, within their key budgets."""
 
@@ -72,6 +102,20 @@ class KeyService:
         self._spend(track, session)
         return wrapped, self._unwrap(track, wrapped)
 
+    def for_gate(
+        self, track: PublishedTrack, key_id: str, session: SessionClaims
+    ) -> tuple[WrappedKey, bytes | None, KeyBudget]:
+        """What the nginx gate keeps of a key (`cdn_edge.playback.gate_keys`): its record, its
+        16 bytes (None when the key is above the session's tier) and the session's budget.
+        Spends no budget: the gate does. Raises NotFound."""
+        wrapped = track.keys.get(key_id)
+        if wrapped is None:
+            raise NotFound(f"track {track.record.track_id} has no key {key_id!r}")
+        budget = self.session_budget(track, session)
+        if TIER_RANK[wrapped.tier] > TIER_RANK[session.tier]:
+            return wrapped, None, budget
+        return wrapped, self._unwrap(track, wrapped), budget
+
     def session_budget(self, track: PublishedTrack, session: SessionClaims) -> KeyBudget:
         cache_key = (track.prefix, session.variants)
         budget = self._budgets.get(cache_key)
@@ -85,24 +129,7 @@ class KeyService:
 
     def _spend(self, track: PublishedTrack, session: SessionClaims) -> None:
         budget = self.session_budget(track, session)
-        wait_s = self._sessions.take(
-            session.session_id, capacity=budget.capacity, rate_per_s=budget.refill_per_s
-        )
-        if wait_s > 0:
-            raise RateLimited(
-                f"session {session.session_id} has fetched its {budget.capacity} keys "
-                f"(every key of every rendition it was offered, with a margin); "
-                f"open a new session to play the track again",
-                retry_after_header(wait_s),
-            )
-        wait_s = self._listeners.take(session.user_id)
-        if wait_s > 0:
-            raise RateLimited(
-                f"listener {session.user_id} fetched more than {LISTENER_BUDGET.capacity} keys "
-                f"across sessions, more than playback needs; the budget refills at "
-                f"{LISTENER_BUDGET.refill_per_s * 3600:.0f} keys an hour",
-                retry_after_header(wait_s),
-            )
+        spend_key(self._sessions, self._listeners, session.session_id, session.user_id, budget)
 
     def _unwrap(self, track: PublishedTrack, wrapped: WrappedKey) -> bytes:
         now = self._clock()

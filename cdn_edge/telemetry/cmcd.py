@@ -27,6 +27,8 @@ from cdn_edge.telemetry.structured_fields import (
     StructuredFieldError,
     Token,
     parse_dictionary,
+    simple_dictionary_texts,
+    simple_value,
 )
 
 ObjectType = Literal["m", "a", "v", "av", "i", "c", "tt", "k", "o"]
@@ -159,6 +161,53 @@ def _members(text: str, problems: list[str]) -> list[Member]:
         return []
 
 
+# What one member means on its own, before the keys met earlier in the request are known.
+_VALUE, _UNKNOWN, _BAD, _CUSTOM, _CUSTOM_BAD = range(5)
+Outcome = tuple[int, object]
+# Players repeat most members on every request (sid, cid, br, d, ot, sf, st, tb): what a
+# simple member's text means is remembered, up to this many texts, then forgotten at once.
+# Half the log shipper's CMCD time went to parsing the same members again (benchmarks/
+# README.md, "Access-log shipper", issue 13).
+MEMBER_MEMO_ENTRIES = 65_536
+_member_memo: dict[tuple[str, str], Outcome] = {}
+
+
+def _outcome(key: str, item: BareItem | tuple[object, ...], params: object) -> Outcome:
+    if isinstance(item, tuple) or params:
+        return _BAD, None  # CMCD v1 has no inner lists or parameters
+    reader = _READERS.get(key)
+    if reader is not None:
+        try:
+            return _VALUE, reader(item)
+        except ValueError:
+            return _BAD, None
+    if "-" not in key:
+        return _UNKNOWN, None
+    try:
+        return _CUSTOM, _custom_value(item)
+    except ValueError:
+        return _CUSTOM_BAD, None
+
+
+def _simple_outcome(key: str, value_text: str) -> Outcome:
+    outcome = _member_memo.get((key, value_text))
+    if outcome is None:
+        outcome = _outcome(key, simple_value(value_text), ())
+        if len(_member_memo) >= MEMBER_MEMO_ENTRIES:
+            _member_memo.clear()
+        _member_memo[(key, value_text)] = outcome
+    return outcome
+
+
+def _outcomes(text: str, problems: list[str]) -> list[tuple[str, Outcome]]:
+    """Each member of one field value with what it means alone."""
+    if len(text) <= MAX_FIELD_CHARS:
+        pairs = simple_dictionary_texts(text)
+        if pairs is not None:
+            return [(key, _simple_outcome(key, value_text)) for key, value_text in pairs]
+    return [(m.key, _outcome(m.key, m.value, m.params)) for m in _members(text, problems)]
+
+
 def _read_fields(
     texts: list[str],
 ) -> tuple[dict[str, object], dict[str, CustomValue], list[str]]:
@@ -167,25 +216,20 @@ def _read_fields(
     values: dict[str, object] = {}
     custom: dict[str, CustomValue] = {}
     for text in texts:
-        for member in _members(text, problems):
-            key, item = member.key, member.value
+        for key, (kind, value) in _outcomes(text, problems):
             if key in values or key in custom:
                 problems.append(DUPLICATE_KEY)
-                continue
-            if isinstance(item, tuple) or member.params:
-                problems.append(BAD_VALUE)  # CMCD v1 has no inner lists or parameters
-                continue
-            reader = _READERS.get(key)
-            try:
-                if reader is not None:
-                    values[key] = reader(item)
-                elif "-" not in key:
-                    problems.append(UNKNOWN_KEY)
-                elif len(custom) >= MAX_CUSTOM_KEYS:
-                    problems.append(TOO_MANY_CUSTOM_KEYS)
-                else:
-                    custom[key] = _custom_value(item)
-            except ValueError:
+            elif kind == _VALUE:
+                values[key] = value
+            elif kind == _UNKNOWN:
+                problems.append(UNKNOWN_KEY)
+            elif kind == _BAD:
+                problems.append(BAD_VALUE)
+            elif len(custom) >= MAX_CUSTOM_KEYS:
+                problems.append(TOO_MANY_CUSTOM_KEYS)
+            elif kind == _CUSTOM:
+                custom[key] = value  # type: ignore[assignment]
+            else:
                 problems.append(BAD_VALUE)
     return values, custom, problems
 

@@ -237,6 +237,19 @@ def _parse_simple_dictionary(text: str) -> list[Member] | None:
     return [Member(key, _simple_value(value)) for key, value in _SIMPLE_MEMBERS.findall(text)]
 
 
+def simple_dictionary_texts(text: str) -> list[tuple[str, str]] | None:
+    """A dictionary of simple members (no parameters, no inner lists) as (key, value text)
+    pairs in order, "" for a bare key; None when it needs the general parser
+    (`parse_dictionary`). `simple_value(value text)` is the member's value, so a caller may
+    remember what it made of a pair it has seen."""
+    if _SIMPLE_DICTIONARY.fullmatch(text) is None:
+        return None
+    return _SIMPLE_MEMBERS.findall(text)
+
+
+simple_value = _simple_value
+
+
 def parse_dictionary(text: str) -> list[Member]:
     """An sf-dictionary's members in order, repeats included (section 4.2.2)."""
     simple = _parse_simple_dictionary(text)

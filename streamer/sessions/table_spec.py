@@ -26,6 +26,8 @@ from datetime import date
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 M = TypeVar("M")
 Convert = Callable[[Any], Any]
 
@@ -45,8 +47,24 @@ def cql_date(value: object) -> date:
     return value if type(value) is date else date.fromisoformat(str(value))
 
 
+# orjson writes the same text as `_canonical_json` for an object of str keys and str, int, bool
+# or null values when its output is ASCII (the stdlib escapes the rest); floats may differ in
+# form (1e+16 against 1e16), so they go through the stdlib. It is 3-4 times faster, and the
+# log shipper encodes one such object (a CMCD sample's keys) per line it ships.
+_ORJSON_SAME_TEXT = frozenset({str, int, bool, type(None)})
+
+
 def _json_object(value: Mapping[str, Any]) -> str:
-    return _canonical_json(dict(value))
+    plain = dict(value)
+    if all(type(v) in _ORJSON_SAME_TEXT for v in plain.values()):
+        try:
+            text = orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a non-str key, a lone surrogate, an int past 64 bits: the stdlib decides
+        else:
+            if text.isascii():
+                return text.decode()
+    return _canonical_json(plain)
 
 
 def _json_list(value: Sequence[Any]) -> str:
@@ -110,7 +128,14 @@ class Expiry:
 def json_rows(rows: Sequence[Any]) -> str:
     """Rows (or ids) as one JSON array: the parameter of `Table.sqlite_insert_json` and
     `Table.sqlite_select_json`."""
-    return _rows_json(rows)
+    # orjson where it can (4 times faster on the shipper's rows); SQLite reads its numbers as
+    # the same values. It refuses a lone surrogate and an int past 64 bits: the stdlib then
+    # encodes, as before, and SQLite or the bound parameter fails the batch. (A NaN, which
+    # orjson would write as null, never gets here: the models check values finite.)
+    try:
+        return orjson.dumps(rows).decode()
+    except orjson.JSONEncodeError:
+        return _rows_json(rows)
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def test_preflight(tier: NginxTier) -> None:
 
 
 def test_everything_else_goes_to_the_edge(tier: NginxTier) -> None:
-    path = f"/v1/s/{FREE}/keys/v1-free-0?CMCD=sid%3D%22x%22"
+    path = f"/v1/s/{FREE}/main.m3u8?CMCD=sid%3D%22x%22"
     reply = request(tier, path, headers={"Host": "edge.example", "X-Forwarded-For": "10.0.0.9"})
     assert reply.status == 200
     seen = reply.json()

@@ -19,6 +19,7 @@ from cdn_edge.nginx_tier import (
 )
 from cdn_edge.nginx_tier.access_log_format import FIELD_NAMES, render_log_format
 from cdn_edge.nginx_tier.config import render_gate_settings
+from cdn_edge.playback.gate_keys import gate_credential
 from tests.nginx_tier.vectors import vector_secrets
 
 
@@ -68,7 +69,8 @@ def test_no_secret_in_the_config_and_all_in_the_gate_settings(tmp_path: Path) ->
     config = NginxTierConfig(prefix=tmp_path, edge_upstream="127.0.0.1:8081", s3=s3)
     rendered = render_config(config)
     settings = render_gate_settings(config, vector_secrets())
-    for secret in ("SKTEST-secret", *(key.hex() for key in vector_secrets())):
+    credential = gate_credential(vector_secrets()[0])
+    for secret in ("SKTEST-secret", credential, *(key.hex() for key in vector_secrets())):
         assert secret not in rendered
         assert secret in settings
     assert "proxy_cache_key $streamer_object_path$slice_range;" in rendered
