@@ -56,7 +56,7 @@ def edge_app(
     ad_settings = dataclasses.replace(
         settings, ads=True, ad_slot_s=10, ad_break_every_s=EVERY_S, ad_decision_timeout_s=0.5
     )
-    return create_app(
+    app = create_app(
         ad_settings,
         reader,
         session_store,
@@ -68,6 +68,10 @@ def edge_app(
         ad_store=ad_store,
         ad_spool=tmp_path / "ad-spool.jsonl",
     )
+    service = app[ADS]
+    assert service is not None
+    service.record_lag_s = 0.01  # a miss reads the store again after this (real time)
+    return app
 
 
 async def _media(client: Client, settings: Settings, session: dict[str, Any]) -> tuple[str, str]:
@@ -251,3 +255,92 @@ async def test_decisions_and_events_wait_in_the_spool_while_the_store_is_down(
     day = datetime.fromtimestamp(clock(), UTC).date()
     assert [d.reason for d in ad_store.inner.decisions_of("u1", day)] == ["served"]
     assert ad_store.inner.event_counts("c1", day)["impression"] == 1
+
+
+async def _served_break(
+    client: Client, settings: Settings, open_session: OpenSession
+) -> tuple[str, str]:
+    """A free session's media playlist URL and its pre-roll's ad playlist URL (campaign c1)."""
+    media_url, _ = await _media(client, settings, await open_session("free", codecs=["mp4a.40.2"]))
+    [asset] = (await _asset_list(client, settings, media_url, 0))["ASSETS"]
+    return media_url, str(asset["URI"])
+
+
+async def test_an_ad_path_naming_another_campaign_or_ad_than_the_decision_is_refused(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+    store: InMemoryObjectStore,
+    clock: ManualClock,
+) -> None:
+    publish_ad(store, "spot-2", "b1")
+    ad_store.inner.put_campaign(Campaign("c2", "spot-2", daily_goal=1000, frequency_cap=5))
+    media_url, uri = await _served_break(client, settings, open_session)
+    assert "/ads/0/c1/spot-1/a1/" in uri
+    forged = {
+        "another campaign, its own ad": uri.replace("/c1/spot-1/a1/", "/c2/spot-2/b1/"),
+        "another campaign, the break's ad": uri.replace("/c1/", "/c2/"),
+        "the break's campaign, another ad": uri.replace("/spot-1/a1/", "/spot-2/b1/"),
+    }
+    for what, path in forged.items():
+        for file in ("playlist.m3u8", "seg_00000.m4s"):
+            response = await client.get(path_of(settings, file, path))
+            assert response.status == 403, what
+            assert (await response.json())["error"] == "ad_mismatch", what
+    beacons = path_of(settings, "../ads/0/events", media_url)
+    response = await client.post(beacons, json={"campaign_id": "c2", "events": ["impression"]})
+    assert (response.status, (await response.json())["error"]) == (403, "ad_mismatch")
+    await edge_app[ADS].recorder.flush()  # type: ignore[union-attr]
+    day = datetime.fromtimestamp(clock(), UTC).date()
+    assert sum(ad_store.inner.event_counts("c2", day).values()) == 0
+
+
+async def test_a_break_with_no_ad_decided_serves_no_ad_and_takes_no_beacon(
+    client: Client, settings: Settings, open_session: OpenSession
+) -> None:
+    media_url, uri = await _served_break(client, settings, open_session)
+    # Break 1 was never asked for; break 2 does not exist in a 24 s track of 10 s slots.
+    for n in (1, 2):
+        other = uri.replace("/ads/0/", f"/ads/{n}/")
+        response = await client.get(path_of(settings, "seg_00000.m4s", other))
+        assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+        beacons = path_of(settings, f"../ads/{n}/events", media_url)
+        response = await client.post(beacons, json={"campaign_id": "c1", "events": ["complete"]})
+        assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+    # Break 1 asked for too soon after the pre-roll: decided, with no ad.
+    assert (await _asset_list(client, settings, media_url, 1))["ASSETS"] == []
+    response = await client.get(
+        path_of(settings, "playlist.m3u8", uri.replace("/ads/0/", "/ads/1/"))
+    )
+    assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+
+
+async def test_another_session_cannot_use_a_break_decided_for_this_one(
+    client: Client, settings: Settings, open_session: OpenSession
+) -> None:
+    _, uri = await _served_break(client, settings, open_session)
+    other_media, _ = await _media(
+        client, settings, await open_session("free", codecs=["mp4a.40.2"])
+    )
+    # The other session's token, this session's ad path: its break 0 was never decided.
+    token_path = other_media.rsplit("/", 2)[0]
+    stolen = token_path + uri[uri.index("/ads/0/") :]
+    response = await client.get(path_of(settings, "seg_00000.m4s", stolen))
+    assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+
+
+async def test_a_decision_another_worker_made_is_read_from_the_store(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+) -> None:
+    _, uri = await _served_break(client, settings, open_session)
+    service = edge_app[ADS]
+    assert service is not None
+    await service.recorder.flush()
+    service._recent.clear()  # this worker forgets: as if another worker had decided
+    response = await client.get(path_of(settings, "seg_00000.m4s", uri))
+    assert response.status == 200
