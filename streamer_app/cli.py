@@ -194,6 +194,11 @@ def cmd_token(args: argparse.Namespace) -> int:
             issue_dev_analytics_token(settings, args.user, args.ttl_s, all_tracks=args.all_tracks)
         )
         return 0
+    if args.scope == "ads-admin":
+        from cdn_edge.ads.admin_auth import issue_dev_ads_admin_token
+
+        print(issue_dev_ads_admin_token(settings, args.user, args.ttl_s))
+        return 0
     from cdn_edge.listener_auth import issue_dev_token
 
     print(issue_dev_token(settings, args.user, args.tier, args.region, args.ttl_s))
@@ -360,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", default="dev-listener")
     token.add_argument("--tier", choices=("free", "premium"), default="premium")
     token.add_argument("--region", default="SE")
-    token.add_argument("--scope", choices=("listener", "ingest", "analytics"), default="listener")
+    token.add_argument(
+        "--scope", choices=("listener", "ingest", "analytics", "ads-admin"), default="listener"
+    )
     token.add_argument(
         "--all-tracks", action="store_true", help="analytics: every track, not only the user's"
     )

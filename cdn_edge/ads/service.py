@@ -200,6 +200,10 @@ class AdDecisionService:
         while len(self._recent) > MAX_RECENT_LISTENERS:
             self._recent.popitem(last=False)
 
+    def forget_campaigns(self) -> None:
+        """Read the campaigns again at the next decision (the admin API changed one)."""
+        self._campaigns = None
+
     async def _campaign_list(self, now: float) -> list[Campaign]:
         if self._campaigns is None or now - self._campaigns[0] >= CAMPAIGNS_TTL_S:
             self._campaigns = (now, await self._blocking(self._store.campaigns))
