@@ -1,7 +1,7 @@
 """Ad breaks of free sessions, under the session's path (cdn_edge.ads).
 
 GET  /v1/s/{token}/ads/breaks/{n}.json            the break's asset list (HLS interstitials):
-                                                  {"ASSETS": [{"URI", "DURATION"}]} or empty
+                                                  {"ASSETS": [{"URI", "DURATION"}]}, or 204
 GET  /v1/s/{token}/ads/{n}/{campaign}/{ad}/{version}/{rendition}/playlist.m3u8   the ad's media
 GET  /v1/s/{token}/ads/{n}/{campaign}/{ad}/{version}/{rendition}/{file}          init, segments
 POST /v1/s/{token}/ads/{n}/events                 player beacons: {"campaign_id", "events": [...]}
@@ -114,7 +114,10 @@ async def asset_list(request: web.Request) -> web.Response:
     service = app[ADS]
     served = await service.decide(session, index, starts) if service is not None else None
     if served is None:
-        return web.json_response({"ASSETS": []}, headers=NO_STORE)
+        # No ad in this break: 204, not an empty list. hls.js 1.7 keeps a break whose list is
+        # empty in its schedule, and a level switch after the primary buffered up to it stalls
+        # playback; a list it cannot load drops the break (docs/decisions/0011).
+        return web.Response(status=204, headers=NO_STORE)
     creative, record = served.creative, served.record
     rendition = choose_rendition(creative, session)
     base = request.app[SETTINGS].base_url

@@ -181,8 +181,8 @@ async def test_a_paused_campaign_stops_serving_at_once_on_this_worker(
         media = session["playlist_url"].replace(
             "main.m3u8", f"{session['variants'][0]}/playlist.m3u8"
         )
-        doc = await _json(await client.get(path_of(settings, "../ads/breaks/0.json", media)), 200)
-        return list(doc["ASSETS"])
+        response = await client.get(path_of(settings, "../ads/breaks/0.json", media))
+        return [] if response.status == 204 else list((await _json(response, 200))["ASSETS"])
 
     assert len(await pre_roll()) == 1
     assert len(await pre_roll()) == 1  # no interval between breaks here: served again
