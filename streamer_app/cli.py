@@ -22,7 +22,16 @@ from streamer.settings import Settings, load_settings
 from streamer_app.ads_cli import add_ads_commands
 
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
-BENCHMARKS = ("listeners", "logship", "soak", "telemetry", "transcode", "vegeta_paced", "wrk_check")
+BENCHMARKS = (
+    "ad_decisions",
+    "listeners",
+    "logship",
+    "soak",
+    "telemetry",
+    "transcode",
+    "vegeta_paced",
+    "wrk_check",
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
