@@ -24,6 +24,7 @@ from streamer_app.ads_cli import add_ads_commands
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
 BENCHMARKS = (
     "ad_decisions",
+    "ad_segments",
     "listeners",
     "logship",
     "soak",
