@@ -114,7 +114,19 @@ async def test_free_playlists_carry_interstitials_and_premium_ones_none(
         'X-RESUME-OFFSET=0,X-RESTRICT="SKIP,JUMP"',
     ]
     assert "#EXT-X-PROGRAM-DATE-TIME:2000-01-01T00:00:00.000Z" in free
-    assert len(parse_media(free, strict=False).segments) == len(parse_media(premium).segments)
+    parsed, plain = parse_media(free), parse_media(premium)  # strictly: every tag is modelled
+    assert [(s.uri, s.duration) for s in parsed.segments] == [
+        (s.uri, s.duration) for s in plain.segments
+    ]
+    breaks = [
+        (i, r.id, r.cue, dict(r.client_attributes)["X-ASSET-LIST"])
+        for i, s in enumerate(parsed.segments)
+        for r in s.date_ranges
+    ]
+    assert breaks == [
+        (0, "ad-break-0", "PRE", "../ads/breaks/0.json"),
+        (2, "ad-break-1", None, "../ads/breaks/1.json"),
+    ]
 
 
 async def test_a_free_session_gets_a_pre_roll_then_no_break_until_the_interval_has_passed(
