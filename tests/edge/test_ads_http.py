@@ -358,3 +358,50 @@ async def test_a_decision_another_worker_made_is_read_from_the_store(
     service._recent.clear()  # this worker forgets: as if another worker had decided
     response = await client.get(path_of(settings, "seg_00000.m4s", uri))
     assert response.status == 200
+
+
+async def test_a_break_decided_here_plays_and_counts_through_a_whole_store_outage(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+    clock: ManualClock,
+) -> None:
+    media_url, uri = await _served_break(client, settings, open_session)
+    ad_store.reads_fail = ad_store.writes_fail = True  # the store goes down after the decision
+    parsed = parse_media(await (await client.get(path_of(settings, uri))).text())
+    for segment in parsed.segments:  # the decision is this worker's: no store read needed
+        assert (await client.get(path_of(settings, segment.uri, uri))).status == 200
+    beacons = path_of(settings, "../ads/0/events", media_url)
+    response = await client.post(beacons, json={"campaign_id": "c1", "events": ["impression"]})
+    assert response.status == 202
+    recorder = edge_app[ADS].recorder  # type: ignore[union-attr]
+    await recorder.flush()
+    assert recorder.spooled_count() == 1 + 5 + 1  # the decision, 5 delivery events, the beacon
+    ad_store.reads_fail = ad_store.writes_fail = False
+    await recorder.flush()
+    day = datetime.fromtimestamp(clock(), UTC).date()
+    assert ad_store.inner.event_counts("c1", day) == {
+        "impression": 1,
+        "first_quartile": 1,
+        "midpoint": 1,
+        "third_quartile": 1,
+        "complete": 1,
+    }
+
+
+async def test_an_ad_path_asked_of_a_worker_that_cannot_read_the_store_is_503(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+) -> None:
+    _, uri = await _served_break(client, settings, open_session)
+    service = edge_app[ADS]
+    assert service is not None
+    service._recent.clear()  # decided by another worker, which this one cannot ask the store of
+    ad_store.reads_fail = True
+    response = await client.get(path_of(settings, "seg_00000.m4s", uri))
+    assert (response.status, (await response.json())["error"]) == (503, "unavailable")
