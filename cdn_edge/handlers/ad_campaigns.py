@@ -61,10 +61,12 @@ async def _campaign(request: web.Request, store: AdStore, campaign_id: str) -> C
 
 
 async def _store(
-    request: web.Request, store: AdStore, campaign: Campaign, status: int
+    request: web.Request, store: AdStore, campaign: Campaign, status: int, *, new_ad: bool
 ) -> web.Response:
+    """Store `campaign`; `new_ad`: it names a creative it did not before, which must exist
+    (pausing a campaign whose creative was withdrawn must still work)."""
     service = request.app[ADS]
-    if service is not None:
+    if service is not None and new_ad:
         try:
             await service.creatives.current(campaign.ad_id)
         except AdNotFound as exc:
@@ -90,7 +92,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     try:
         await _campaign(request, store, campaign.campaign_id)
     except CampaignNotFound:
-        return await _store(request, store, campaign, 201)
+        return await _store(request, store, campaign, 201, new_ad=True)
     raise CampaignExists(campaign.campaign_id)
 
 
@@ -108,14 +110,17 @@ async def update_campaign(request: web.Request) -> web.Response:
     if changes.get("campaign_id", campaign_id) != campaign_id:
         raise InvalidField("campaign_id", "a campaign's id cannot change; create another")
     current = campaign_doc(await _campaign(request, store, campaign_id))
-    return await _store(request, store, campaign_from_doc({**current, **changes}), 200)
+    updated = campaign_from_doc({**current, **changes})
+    new_ad = updated.ad_id != current["ad_id"]
+    return await _store(request, store, updated, 200, new_ad=new_ad)
 
 
 async def _set_active(request: web.Request, active: bool) -> web.Response:
     store = _admin(request)
     campaign_id = check_name("campaign id", request.match_info["campaign_id"])
     current = campaign_doc(await _campaign(request, store, campaign_id))
-    return await _store(request, store, campaign_from_doc({**current, "active": active}), 200)
+    campaign = campaign_from_doc({**current, "active": active})
+    return await _store(request, store, campaign, 200, new_ad=False)
 
 
 async def pause_campaign(request: web.Request) -> web.Response:

@@ -11,10 +11,12 @@ import pytest
 from aiohttp import web
 
 from cdn_edge.ads.admin_auth import issue_ads_admin_token
+from cdn_edge.ads.creatives import CURRENT_TTL_S
 from cdn_edge.analytics_auth import issue_analytics_token
 from cdn_edge.app import create_app
 from cdn_edge.web.access_log import AccessLog
 from drm import KeyRing
+from streamer.ads.creative import current_ad_key
 from streamer.ads.sqlite import SQLiteAdStore
 from streamer.objects.memory import InMemoryObjectStore
 from streamer.sessions.sqlite import SQLiteSessionStore
@@ -188,3 +190,17 @@ async def test_a_paused_campaign_stops_serving_at_once_on_this_worker(
     assert len(await pre_roll()) == 1  # no interval between breaks here: served again
     await _json(await client.post("/v1/ads/campaigns/c1/pause", headers=admin), 200)
     assert await pre_roll() == []
+
+
+async def test_a_new_creative_must_be_published_but_pausing_needs_none(
+    client: Client, admin: dict[str, str], store: InMemoryObjectStore, clock: ManualClock
+) -> None:
+    await _json(await client.post("/v1/ads/campaigns", json=CAMPAIGN, headers=admin), 201)
+    to_missing = await client.patch(
+        "/v1/ads/campaigns/c1", json={"ad_id": "never-ingested"}, headers=admin
+    )
+    assert (await _json(to_missing, 400))["error"] == "invalid_field"
+    store.delete(current_ad_key("spot-1"))  # the creative is withdrawn
+    clock.advance(CURRENT_TTL_S)  # and the edge's cache of it has expired
+    paused = await _json(await client.post("/v1/ads/campaigns/c1/pause", headers=admin), 200)
+    assert paused["active"] is False
