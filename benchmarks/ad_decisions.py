@@ -52,7 +52,7 @@ REQUEST_TIMEOUT_S = 10.0
 GOAL_P99_S = 0.050
 
 
-def _ingest_ad(data_dir: Path) -> None:
+def ingest_ad(data_dir: Path) -> None:
     spot = data_dir / "bench-ad.flac"
     if not spot.exists():
         write_sample_master(spot, seconds=5.0)
@@ -63,7 +63,7 @@ def _ingest_ad(data_dir: Path) -> None:
     )  # fmt: skip
 
 
-def _reset_ads(data_dir: Path) -> None:
+def reset_ads(data_dir: Path) -> None:
     for path in data_dir.glob(f"{AD_STORE_FILE}*"):
         path.unlink()
     store = SQLiteAdStore(data_dir / AD_STORE_FILE)
@@ -76,7 +76,7 @@ def _percentile(values: Sequence[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def _drive(client: HttpClient, urls: list[str], concurrency: int) -> dict[str, Any]:
+async def drive(client: HttpClient, urls: list[str], concurrency: int) -> dict[str, Any]:
     queue = list(reversed(urls))
     latencies: list[float] = []
     failures: dict[str, int] = {}
@@ -139,7 +139,7 @@ async def _round(
             for s in (sessions * (count // len(sessions) + 1))[:count]
         ],
     }
-    return {name: await _drive(client, targets[name], concurrency) for name in order}
+    return {name: await drive(client, targets[name], concurrency) for name in order}
 
 
 def _decision_histogram(base: str) -> dict[str, float]:
@@ -172,12 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-ads-"))
     prepare_track(data_dir)
-    _ingest_ad(data_dir)
+    ingest_ad(data_dir)
     rounds: list[dict[str, dict[str, Any]]] = []
     histograms = []
     names = ["ads", "static", "playlist"]
     for run in range(args.runs):
-        _reset_ads(data_dir)
+        reset_ads(data_dir)
         empty_session_store(data_dir)
         port = free_port()
         env = edge_env(data_dir) | {

@@ -11,6 +11,7 @@ GET     /v1/s/{session_token}/{rendition}/{file}         init section or segment
 GET     /v1/s/{session_token}/ads/...                    ad breaks of free sessions (handlers/ads)
 POST    /v1/s/{session_token}/ads/{n}/events             ad beacons (impression, quartiles)
 GET     /v1/ads/campaigns/{campaign_id}/report?day=  ad impressions and quartiles (analytics)
+GET|POST /v1/ads/campaigns[/{id}[/pause|/resume]], PATCH  campaigns (handlers/ad_campaigns)
 GET     /v1/steer/{session_token}                    HLS content steering manifest (JSON)
 GET     /v1/tracks                                   published tracks (listener token)
 POST    /v1/sessions/{session_id}/events             player events (session token)
@@ -42,6 +43,7 @@ from typing import Any
 from aiohttp import web
 
 from cdn_edge.admin_auth import AdminVerifier
+from cdn_edge.ads.admin_auth import AdsAdminVerifier
 from cdn_edge.ads.creatives import CreativeCache
 from cdn_edge.ads.recorder import AdRecorder
 from cdn_edge.ads.service import AdDecisionService
@@ -49,6 +51,7 @@ from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.audit_writer import AuditMetrics, AuditWriter
 from cdn_edge.blocking import BlockingRunner
 from cdn_edge.handlers import (
+    ad_campaigns,
     ads,
     downloads,
     events,
@@ -80,6 +83,7 @@ from cdn_edge.state import (
     AD_STORE,
     ADMINS,
     ADS,
+    ADS_ADMIN,
     ANALYTICS,
     AUDIT,
     BLOCKING,
@@ -238,6 +242,7 @@ def create_app(
         )
 
     app[AD_STORE] = ad_store
+    app[ADS_ADMIN] = AdsAdminVerifier(secrets.platform_key, clock)
     app[ADS] = None
     if ad_store is not None:
         app[ADS] = AdDecisionService(
@@ -316,6 +321,7 @@ def _add_routes(app: web.Application) -> None:
     app.router.add_get(
         "/v1/ads/campaigns/{campaign_id}/report", ads.campaign_report, name="ad_report"
     )
+    _add_campaign_routes(app)
     app.router.add_get("/v1/steer/{token}", steering.steering_manifest, name="steering")
     app.router.add_get("/v1/tracks", tracks.list_tracks, name="tracks")
     app.router.add_get("/", player_page.player_page, name="player")
@@ -485,3 +491,14 @@ async def _ad_records(app: web.Application) -> AsyncIterator[None]:
 async def _drain(app: web.Application) -> None:
     # Shutdown has begun: fail readiness so load balancers stop sending new listeners.
     app[READY].ready = False
+
+
+def _add_campaign_routes(app: web.Application) -> None:
+    """The campaign admin API (cdn_edge.handlers.ad_campaigns)."""
+    one = "/v1/ads/campaigns/{campaign_id}"
+    app.router.add_get("/v1/ads/campaigns", ad_campaigns.list_campaigns, name="ad_campaigns")
+    app.router.add_post("/v1/ads/campaigns", ad_campaigns.create_campaign, name="ad_campaign_new")
+    app.router.add_get(one, ad_campaigns.get_campaign, name="ad_campaign")
+    app.router.add_patch(one, ad_campaigns.update_campaign, name="ad_campaign_update")
+    app.router.add_post(f"{one}/pause", ad_campaigns.pause_campaign, name="ad_campaign_pause")
+    app.router.add_post(f"{one}/resume", ad_campaigns.resume_campaign, name="ad_campaign_resume")

@@ -10,9 +10,11 @@
     │   ├── TokenMismatch              (403)  token_mismatch     a valid token for another thing
     │   └── DownloadRefused            (403)  <its reason>       downloads: premium_required,
     │                                                       device_unknown, licence_revoked, ...
+    │   └── AdMismatch                 (403)  ad_mismatch        not the break's decided ad
     ├── NotFound                       (404)  not_found
     │   ├── TrackNotFound              (404)  track_not_found
-    │   └── StaticNotInstalled         (404)  static_missing     hls.js not installed
+    │   ├── StaticNotInstalled         (404)  static_missing     hls.js not installed
+    │   └── AdNotDecided               (404)  ad_not_decided     the break has no ad decided
     ├── NotAcceptable                  (406)  no_playable_rendition  device plays nothing offered
     ├── SteeringGone                   (410)  steering_gone      session over: stop steering
     ├── PayloadTooLarge                (413)  payload_too_large  a request body over its bound
@@ -79,9 +81,21 @@ class TokenMismatch(Forbidden):
     code = "token_mismatch"
 
 
+class AdMismatch(Forbidden):
+    """An ad path or beacon names another campaign or ad than its break's decision."""
+
+    code = "ad_mismatch"
+
+
 class NotFound(EdgeError):
     http_status = 404
     code = "not_found"
+
+
+class AdNotDecided(NotFound):
+    """No ad was decided for this break of this session (none asked for, or none served)."""
+
+    code = "ad_not_decided"
 
 
 class TrackNotFound(NotFound):

@@ -95,11 +95,23 @@ class Attributes:
 
     __slots__ = ("_attrs", "_line", "_tag")
 
-    def __init__(self, tag: str, text: str, line: int, known: frozenset[str], strict: bool) -> None:
+    def __init__(
+        self,
+        tag: str,
+        text: str,
+        line: int,
+        known: frozenset[str],
+        strict: bool,
+        *,
+        client: bool = False,
+    ) -> None:
+        """`client`: the tag also takes client attributes, X-<name> (4.3.2.7.1)."""
         self._tag, self._line = tag, line
         self._attrs = _lex(tag, text, line)
         if strict:
-            unknown = sorted(set(self._attrs) - known)
+            unknown = sorted(
+                n for n in set(self._attrs) - known if not (client and n.startswith("X-"))
+            )
             if unknown:
                 raise PlaylistParseError(
                     f"{tag} has unknown attribute {', '.join(unknown)}; expected only "
@@ -138,6 +150,30 @@ class Attributes:
     def integer(self, name: str) -> int | None:
         text = self._get(name, quoted=False)
         return None if text is None else decimal_integer(text, f"{self._tag} {name}", self._line)
+
+    def decimal(self, name: str) -> float | None:
+        text = self._get(name, quoted=False)
+        return None if text is None else decimal_float(text, f"{self._tag} {name}", self._line)
+
+    def client_attributes(self, strict: bool) -> tuple[tuple[str, str | float], ...]:
+        """The X- attributes in order (4.3.2.7.1): a quoted-string, or a decimal number. A
+        hexadecimal-sequence, which we do not model, fails strictly and is skipped leniently."""
+        found: list[tuple[str, str | float]] = []
+        for name, value in self._attrs.items():
+            if not name.startswith("X-"):
+                continue
+            if value.quoted:
+                found.append((name, value.text))
+            elif value.text[:2] in ("0x", "0X"):
+                if strict:
+                    raise PlaylistParseError(
+                        f"{self._tag} {name} is a hexadecimal-sequence; expected a "
+                        "quoted-string or a decimal number (parse with strict=False to skip it)",
+                        self._line,
+                    )
+            else:
+                found.append((name, decimal_float(value.text, f"{self._tag} {name}", self._line)))
+        return tuple(found)
 
     def iv(self, name: str) -> bytes | None:
         text = self._get(name, quoted=False)

@@ -10,6 +10,7 @@ One module on purpose (about 420 lines): a small reader per tag, in the order of
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from manifests.model import (
     PLAYLIST_TYPES,
     ByteRange,
     ContentSteering,
+    DateRange,
     Key,
     Map,
     MediaPlaylist,
@@ -69,6 +71,12 @@ _KEY_ATTRIBUTES = frozenset({"METHOD", "URI", "IV", "KEYFORMAT", "KEYFORMATVERSI
 _MAP_ATTRIBUTES = frozenset({"URI", "BYTERANGE"})
 _SESSION_DATA_ATTRIBUTES = frozenset({"DATA-ID", "VALUE", "URI", "LANGUAGE"})
 _STEERING_ATTRIBUTES = frozenset({"SERVER-URI", "PATHWAY-ID"})
+# The EXT-X-DATERANGE attributes we model, besides X- ones; END-DATE, PLANNED-DURATION,
+# END-ON-NEXT and SCTE35-* fail strictly and are skipped leniently.
+# date-time-msec (4.3.2.6): ISO 8601 date and time with a time zone; checked by shape only (no
+# calendar here: the library reads no clock and holds no date arithmetic).
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+_DATE_RANGE_ATTRIBUTES = frozenset({"ID", "CLASS", "START-DATE", "CUE", "DURATION"})
 _STREAM_INF_ATTRIBUTES = frozenset(
     {"BANDWIDTH", "AVERAGE-BANDWIDTH", "CODECS", "PATHWAY-ID", "STABLE-VARIANT-ID", "AUDIO"}
 )
@@ -88,6 +96,8 @@ class _MediaState(State):
     map: Map | None = None
     byterange: ByteRange | None = None
     discontinuity: bool = False
+    program_date_time: str | None = None
+    date_ranges: list[DateRange] = field(default_factory=list)
     pending: dict[str, int] = field(default_factory=dict)
 
     def segment_tag(self, tag: str, line: int) -> None:
@@ -203,6 +213,41 @@ def _map(state: _MediaState, value: str, line: int) -> None:
     state.map = built(line, lambda: Map(uri, byte_range))
 
 
+def _date_time(text: str, what: str, line: int) -> str:
+    """date-time-msec (ISO 8601 with a time zone, 4.3.2.6), kept as its text."""
+    if not _DATE_TIME.fullmatch(text):
+        raise PlaylistParseError(
+            f"expected an ISO 8601 date and time with a time zone for {what}, got {text[:40]!r}",
+            line,
+        )
+    return text
+
+
+def _program_date_time(state: _MediaState, value: str, line: int) -> None:
+    """EXT-X-PROGRAM-DATE-TIME:<date-time-msec> (4.3.2.6)."""
+    state.segment_tag("#EXT-X-PROGRAM-DATE-TIME", line)
+    state.program_date_time = _date_time(value, "#EXT-X-PROGRAM-DATE-TIME", line)
+
+
+def _date_range(state: _MediaState, value: str, line: int) -> None:
+    """EXT-X-DATERANGE (4.3.2.7); several may come before one segment, in order."""
+    attrs = Attributes(
+        "#EXT-X-DATERANGE", value, line, _DATE_RANGE_ATTRIBUTES, state.strict, client=True
+    )
+    range_id = attrs.required_quoted("ID")
+    start = _date_time(attrs.required_quoted("START-DATE"), "#EXT-X-DATERANGE START-DATE", line)
+    class_name, cue, duration = (
+        attrs.quoted("CLASS"),
+        attrs.quoted("CUE"),
+        attrs.decimal("DURATION"),
+    )
+    client = attrs.client_attributes(state.strict)
+    state.date_ranges.append(
+        built(line, lambda: DateRange(range_id, start, class_name, duration, cue, client))
+    )
+    state.pending.setdefault("#EXT-X-DATERANGE", line)
+
+
 def _segment_uri(state: _MediaState, uri: str, line: int) -> None:
     """The URI line that ends a Media Segment (4.3.2)."""
     if state.extinf is None:
@@ -219,13 +264,22 @@ def _segment_uri(state: _MediaState, uri: str, line: int) -> None:
     segment = built(
         line,
         lambda: Segment(
-            uri, duration, title, state.key, state.map, state.byterange, state.discontinuity
+            uri,
+            duration,
+            title,
+            state.key,
+            state.map,
+            state.byterange,
+            state.discontinuity,
+            state.program_date_time,
+            tuple(state.date_ranges),
         ),
     )
     state.segments.append(segment)
     state.extinf_lines.append(extinf_line)
     state.extinf, state.key, state.map, state.byterange = None, None, None, None
-    state.discontinuity = False
+    state.discontinuity, state.program_date_time = False, None
+    state.date_ranges = []
     state.pending.clear()
 
 
@@ -241,6 +295,8 @@ _MEDIA_TAGS: dict[str, Callable[[_MediaState, str, int], None]] = {
     "#EXT-X-DISCONTINUITY": _discontinuity,
     "#EXT-X-KEY": _key,
     "#EXT-X-MAP": _map,
+    "#EXT-X-PROGRAM-DATE-TIME": _program_date_time,
+    "#EXT-X-DATERANGE": _date_range,
 }
 
 

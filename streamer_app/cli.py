@@ -29,7 +29,17 @@ from streamer.settings import Settings, load_settings
 from streamer_app.ads_cli import add_ads_commands
 
 # `streamer bench NAME ...` runs `python -m benchmarks.NAME ...` (benchmarks/README.md).
-BENCHMARKS = ("listeners", "logship", "soak", "telemetry", "transcode", "vegeta_paced", "wrk_check")
+BENCHMARKS = (
+    "ad_decisions",
+    "ad_segments",
+    "listeners",
+    "logship",
+    "soak",
+    "telemetry",
+    "transcode",
+    "vegeta_paced",
+    "wrk_check",
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -275,6 +285,11 @@ def cmd_token(args: argparse.Namespace) -> int:
         from cdn_edge.admin_auth import issue_dev_admin_token
 
         print(issue_dev_admin_token(settings, args.user, args.ttl_s))
+        return 0
+    if args.scope == "ads-admin":
+        from cdn_edge.ads.admin_auth import issue_dev_ads_admin_token
+
+        print(issue_dev_ads_admin_token(settings, args.user, args.ttl_s))
         return 0
     from cdn_edge.listener_auth import issue_dev_token
 
@@ -541,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--tier", choices=("free", "premium"), default="premium")
     token.add_argument("--region", default="SE")
     token.add_argument(
-        "--scope", choices=("listener", "ingest", "analytics", "admin"), default="listener"
+        "--scope",
+        choices=("listener", "ingest", "analytics", "admin", "ads-admin"),
+        default="listener",
     )
     token.add_argument(
         "--all-tracks", action="store_true", help="analytics: every track, not only the user's"

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 CAMPAIGNS_TTL_S = 10.0  # a new or paused campaign takes effect within this
 SERVED_TTL_S = 5.0  # other workers' breaks reach this worker's pacing within this
 MAX_RECENT_LISTENERS = 50_000  # listeners whose unwritten decisions are kept here
+# A decision another worker made reaches the store within its recorder's flush (0.2 s,
+# cdn_edge.ads.recorder): a break's ad path asked here first reads the store again after this.
+RECORD_LAG_S = 0.5
+DAY_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class AdDecisionService:
         self._clock = clock
         self._every_s = break_every_s
         self.timeout_s = timeout_s
+        self.record_lag_s = RECORD_LAG_S
         self._campaigns: tuple[float, list[Campaign]] | None = None
         self._served: tuple[float, str, dict[str, int]] | None = None
         self._served_here: Counter[str] = Counter()
@@ -165,12 +170,39 @@ class AdDecisionService:
         creative = await self.creatives.current(record.ad_id)
         return ServedBreak(record, creative), "served"
 
+    async def recorded(self, session: SessionClaims, break_index: int) -> AdDecisionRecord | None:
+        """The decision recorded for this break of this session, or None: this worker's, else
+        the store's (of today or yesterday: a break decided just before midnight), read once
+        more after RECORD_LAG_S when another worker's may not have been written yet."""
+        decision_id = decision_id_for(session.session_id, break_index)
+        mine = self._recent.get(session.user_id, {}).get(decision_id)
+        if mine is not None:
+            return mine
+        for attempt in range(2):
+            if attempt:
+                await asyncio.sleep(self.record_lag_s)
+            now = self._clock()
+            for day in sorted({utc_day(now), utc_day(now - DAY_S)}, reverse=True):
+                stored = await self._blocking(self._store.decisions_of, session.user_id, day)
+                for record in stored:
+                    if (
+                        record.decision_id == decision_id
+                        and record.session_id == session.session_id
+                    ):
+                        self._remember(record)
+                        return record
+        return None
+
     def _remember(self, record: AdDecisionRecord) -> None:
         mine = self._recent.setdefault(record.user_id, {})
         mine[record.decision_id] = record
         self._recent.move_to_end(record.user_id)
         while len(self._recent) > MAX_RECENT_LISTENERS:
             self._recent.popitem(last=False)
+
+    def forget_campaigns(self) -> None:
+        """Read the campaigns again at the next decision (the admin API changed one)."""
+        self._campaigns = None
 
     async def _campaign_list(self, now: float) -> list[Campaign]:
         if self._campaigns is None or now - self._campaigns[0] >= CAMPAIGNS_TTL_S:

@@ -1,7 +1,7 @@
 """Ad breaks of free sessions, under the session's path (cdn_edge.ads).
 
 GET  /v1/s/{token}/ads/breaks/{n}.json            the break's asset list (HLS interstitials):
-                                                  {"ASSETS": [{"URI", "DURATION"}]} or empty
+                                                  {"ASSETS": [{"URI", "DURATION"}]}, or 204
 GET  /v1/s/{token}/ads/{n}/{campaign}/{ad}/{version}/{rendition}/playlist.m3u8   the ad's media
 GET  /v1/s/{token}/ads/{n}/{campaign}/{ad}/{version}/{rendition}/{file}          init, segments
 POST /v1/s/{token}/ads/{n}/events                 player beacons: {"campaign_id", "events": [...]}
@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from cdn_edge.ads.interstitials import ADS_DIR, break_starts
-from cdn_edge.errors import BadRequest, Forbidden, InvalidField, NotFound
+from cdn_edge.errors import (
+    AdMismatch,
+    AdNotDecided,
+    BadRequest,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    Unavailable,
+)
 from cdn_edge.handlers.playlists import PLAYLIST_CONTENT_TYPE
 from cdn_edge.handlers.royalty_plays import parse_day
 from cdn_edge.playback.catalog_cache import content_type_for
@@ -46,8 +54,9 @@ from cdn_edge.web.request_body import read_bounded
 from manifests import Map, MediaPlaylist, Segment, render_media
 from streamer.ads.creative import AdCreative, ad_prefix
 from streamer.ads.errors import InvalidAdEvent
-from streamer.ads.port import AD_EVENTS, AdEvent, AdEventName, decision_id_for
+from streamer.ads.port import AD_EVENTS, AdDecisionRecord, AdEvent, AdEventName, decision_id_for
 from streamer.catalog import RenditionRecord
+from streamer.errors import StorageError
 from streamer.objects.port import IMMUTABLE
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -105,7 +114,10 @@ async def asset_list(request: web.Request) -> web.Response:
     service = app[ADS]
     served = await service.decide(session, index, starts) if service is not None else None
     if served is None:
-        return web.json_response({"ASSETS": []}, headers=NO_STORE)
+        # No ad in this break: 204, not an empty list. hls.js 1.7 keeps a break whose list is
+        # empty in its schedule, and a level switch after the primary buffered up to it stalls
+        # playback; a list it cannot load drops the break (docs/decisions/0011).
+        return web.Response(status=204, headers=NO_STORE)
     creative, record = served.creative, served.record
     rendition = choose_rendition(creative, session)
     base = request.app[SETTINGS].base_url
@@ -125,16 +137,44 @@ async def asset_list(request: web.Request) -> web.Response:
     )
 
 
-async def _creative_rendition(request: web.Request) -> tuple[AdCreative, RenditionRecord, int]:
+async def break_decision(
+    request: web.Request, session: SessionClaims, index: int, campaign: str, ad_id: str | None
+) -> AdDecisionRecord:
+    """The break's recorded decision, which must have chosen `campaign` (and `ad_id`): a
+    listener cannot attribute deliveries or beacons to another campaign, even in their own
+    session. AdNotDecided when the break got no ad, AdMismatch when it got another."""
+    service = request.app[ADS]
+    if service is None:
+        raise NotFound("ads are off on this edge")
+    try:
+        record = await service.recorded(session, index)
+    except StorageError as exc:
+        raise Unavailable(f"the ad store did not answer for break {index}: {exc}") from exc
+    if record is None or not record.served:
+        raise AdNotDecided(f"break {index} of this session has no ad decided")
+    if record.campaign_id != campaign:
+        raise AdMismatch(
+            f"break {index} of this session was decided for another campaign than {campaign!r}"
+        )
+    if ad_id is not None and record.ad_id != ad_id:
+        raise AdMismatch(f"break {index} of this session was decided for another ad than {ad_id!r}")
+    log_fields(request).update(ad_campaign=campaign, ad_break=index)
+    return record
+
+
+async def _creative_rendition(
+    request: web.Request, session: SessionClaims
+) -> tuple[AdCreative, RenditionRecord, int]:
     info = request.match_info
     index = _break_index(info["n"])
-    check_name("campaign id", info["campaign"])
+    campaign = check_name("campaign id", info["campaign"])
     ad_id = check_name("ad id", info["ad_id"])
     version = check_name("version", info["version"])
     name = check_name("rendition", info["rendition"])
     service = request.app[ADS]
     if service is None:
         raise NotFound("ads are off on this edge")
+    await break_decision(request, session, index, campaign, ad_id)
     creative = await service.creatives.version(ad_id, version)
     try:
         return creative, creative.rendition(name), index
@@ -143,8 +183,8 @@ async def _creative_rendition(request: web.Request) -> tuple[AdCreative, Renditi
 
 
 async def ad_playlist(request: web.Request) -> web.Response:
-    _session(request)
-    _, rendition, _ = await _creative_rendition(request)
+    session = _session(request)
+    _, rendition, _ = await _creative_rendition(request, session)
     prefix = f"{rendition.name}/"
     segments = tuple(
         Segment(
@@ -176,7 +216,7 @@ def delivery_events(rendition: RenditionRecord, segment_index: int) -> tuple[AdE
 
 async def ad_object(request: web.Request) -> web.Response:
     session = _session(request)
-    creative, rendition, index = await _creative_rendition(request)
+    creative, rendition, index = await _creative_rendition(request, session)
     file = check_name("file", request.match_info["file"])
     key = f"{rendition.name}/{file}"
     if key == rendition.init_key:
@@ -229,6 +269,7 @@ async def ad_events(request: web.Request) -> web.Response:
     service = request.app[ADS]
     if service is None:
         raise NotFound("ads are off on this edge")
+    await break_decision(request, session, index, campaign, None)
     now = request.app[CLOCK]()
     decision_id = decision_id_for(session.session_id, index)
     try:

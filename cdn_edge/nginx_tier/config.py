@@ -130,6 +130,10 @@ class NginxTierConfig:
     edge_keepalive: int = DEFAULT_EDGE_KEEPALIVE
     # The access log as this many files, one shipper each (access_log_format.py, "Shards").
     log_shards: int = 1
+    # What the edge's media playlist bodies carry besides the track ("plain", or "ads-<slot s>"
+    # for free bodies with ad breaks, cdn_edge.ads): part of the playlist cache key, so a cache
+    # kept across restarts never serves bodies of another layout (ads turned on or off).
+    playlist_layout: str = "plain"
 
     def __post_init__(self) -> None:
         for name in ("prefix", "script", "ndk_module", "lua_module"):
@@ -158,6 +162,10 @@ class NginxTierConfig:
             raise TierConfigInvalid(f"server_id {self.server_id!r} is not 1-64 of [A-Za-z0-9.-]")
         if not 1 <= self.edge_keepalive <= 10_000:
             raise TierConfigInvalid(f"edge_keepalive {self.edge_keepalive} is not 1-10000")
+        if not _SERVER_ID.fullmatch(self.playlist_layout):
+            raise TierConfigInvalid(
+                f"playlist_layout {self.playlist_layout!r} is not 1-64 of [A-Za-z0-9.-]"
+            )
         if not 1 <= self.log_shards <= MAX_LOG_SHARDS:
             raise TierConfigInvalid(f"log_shards {self.log_shards} is not 1-{MAX_LOG_SHARDS}")
         for name in ("prefix", "objects_root", "script", "ndk_module", "lua_module"):
@@ -552,7 +560,8 @@ def _playlist_location(config: NginxTierConfig) -> list[str]:
         "proxy_cache streamer_playlists;",
         # Per tier too: a free session's body carries its ad breaks (cdn_edge.ads), and the
         # tier comes from the signed token, so a free listener never gets the ad-free body.
-        'proxy_cache_key "$streamer_object_path $streamer_tier $streamer_gzip";',
+        f'proxy_cache_key "$streamer_object_path $streamer_tier $streamer_gzip '
+        f'{config.playlist_layout}";',
         "proxy_cache_lock on;  # single flight: one render per rendition and encoding",
         "proxy_cache_lock_timeout 5s;",
         # The edge says "private" because the URL is personal; the body is not, and it never

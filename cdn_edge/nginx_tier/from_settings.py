@@ -41,6 +41,7 @@ def tier_config(
         listen_port=listen_port or settings.port,
         worker_processes=worker_processes,
         server_id=default_server_id(),
+        playlist_layout=f"ads-{settings.ad_slot_s}" if settings.ads else "plain",
     )
 
 

@@ -5,6 +5,7 @@ StreamerError                 (streamer.errors)
     ├── InvalidCampaign       (400)  a campaign that cannot be run as given
     ├── InvalidAdEvent        (400)  an impression or quartile the edge cannot count
     ├── CampaignNotFound      (404)
+    ├── CampaignExists        (409)  created again: update it instead
     └── AdNotFound            (404)  no published creative of that id
 """
 
@@ -39,3 +40,11 @@ class AdNotFound(AdError):
     def __init__(self, ad_id: str) -> None:
         super().__init__(f"no published ad creative with id {ad_id!r}")
         self.ad_id = ad_id
+
+
+class CampaignExists(AdError):
+    http_status = 409
+
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__(f"campaign {campaign_id!r} exists; PATCH it to change it")
+        self.campaign_id = campaign_id

@@ -15,6 +15,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -105,3 +106,51 @@ def test_hls_js_plays_a_free_session_through_a_pre_roll_and_a_mid_roll(server: S
     assert premium["requests"]["adLists"] == 0 and premium["requests"]["adSegments"] == 0
     assert premium["state"]["ads"]["started"] == [], summary
     assert _metric(server.base_url, 'edge_ad_breaks_total{outcome="served"}') >= 2
+
+
+def _breaks_decided(base_url: str) -> float:
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("edge_ad_breaks_total{")
+    )
+
+
+def test_ffmpeg_plays_a_free_session_whole_and_without_a_break(
+    server: Server, tmp_path: Path
+) -> None:
+    # A player without HLS interstitials ignores the breaks' date ranges (RFC 8216 4.3.2.7):
+    # it gets the whole track, no ad, and asks for no decision.
+    request = urllib.request.Request(
+        f"{server.base_url}/v1/sessions",
+        data=json.dumps({"track_id": TRACK_ID, "device": {"codecs": ["mp4a.40.2"]}}).encode(),
+        headers={
+            "Authorization": f"Bearer {server.tokens['free']}",
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        doc = json.load(response)
+    media = doc["playlist_url"].replace("main.m3u8", f"{doc['variants'][0]}/playlist.m3u8")
+    with urllib.request.urlopen(media, timeout=10) as response:
+        assert "com.apple.hls.interstitial" in response.read().decode()  # the breaks are there
+    before = _breaks_decided(server.base_url)
+    out = tmp_path / "free.mkv"
+    pull = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", media, "-c", "copy", "-y", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert pull.returncode == 0 and "HTTP error" not in pull.stderr, pull.stderr[-2000:]
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert float(probe.stdout) == pytest.approx(MASTER_S, abs=1.0)  # the track, and no ad in it
+    assert _breaks_decided(server.base_url) == before

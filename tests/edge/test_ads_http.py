@@ -56,7 +56,7 @@ def edge_app(
     ad_settings = dataclasses.replace(
         settings, ads=True, ad_slot_s=10, ad_break_every_s=EVERY_S, ad_decision_timeout_s=0.5
     )
-    return create_app(
+    app = create_app(
         ad_settings,
         reader,
         session_store,
@@ -68,6 +68,10 @@ def edge_app(
         ad_store=ad_store,
         ad_spool=tmp_path / "ad-spool.jsonl",
     )
+    service = app[ADS]
+    assert service is not None
+    service.record_lag_s = 0.01  # a miss reads the store again after this (real time)
+    return app
 
 
 async def _media(client: Client, settings: Settings, session: dict[str, Any]) -> tuple[str, str]:
@@ -79,9 +83,11 @@ async def _media(client: Client, settings: Settings, session: dict[str, Any]) ->
 
 
 async def _asset_list(client: Client, settings: Settings, media_url: str, n: int) -> Any:
+    """The break's asset list, or None: 204, no ad in this break."""
     response = await client.get(path_of(settings, f"../ads/breaks/{n}.json", media_url))
-    assert response.status == 200, await response.text()
-    return await response.json()
+    assert response.status in (200, 204), await response.text()
+    assert response.headers["Cache-Control"] == "no-store"
+    return await response.json() if response.status == 200 else None
 
 
 def _metric(text: str, series: str) -> float:
@@ -108,7 +114,19 @@ async def test_free_playlists_carry_interstitials_and_premium_ones_none(
         'X-RESUME-OFFSET=0,X-RESTRICT="SKIP,JUMP"',
     ]
     assert "#EXT-X-PROGRAM-DATE-TIME:2000-01-01T00:00:00.000Z" in free
-    assert len(parse_media(free, strict=False).segments) == len(parse_media(premium).segments)
+    parsed, plain = parse_media(free), parse_media(premium)  # strictly: every tag is modelled
+    assert [(s.uri, s.duration) for s in parsed.segments] == [
+        (s.uri, s.duration) for s in plain.segments
+    ]
+    breaks = [
+        (i, r.id, r.cue, dict(r.client_attributes)["X-ASSET-LIST"])
+        for i, s in enumerate(parsed.segments)
+        for r in s.date_ranges
+    ]
+    assert breaks == [
+        (0, "ad-break-0", "PRE", "../ads/breaks/0.json"),
+        (2, "ad-break-1", None, "../ads/breaks/1.json"),
+    ]
 
 
 async def test_a_free_session_gets_a_pre_roll_then_no_break_until_the_interval_has_passed(
@@ -126,7 +144,7 @@ async def test_a_free_session_gets_a_pre_roll_then_no_break_until_the_interval_h
     assert asset["DURATION"] == 2.0 * AD_SEGMENTS
     assert f"/ads/0/c1/spot-1/a1/{session['variants'][0]}/playlist.m3u8" in asset["URI"]
     assert await _asset_list(client, settings, media_url, 0) == pre  # asked again: same decision
-    assert (await _asset_list(client, settings, media_url, 1))["ASSETS"] == []  # too soon
+    assert await _asset_list(client, settings, media_url, 1) is None  # too soon
     clock.advance(EVERY_S)
     later = await open_session("free", codecs=["mp4a.40.2"])  # the next track
     later_url, _ = await _media(client, settings, later)
@@ -147,7 +165,7 @@ async def test_premium_sessions_get_no_break_and_no_decision_is_recorded(
 ) -> None:
     session = await open_session("premium", codecs=["mp4a.40.2"])
     media_url = session["playlist_url"].replace("main.m3u8", "aac_96/playlist.m3u8")
-    assert (await _asset_list(client, settings, media_url, 0))["ASSETS"] == []
+    assert await _asset_list(client, settings, media_url, 0) is None
     await edge_app[ADS].recorder.flush()  # type: ignore[union-attr]
     assert ad_store.inner.decisions_of("u1", datetime.fromtimestamp(clock(), UTC).date()) == []
 
@@ -208,7 +226,7 @@ async def test_a_failing_ad_store_skips_the_break_and_says_so_in_metrics(
     session = await open_session("free", codecs=["mp4a.40.2"])
     media_url, _ = await _media(client, settings, session)
     ad_store.reads_fail = True
-    assert (await _asset_list(client, settings, media_url, 0))["ASSETS"] == []
+    assert await _asset_list(client, settings, media_url, 0) is None
     metrics = await (await client.get("/metrics")).text()
     assert _metric(metrics, 'edge_ad_breaks_total{outcome="skipped_error"}') == 1
 
@@ -219,7 +237,7 @@ async def test_a_slow_ad_decision_is_abandoned_at_its_deadline(
     session = await open_session("free", codecs=["mp4a.40.2"])
     media_url, _ = await _media(client, settings, session)
     ad_store.read_delay_s = 1.0  # past the 0.5 s deadline
-    assert (await _asset_list(client, settings, media_url, 0))["ASSETS"] == []
+    assert await _asset_list(client, settings, media_url, 0) is None
     metrics = await (await client.get("/metrics")).text()
     assert _metric(metrics, 'edge_ad_breaks_total{outcome="skipped_timeout"}') == 1
 
@@ -251,3 +269,139 @@ async def test_decisions_and_events_wait_in_the_spool_while_the_store_is_down(
     day = datetime.fromtimestamp(clock(), UTC).date()
     assert [d.reason for d in ad_store.inner.decisions_of("u1", day)] == ["served"]
     assert ad_store.inner.event_counts("c1", day)["impression"] == 1
+
+
+async def _served_break(
+    client: Client, settings: Settings, open_session: OpenSession
+) -> tuple[str, str]:
+    """A free session's media playlist URL and its pre-roll's ad playlist URL (campaign c1)."""
+    media_url, _ = await _media(client, settings, await open_session("free", codecs=["mp4a.40.2"]))
+    [asset] = (await _asset_list(client, settings, media_url, 0))["ASSETS"]
+    return media_url, str(asset["URI"])
+
+
+async def test_an_ad_path_naming_another_campaign_or_ad_than_the_decision_is_refused(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+    store: InMemoryObjectStore,
+    clock: ManualClock,
+) -> None:
+    publish_ad(store, "spot-2", "b1")
+    ad_store.inner.put_campaign(Campaign("c2", "spot-2", daily_goal=1000, frequency_cap=5))
+    media_url, uri = await _served_break(client, settings, open_session)
+    assert "/ads/0/c1/spot-1/a1/" in uri
+    forged = {
+        "another campaign, its own ad": uri.replace("/c1/spot-1/a1/", "/c2/spot-2/b1/"),
+        "another campaign, the break's ad": uri.replace("/c1/", "/c2/"),
+        "the break's campaign, another ad": uri.replace("/spot-1/a1/", "/spot-2/b1/"),
+    }
+    for what, path in forged.items():
+        for file in ("playlist.m3u8", "seg_00000.m4s"):
+            response = await client.get(path_of(settings, file, path))
+            assert response.status == 403, what
+            assert (await response.json())["error"] == "ad_mismatch", what
+    beacons = path_of(settings, "../ads/0/events", media_url)
+    response = await client.post(beacons, json={"campaign_id": "c2", "events": ["impression"]})
+    assert (response.status, (await response.json())["error"]) == (403, "ad_mismatch")
+    await edge_app[ADS].recorder.flush()  # type: ignore[union-attr]
+    day = datetime.fromtimestamp(clock(), UTC).date()
+    assert sum(ad_store.inner.event_counts("c2", day).values()) == 0
+
+
+async def test_a_break_with_no_ad_decided_serves_no_ad_and_takes_no_beacon(
+    client: Client, settings: Settings, open_session: OpenSession
+) -> None:
+    media_url, uri = await _served_break(client, settings, open_session)
+    # Break 1 was never asked for; break 2 does not exist in a 24 s track of 10 s slots.
+    for n in (1, 2):
+        other = uri.replace("/ads/0/", f"/ads/{n}/")
+        response = await client.get(path_of(settings, "seg_00000.m4s", other))
+        assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+        beacons = path_of(settings, f"../ads/{n}/events", media_url)
+        response = await client.post(beacons, json={"campaign_id": "c1", "events": ["complete"]})
+        assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+    # Break 1 asked for too soon after the pre-roll: decided, with no ad.
+    assert await _asset_list(client, settings, media_url, 1) is None
+    response = await client.get(
+        path_of(settings, "playlist.m3u8", uri.replace("/ads/0/", "/ads/1/"))
+    )
+    assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+
+
+async def test_another_session_cannot_use_a_break_decided_for_this_one(
+    client: Client, settings: Settings, open_session: OpenSession
+) -> None:
+    _, uri = await _served_break(client, settings, open_session)
+    other_media, _ = await _media(
+        client, settings, await open_session("free", codecs=["mp4a.40.2"])
+    )
+    # The other session's token, this session's ad path: its break 0 was never decided.
+    token_path = other_media.rsplit("/", 2)[0]
+    stolen = token_path + uri[uri.index("/ads/0/") :]
+    response = await client.get(path_of(settings, "seg_00000.m4s", stolen))
+    assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+
+
+async def test_a_decision_another_worker_made_is_read_from_the_store(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+) -> None:
+    _, uri = await _served_break(client, settings, open_session)
+    service = edge_app[ADS]
+    assert service is not None
+    await service.recorder.flush()
+    service._recent.clear()  # this worker forgets: as if another worker had decided
+    response = await client.get(path_of(settings, "seg_00000.m4s", uri))
+    assert response.status == 200
+
+
+async def test_a_break_decided_here_plays_and_counts_through_a_whole_store_outage(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+    clock: ManualClock,
+) -> None:
+    media_url, uri = await _served_break(client, settings, open_session)
+    ad_store.reads_fail = ad_store.writes_fail = True  # the store goes down after the decision
+    parsed = parse_media(await (await client.get(path_of(settings, uri))).text())
+    for segment in parsed.segments:  # the decision is this worker's: no store read needed
+        assert (await client.get(path_of(settings, segment.uri, uri))).status == 200
+    beacons = path_of(settings, "../ads/0/events", media_url)
+    response = await client.post(beacons, json={"campaign_id": "c1", "events": ["impression"]})
+    assert response.status == 202
+    recorder = edge_app[ADS].recorder  # type: ignore[union-attr]
+    await recorder.flush()
+    assert recorder.spooled_count() == 1 + 5 + 1  # the decision, 5 delivery events, the beacon
+    ad_store.reads_fail = ad_store.writes_fail = False
+    await recorder.flush()
+    day = datetime.fromtimestamp(clock(), UTC).date()
+    assert ad_store.inner.event_counts("c1", day) == {
+        "impression": 1,
+        "first_quartile": 1,
+        "midpoint": 1,
+        "third_quartile": 1,
+        "complete": 1,
+    }
+
+
+async def test_an_ad_path_asked_of_a_worker_that_cannot_read_the_store_is_503(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    edge_app: web.Application,
+    ad_store: FaultyAdStore,
+) -> None:
+    _, uri = await _served_break(client, settings, open_session)
+    service = edge_app[ADS]
+    assert service is not None
+    service._recent.clear()  # decided by another worker, which this one cannot ask the store of
+    ad_store.reads_fail = True
+    response = await client.get(path_of(settings, "seg_00000.m4s", uri))
+    assert (response.status, (await response.json())["error"]) == (503, "unavailable")

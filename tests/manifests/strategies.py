@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TypeVar
 
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from manifests import (
     ByteRange,
     ContentSteering,
+    DateRange,
     Key,
     Map,
     MediaPlaylist,
@@ -73,6 +76,38 @@ def maps(chars: st.SearchStrategy[str] = ANY_TEXT) -> st.SearchStrategy[Map]:
     return st.builds(Map, quoted(chars), _optional(st.builds(ByteRange, byte_counts, offsets)))
 
 
+# date-time-msec (4.3.2.6) in UTC ("Z") or at an offset, as ISO 8601 text.
+_zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))])
+date_times = st.builds(
+    lambda moment, zone, z: (
+        moment.replace(tzinfo=UTC).astimezone(zone).isoformat(timespec="milliseconds")
+    ).replace("+00:00", "Z" if z else "+00:00"),
+    st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1)),
+    _zones,
+    st.booleans(),
+)
+client_names = st.text(
+    st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"), min_size=1, max_size=10
+)
+
+
+def date_ranges(chars: st.SearchStrategy[str] = ANY_TEXT) -> st.SearchStrategy[DateRange]:
+    clients = st.lists(
+        st.tuples(client_names.map(lambda n: f"X-{n}"), quoted(chars) | durations | st.just(0.0)),
+        max_size=3,
+        unique_by=lambda pair: pair[0],
+    ).map(tuple)
+    return st.builds(
+        DateRange,
+        id=quoted(chars),
+        start_date=date_times,
+        class_name=_optional(quoted(chars)),
+        duration=_optional(durations | st.just(0.0)),
+        cue=_optional(st.sampled_from(["PRE", "POST", "ONCE", "PRE,ONCE"])),
+        client_attributes=clients,
+    )
+
+
 @st.composite
 def media_playlists(
     draw: st.DrawFn, chars: st.SearchStrategy[str] = ANY_TEXT, max_segments: int = 8
@@ -96,8 +131,13 @@ def media_playlists(
                 map=draw(_optional(maps(chars))),
                 byterange=byterange,
                 discontinuity=draw(st.booleans()),
+                program_date_time=draw(_optional(date_times)),
+                date_ranges=tuple(draw(st.lists(date_ranges(chars), max_size=2))),
             )
         )
+    if any(s.date_ranges for s in segments) and segments[0].program_date_time is None:
+        # Date ranges need a program date time on the first segment (4.3.2.7).
+        segments[0] = dataclasses.replace(segments[0], program_date_time=draw(date_times))
     longest = max([1, *(rounded_duration(s.duration) for s in segments)])
     playlist_type = draw(st.sampled_from([None, "VOD", "EVENT"]))
     return MediaPlaylist(

@@ -81,14 +81,8 @@ def test_missing_target_fails_strictly_and_is_derived_leniently() -> None:
 
 
 def test_unknown_tag_fails_strictly_with_its_line_and_is_skipped_leniently() -> None:
-    text = FFMPEG.replace(
-        "#EXTINF:5.994667,", "#EXT-X-PROGRAM-DATE-TIME:2024-05-01T10:00:06.013Z\n#EXTINF:5.994667,"
-    )
-    _fails(
-        text,
-        "line 9: unknown tag #EXT-X-PROGRAM-DATE-TIME "
-        "(parse with strict=False to skip unknown tags)",
-    )
+    text = FFMPEG.replace("#EXTINF:5.994667,", "#EXT-X-GAP\n#EXTINF:5.994667,")
+    _fails(text, "line 9: unknown tag #EXT-X-GAP (parse with strict=False to skip unknown tags)")
     assert parse_media(text, strict=False) == parse_media(FFMPEG)
 
 
@@ -374,3 +368,103 @@ def test_short_iv_is_a_128_bit_integer() -> None:
     text = _media('#EXT-X-KEY:METHOD=AES-128,URI="k",IV=0Xff', "#EXTINF:6,", "a.ts")
     key = parse_media(text).segments[0].key
     assert key is not None and key.iv == bytes(15) + b"\xff"
+
+
+# EXT-X-PROGRAM-DATE-TIME and EXT-X-DATERANGE (4.3.2.6, 4.3.2.7), as ad breaks use them.
+
+PDT = "#EXT-X-PROGRAM-DATE-TIME:2000-01-01T00:00:00.000Z"
+BREAK = (
+    '#EXT-X-DATERANGE:ID="ad-break-0",CLASS="com.apple.hls.interstitial",'
+    'START-DATE="2000-01-01T00:00:00.000Z",CUE="PRE",X-ASSET-LIST="../ads/breaks/0.json",'
+    'X-RESUME-OFFSET=0,X-RESTRICT="SKIP,JUMP"'
+)
+
+
+def test_an_interstitial_and_its_program_date_time_are_read_onto_their_segment() -> None:
+    playlist = parse_media(_media(PDT, BREAK, "#EXTINF:6,", "a.m4s", "#EXTINF:6,", "b.m4s"))
+    first, second = playlist.segments
+    assert first.program_date_time == "2000-01-01T00:00:00.000Z"
+    [interstitial] = first.date_ranges
+    assert (interstitial.id, interstitial.class_name, interstitial.cue) == (
+        "ad-break-0",
+        "com.apple.hls.interstitial",
+        "PRE",
+    )
+    assert interstitial.client_attributes == (
+        ("X-ASSET-LIST", "../ads/breaks/0.json"),
+        ("X-RESUME-OFFSET", 0.0),
+        ("X-RESTRICT", "SKIP,JUMP"),
+    )
+    assert (second.program_date_time, second.date_ranges) == (None, ())
+
+
+def test_attributes_we_do_not_model_fail_strictly_and_are_skipped_leniently() -> None:
+    text = _media(
+        PDT,
+        BREAK.replace('CUE="PRE"', 'END-DATE="2000-01-01T00:00:30.000Z",X-COM-ID=0xAB'),
+        "#EXTINF:6,",
+        "a.m4s",
+    )
+    _fails(
+        text,
+        "line 4: #EXT-X-DATERANGE has unknown attribute END-DATE; expected only CLASS, CUE, "
+        "DURATION, ID, START-DATE (parse with strict=False to ignore it)",
+    )
+    [lenient] = parse_media(text, strict=False).segments[0].date_ranges
+    assert [name for name, _ in lenient.client_attributes] == [
+        "X-ASSET-LIST",
+        "X-RESUME-OFFSET",
+        "X-RESTRICT",
+    ]
+    assert lenient.cue is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            _media("#EXT-X-PROGRAM-DATE-TIME:yesterday", "#EXTINF:6,", "a.m4s"),
+            "line 3: expected an ISO 8601 date and time with a time zone for "
+            "#EXT-X-PROGRAM-DATE-TIME, got 'yesterday'",
+        ),
+        (
+            _media("#EXT-X-PROGRAM-DATE-TIME:2000-01-01T00:00:00", "#EXTINF:6,", "a.m4s"),
+            "line 3: expected an ISO 8601 date and time with a time zone for "
+            "#EXT-X-PROGRAM-DATE-TIME, got '2000-01-01T00:00:00'",
+        ),
+        (
+            _media(PDT, PDT, "#EXTINF:6,", "a.m4s"),
+            "line 4: #EXT-X-PROGRAM-DATE-TIME appears twice before one segment (first on line 3); "
+            "expected one per segment",
+        ),
+        (
+            _media(BREAK, "#EXTINF:6,", "a.m4s"),
+            "line 5: a playlist with EXT-X-DATERANGE must give its first segment an "
+            "EXT-X-PROGRAM-DATE-TIME (RFC 8216 4.3.2.7)",
+        ),
+        (
+            _media(PDT, "#EXTINF:6,", "a.m4s", BREAK),
+            "line 6: expected a segment after #EXT-X-DATERANGE, reached the end",
+        ),
+        (
+            _media(PDT, BREAK.replace('ID="ad-break-0",', ""), "#EXTINF:6,", "a.m4s"),
+            "line 4: #EXT-X-DATERANGE lacks the required ID attribute",
+        ),
+        (
+            _media(PDT, BREAK.replace('CUE="PRE"', 'CUE="MID"'), "#EXTINF:6,", "a.m4s"),
+            "line 4: EXT-X-DATERANGE ad-break-0 CUE must list PRE, POST or ONCE, got 'MID'",
+        ),
+        (
+            _media(
+                PDT,
+                BREAK.replace("X-RESUME-OFFSET=0", "X-RESUME-OFFSET=0x10"),
+                "#EXTINF:6,",
+                "a.m4s",
+            ),
+            "line 4: #EXT-X-DATERANGE X-RESUME-OFFSET is a hexadecimal-sequence; expected a "
+            "quoted-string or a decimal number (parse with strict=False to skip it)",
+        ),
+    ],
+)
+def test_date_range_errors_name_the_line_and_what_was_expected(text: str, message: str) -> None:
+    _fails(text, message)
