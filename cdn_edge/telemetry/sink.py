@@ -15,6 +15,12 @@ events, so the store is read back for sessions split between edges or workers, s
 before this process started, and players that do not number their events. Reading every
 session back on every batch was more than a third of the writer's time (benchmarks/README.md,
 telemetry ingest).
+
+Only the events of sessions not yet played are held: a played session's are forgotten when its
+play is claimed, and read back once, at its `end`, for its QoE. Held memory is then what the
+sessions still short of the play threshold have posted (a few events each), not everything a
+long session posts: holding every session's events until its end made each edge worker grow by
+~35 MiB over the first 20 minutes of a 6,000-listener soak, until the bound (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -35,9 +41,12 @@ from streamer.telemetry.model import (
 )
 
 REMEMBERED_SESSIONS = 100_000  # sessions known played or ended, not read back again (~10 MB)
-# Events of sessions not yet ended, kept to decide from memory (~450 bytes each, ~45 MB): about
-# 10,000 listeners' sessions. The oldest sessions are forgotten first; they are read back.
-HELD_EVENTS = 100_000
+# Events of sessions not yet played, kept to decide their play from memory (~450 bytes each in
+# the worker's RSS, ~9 MB). A session plays after 30 s of audio, by then having posted about
+# five events (hls.js reports every 10 s), so this holds ~4,000 sessions' first half-minute: an
+# edge worker starting 100 sessions a second. Past it the least recently active session is
+# forgotten first (a paused player's, say) and read back from the store if it posts again.
+HELD_EVENTS = 20_000
 
 
 class _RecentIds:
@@ -80,6 +89,10 @@ class _HeldEvents:
     def forget(self, session_id: str) -> None:
         self._count -= len(self._sessions.pop(session_id, {}))
 
+    def __len__(self) -> int:
+        """Events held, over every session."""
+        return self._count
+
 
 class SessionStoreSink:
     """TelemetrySink writing to a TelemetryStore and claiming, in a PlayLedger, the plays that
@@ -119,11 +132,9 @@ class SessionStoreSink:
         unread: list[str] = []
         for session_id, new in arrived.items():
             played, ended = session_id in self._played, session_id in self._ended
-            if played and ended:
-                continue
-            held = self._held.add(session_id, new)  # a played session's, for its QoE at the end
-            if played and session_id not in ending:
-                continue
+            if played and (ended or session_id not in ending):
+                continue  # nothing to decide until its end, which reads it back for its QoE
+            held = self._held.add(session_id, new)
             wanted[session_id] = new[0].track_id
             if without_gaps(held):
                 events[session_id] = held
@@ -161,10 +172,16 @@ class SessionStoreSink:
             self._count_plays(self._ledger.claim_plays(claims))
             for claim in claims:
                 self._played.add(claim.session_id)
+                self._held.forget(claim.session_id)  # its QoE is taken in `finished` first
         for session_id, track_id, qoe in finished:
             self._ended.add(session_id)
             self._held.forget(session_id)
             self._metrics.observe_session(track_id, qoe)
+
+    @property
+    def held_events(self) -> int:
+        """Events held in memory: those of sessions not yet played."""
+        return len(self._held)
 
     def _count_plays(self, counted: tuple[PlayClaim, ...]) -> None:
         for play in counted:

@@ -76,13 +76,17 @@ def test_a_numbering_player_is_decided_from_memory(store, metrics) -> None:
     for one in events:  # one event a batch, as heartbeats arrive
         sink.write_batch([one])
 
-    assert store.read_back == []
+    # Decided from memory; the played session's events were then let go, and its end read
+    # it back once for its QoE.
+    assert store.read_back == ["s1"]
     assert plays(store) == 1
     expected = decide_play("s1", "trk1", events, deliveries(8))
     assert store.session_telemetry("s1").play == expected
     assert metrics.track_played.labels("trk1")._value.get() == session_qoe(events).played_s
-    # Every batch until the play was counted (play and three heartbeats), then the end.
-    assert sessions_checked(metrics, "held") == 5
+    # Every batch until the play was counted (play and three heartbeats); the end was read.
+    assert sessions_checked(metrics, "held") == 4
+    assert sessions_checked(metrics, "read") == 1
+    assert sink.held_events == 0
 
 
 def test_a_player_that_does_not_number_its_events_is_read_back(store, metrics) -> None:
@@ -138,3 +142,44 @@ def test_forgotten_sessions_are_read_back(store, metrics) -> None:
 
     assert store.read_back == ["s1"]
     assert plays(store) == 1
+
+
+def test_a_played_session_holds_nothing_however_long_it_plays(store, metrics) -> None:
+    """The soak's case: sessions that play for hours and never end hold no memory once
+    played; only sessions short of the play threshold are held."""
+    sink = SessionStoreSink(store, store, metrics)
+    sink.write_batch(deliveries(8))
+    sink.write_batch(deliveries(8, session_id="s2"))
+    long = numbered(listening(3600))  # an hour of heartbeats
+    starting = numbered(listening(20), session_id="s2")  # short of the threshold
+    held_after: list[int] = []
+    for one in long:
+        sink.write_batch([one])
+        held_after.append(sink.held_events)
+    sink.write_batch(starting)
+
+    assert plays(store) == 1
+    assert max(held_after[len(held_after) // 10 :]) == 0  # flat at nothing once played
+    assert sink.held_events == len(starting)  # s2's, still to be decided
+
+
+def test_a_long_session_ending_gets_its_qoe_from_every_event(store, metrics) -> None:
+    sink = SessionStoreSink(store, store, metrics)
+    sink.write_batch(deliveries(8))
+    events = numbered([*listening(600), event("end", 601, 601)])
+    for one in events:
+        sink.write_batch([one])
+
+    assert metrics.track_played.labels("trk1")._value.get() == session_qoe(events).played_s
+    assert sink.held_events == 0
+
+
+def test_held_events_never_exceed_the_bound(store, metrics) -> None:
+    sink = SessionStoreSink(store, store, metrics, held_events=50)
+    peak = 0
+    for index in range(40):  # 40 sessions short of a play (no deliveries), 3 events each
+        sink.write_batch(numbered(listening(20), session_id=f"p{index}"))
+        peak = max(peak, sink.held_events)
+
+    assert peak <= 50
+    assert sink.held_events > 0
