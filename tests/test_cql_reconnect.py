@@ -14,10 +14,11 @@ def test_the_default_backoff_is_capped_at_ten_seconds() -> None:
     delays = reconnect_delays(load_settings(environ={}), 40)
 
     assert RECONNECT_MAX_DELAY_S == 10.0
-    assert delays[0] == pytest.approx(RECONNECT_BASE_DELAY_S)
+    # The driver adds up to 15 % of jitter either way, never below the base or above the cap.
+    assert RECONNECT_BASE_DELAY_S <= delays[0] <= RECONNECT_BASE_DELAY_S * 1.15
     assert max(delays) <= RECONNECT_MAX_DELAY_S
     assert sum(delays[:6]) < 30  # the first six tries within half a minute
-    assert delays[-1] >= RECONNECT_MAX_DELAY_S * 0.8  # it backs off (with the driver's jitter)
+    assert min(delays[10:]) >= RECONNECT_MAX_DELAY_S * 0.85  # backed off to the cap
 
 
 def test_the_cap_is_a_setting() -> None:
