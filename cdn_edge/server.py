@@ -28,6 +28,7 @@ from aiohttp import web
 from cdn_edge.app import build_app
 from cdn_edge.metrics import metrics_shared_by_workers, shared_by_workers
 from cdn_edge.web.access_log import configure_logging
+from cdn_edge.web.protocol_errors import JsonErrorAppRunner
 from streamer.errors import ConfigError
 from streamer.keyring_file import load_or_create_keyring
 from streamer.settings import Settings
@@ -91,7 +92,7 @@ async def serve(
     on_started: Callable[[], None] | None = None,
 ) -> None:
     """Serve `app` on `sock` until `stop` is set, then shut down gracefully."""
-    runner = web.AppRunner(
+    runner = JsonErrorAppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
     )
     await runner.setup()

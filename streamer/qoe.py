@@ -74,64 +74,112 @@ class SessionQoe:
     pathway: str = UNKNOWN_PATHWAY  # the last pathway the player named
 
 
-def session_qoe(events: Iterable[PlayerEvent]) -> SessionQoe:
-    """The QoE of the session these events belong to."""
-    played = 0.0
-    startup_s: float | None = None
-    started = False
-    stall_from: int | None = None
-    stalls = 0
-    stalled_ms = 0
-    bitrate: int | None = None
-    weighted = 0.0
-    weighted_s = 0.0
-    switches = errors = fatal = 0
-    ended = False
-    pathway = UNKNOWN_PATHWAY
-    last_ms = 0
-    for event, total in played_progress(events):
-        step = total - played
-        if step > 0 and bitrate is not None:
-            weighted += bitrate * step
-            weighted_s += step
-        played = total
-        last_ms = event.client_ms
+class QoeFold:
+    """`session_qoe` as a running fold: `add` the session's events one by one in the player's
+    order (`ordered`), then `result()`. Its size does not grow with the session's length, so a
+    holder can keep it for a long session instead of the session's events."""
+
+    __slots__ = (
+        "_bitrate",
+        "_ended",
+        "_errors",
+        "_fatal",
+        "_last_ms",
+        "_pathway",
+        "_played",
+        "_previous",
+        "_stall_from",
+        "_stalled_ms",
+        "_stalls",
+        "_started",
+        "_startup_s",
+        "_switches",
+        "_weighted",
+        "_weighted_s",
+    )
+
+    def __init__(self) -> None:
+        self._previous: PlayerEvent | None = None
+        self._played = 0.0
+        self._startup_s: float | None = None
+        self._started = False
+        self._stall_from: int | None = None
+        self._stalls = 0
+        self._stalled_ms = 0
+        self._bitrate: int | None = None
+        self._weighted = 0.0
+        self._weighted_s = 0.0
+        self._switches = self._errors = self._fatal = 0
+        self._ended = False
+        self._pathway = UNKNOWN_PATHWAY
+        self._last_ms = 0
+
+    @property
+    def last(self) -> PlayerEvent | None:
+        """The event added last."""
+        return self._previous
+
+    def add(self, event: PlayerEvent) -> None:
+        """The next event in the player's order (the caller orders and deduplicates)."""
+        previous, self._previous = self._previous, event
+        if previous is not None:
+            reached = event.from_s if event.type == "seek" and event.from_s is not None else None
+            step = _advance(previous, event, event.position_s if reached is None else reached)
+            if step > 0 and self._bitrate is not None:
+                self._weighted += self._bitrate * step
+                self._weighted_s += step
+            self._played += step
+        self._last_ms = event.client_ms
         if event.pathway:
-            pathway = event.pathway
+            self._pathway = event.pathway
         kind = event.type
         if kind == "play":
-            if not started and event.startup_ms is not None:
-                startup_s = event.startup_ms / 1000
-            started = True
+            if not self._started and event.startup_ms is not None:
+                self._startup_s = event.startup_ms / 1000
+            self._started = True
         if kind == "bitrate_switch":
-            switches += 1
+            self._switches += 1
         if kind in ("play", "bitrate_switch") and event.bitrate_kbps is not None:
-            bitrate = event.bitrate_kbps
-        if kind == "stall_start" and started and stall_from is None:
-            stall_from = event.client_ms
-            stalls += 1
-        elif kind in ("stall_end", "end") and stall_from is not None:
-            stalled_ms += max(0, event.client_ms - stall_from)
-            stall_from = None
+            self._bitrate = event.bitrate_kbps
+        if kind == "stall_start" and self._started and self._stall_from is None:
+            self._stall_from = event.client_ms
+            self._stalls += 1
+        elif kind in ("stall_end", "end") and self._stall_from is not None:
+            self._stalled_ms += max(0, event.client_ms - self._stall_from)
+            self._stall_from = None
         if kind == "error":
-            errors += 1
-            fatal += event.fatal
+            self._errors += 1
+            self._fatal += event.fatal
         if kind == "end":
-            ended = True
-    if stall_from is not None:
-        stalled_ms += max(0, last_ms - stall_from)
-    stalled_s = stalled_ms / 1000
-    watched = played + stalled_s
-    return SessionQoe(
-        played_s=played,
-        startup_s=startup_s,
-        stalls=stalls,
-        stalled_s=stalled_s,
-        rebuffer_ratio=stalled_s / watched if watched > 0 else 0.0,
-        average_bitrate_kbps=weighted / weighted_s if weighted_s > 0 else None,
-        bitrate_switches=switches,
-        errors=errors,
-        fatal_errors=fatal,
-        ended=ended,
-        pathway=pathway,
-    )
+            self._ended = True
+
+    def result(self) -> SessionQoe:
+        """The session's QoE from the events added so far."""
+        stalled_ms = self._stalled_ms
+        if self._stall_from is not None:
+            stalled_ms += max(0, self._last_ms - self._stall_from)
+        stalled_s = stalled_ms / 1000
+        watched = self._played + stalled_s
+        return SessionQoe(
+            played_s=self._played,
+            startup_s=self._startup_s,
+            stalls=self._stalls,
+            stalled_s=stalled_s,
+            rebuffer_ratio=stalled_s / watched if watched > 0 else 0.0,
+            average_bitrate_kbps=self._weighted / self._weighted_s
+            if self._weighted_s > 0
+            else None,
+            bitrate_switches=self._switches,
+            errors=self._errors,
+            fatal_errors=self._fatal,
+            ended=self._ended,
+            pathway=self._pathway,
+        )
+
+
+def session_qoe(events: Iterable[PlayerEvent]) -> SessionQoe:
+    """The QoE of the session these events belong to."""
+    fold = QoeFold()
+    for event in ordered(events):
+        fold.add(event)
+    return fold.result()

@@ -22,6 +22,9 @@ DEFAULT_MAX_MASTER_DURATION_S = 4 * 3600.0  # four hours: long mixes and audiobo
 DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3  # a 4 h 192 kHz/24-bit stereo WAV is about 16 GB; FLAC less
 DEFAULT_SEGMENT_CACHE_BYTES = 256 * 1024**2
 SEGMENTS_MODES = ("auto", "nginx", "python")
+DEFAULT_CQL_RECONNECT_MAX_S = 10.0  # a node back up is written to again within seconds
+MIN_CQL_RECONNECT_S = 1.0  # the driver's first retry waits 0.5 s (streamer.cql.connection)
+MAX_CQL_RECONNECT_S = 600.0  # the driver's own default cap: an edge would spool for 10 min
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class Settings:
     cql_port: int = 9042
     cql_keyspace: str = "streamer"
     cql_consistency: str = "ONE"  # LOCAL_QUORUM in production
+    # The driver's longest wait between reconnects to a node that went down: an edge spools
+    # telemetry until it is back, so at most this long after the node answers again.
+    cql_reconnect_max_s: float = DEFAULT_CQL_RECONNECT_MAX_S
 
     @property
     def secrets_dir(self) -> Path:
@@ -156,6 +162,11 @@ def load_settings(
         )
     if settings.key_rotation_segments < 1:
         raise ConfigError(f"{ENV_PREFIX}KEY_ROTATION_SEGMENTS must be at least 1")
+    if not MIN_CQL_RECONNECT_S <= settings.cql_reconnect_max_s <= MAX_CQL_RECONNECT_S:
+        raise ConfigError(
+            f"{ENV_PREFIX}CQL_RECONNECT_MAX_S is {settings.cql_reconnect_max_s}; use"
+            f" {MIN_CQL_RECONNECT_S:g} to {MAX_CQL_RECONNECT_S:g} seconds"
+        )
     if settings.play_recount_interval_s < 0:
         raise ConfigError(
             f"{ENV_PREFIX}PLAY_RECOUNT_INTERVAL_S is {settings.play_recount_interval_s}; "

@@ -29,6 +29,7 @@ from cdn_edge.nginx_tier.access_log_format import (
     render_log_format,
     shard_log_paths,
 )
+from cdn_edge.nginx_tier.error_pages import PROTOCOL_ERRORS, error_page_lines
 from cdn_edge.nginx_tier.errors import TierConfigInvalid
 from cdn_edge.playback.gate_keys import CREDENTIAL_HEADER, gate_credential
 from cdn_edge.telemetry.cmsd import (
@@ -478,6 +479,7 @@ def _segment_location(config: NginxTierConfig) -> list[str]:
         "add_header CMSD-Static $streamer_cmsd_static;",
         "add_header CMSD-Dynamic $streamer_cmsd_dynamic;",
         "max_ranges 1;  # one range, as the Python edge; more get the whole object",
+        *error_page_lines(mapped=_REFUSALS),
     ]
     if config.objects_root is not None:
         body += [
@@ -550,6 +552,7 @@ def _playlist_location(config: NginxTierConfig) -> list[str]:
         *_preflight(),
         *_token_gate(config),
         f"error_page 502 504 = {_EDGE_DOWN};",
+        *error_page_lines(mapped={*_REFUSALS, 502, 504}),
         "proxy_pass http://streamer_edge$uri;  # without the query",
         "proxy_http_version 1.1;",
         'proxy_set_header Connection "";',
@@ -630,6 +633,7 @@ def _edge_location(config: NginxTierConfig) -> list[str]:
         "if ($streamer_bad_path) { return 400; }",
         f"error_page 400 = {_BAD_PATH};",
         f"error_page 502 504 = {_EDGE_DOWN};",
+        *error_page_lines(mapped={400, 502, 504}),
         "proxy_pass http://streamer_edge;",
         "proxy_http_version 1.1;",
         'proxy_set_header Connection "";  # keepalive to the edge',
@@ -672,6 +676,14 @@ def _refusal_locations() -> list[str]:
     return lines
 
 
+def _protocol_error_locations() -> list[str]:
+    lines: list[str] = []
+    for error in PROTOCOL_ERRORS:
+        inner = _named(error.location, error.sent, f"'{error.body}'", ())[1:-1]
+        lines += [f"location = {error.location} {{", "    internal;", *inner, "}"]
+    return lines
+
+
 def render_config(config: NginxTierConfig) -> str:
     """The whole nginx.conf for `config`."""
     server = [
@@ -684,6 +696,8 @@ def render_config(config: NginxTierConfig) -> str:
         *_gate_fetch_location(config),
         *_edge_location(config),
         *_refusal_locations(),
+        *error_page_lines(),  # nginx's own refusals before any location (error_pages.py)
+        *_protocol_error_locations(),
     ]
     http = [*_http_head(config), "", "server {", *("    " + s for s in server), "}"]
     lines = [*_main(config), "http {", *("    " + s for s in http), "}"]

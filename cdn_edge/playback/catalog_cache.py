@@ -31,7 +31,12 @@ from streamer.errors import CatalogError, ObjectNotFound, StorageError
 logger = logging.getLogger(__name__)
 
 CURRENT_TTL_S = 5.0  # how stale "which version is current" may be
-MAX_VERSIONS = 1024  # decoded records kept; a 4-hour mix's record is a few MB decoded
+MAX_VERSIONS = 1024  # decoded records kept
+# Decoded records are bounded by their objects too: one costs ~810 bytes in memory (measured,
+# PublishedObject with its SegmentRecord), a 3.5-minute track of the default ladder has ~250
+# and a 4-hour mix ~17,000, so 1,024 mixes would hold 14 GB. 250,000 objects (~200 MB) keep
+# about 1,000 ordinary tracks or 15 four-hour mixes.
+MAX_OBJECTS = 250_000
 MAX_CURRENT = 100_000  # current pointers (and known-missing tracks) kept
 
 ReadObject = Callable[[str], Awaitable[bytes]]
@@ -101,9 +106,18 @@ class _Current:
 class CatalogCache:
     """Decoded records by (track, version), and each track's current version."""
 
-    def __init__(self, read_object: ReadObject, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        read_object: ReadObject,
+        clock: Callable[[], float],
+        max_objects: int = MAX_OBJECTS,
+    ) -> None:
         self._read = read_object
         self._clock = clock
+        self._max_objects = max_objects
+        self._objects = 0  # of every version in _versions
+        # Every PublishedTrack the cache holds is here: a current pointer whose version is
+        # evicted goes with it, so the bound above covers the pointers too.
         self._versions: OrderedDict[tuple[str, str], PublishedTrack] = OrderedDict()
         self._current: OrderedDict[str, _Current] = OrderedDict()
         self._flights: SingleFlight[str, PublishedTrack | None] = SingleFlight()
@@ -170,11 +184,29 @@ class CatalogCache:
         versions_key = (track.record.track_id, track.record.version)
         # Keep one object per version, so a record read via "current" and via its version
         # shares its (possibly precomputed) state.
-        track = self._versions.setdefault(versions_key, track)
-        self._versions.move_to_end(versions_key)
-        if len(self._versions) > MAX_VERSIONS:
-            self._versions.popitem(last=False)
+        known = self._versions.get(versions_key)
+        if known is not None:
+            self._versions.move_to_end(versions_key)
+            return known
+        self._versions[versions_key] = track
+        self._objects += len(track.objects)
+        while len(self._versions) > 1 and (
+            len(self._versions) > MAX_VERSIONS or self._objects > self._max_objects
+        ):
+            self._evict_oldest()
         return track
+
+    def _evict_oldest(self) -> None:
+        (track_id, _), old = self._versions.popitem(last=False)
+        self._objects -= len(old.objects)
+        current = self._current.get(track_id)
+        if current is not None and current.track is old:
+            del self._current[track_id]  # asked again on its next request
+
+    @property
+    def objects_held(self) -> int:
+        """Objects of the decoded versions in memory (the bound is `max_objects`)."""
+        return self._objects
 
 
 def _check_names(track: PublishedTrack, key: str, track_id: str, version: str | None) -> None:

@@ -54,6 +54,9 @@ class SessionRecorder:
 
     def record(self, session: PlaybackSession) -> None:
         """Queue the session for the store; never raises, never waits."""
+        # Expired entries go here too, not only when the gauge is read: an edge nobody scrapes
+        # would otherwise keep one entry per session it ever opened.
+        self._forget_expired()
         heapq.heappush(self._expiries, session.expires_at)
         if len(self._queue) >= self._queue_limit:
             self._failed(session, "the session record queue is full")
@@ -110,10 +113,13 @@ class SessionRecorder:
 
     def active(self) -> int:
         """Sessions opened here whose expiry has not passed."""
+        self._forget_expired()
+        return len(self._expiries)
+
+    def _forget_expired(self) -> None:
         now = self._clock()
         while self._expiries and self._expiries[0] <= now:
             heapq.heappop(self._expiries)
-        return len(self._expiries)
 
     def close(self) -> None:
         self._store.close()

@@ -15,6 +15,14 @@ events, so the store is read back for sessions split between edges or workers, s
 before this process started, and players that do not number their events. Reading every
 session back on every batch was more than a third of the writer's time (benchmarks/README.md,
 telemetry ingest).
+
+Only the events of sessions not yet played are held. When a play is claimed, the session's
+events are folded into its running QoE (streamer.qoe.QoeFold, a few hundred bytes whatever the
+session's length) and let go; later events extend the fold while they arrive in the player's
+order (the next `seq`, later on its clock), and its `end` reads the QoE from it. A played
+session whose events arrive otherwise (a retry, a gap, another edge's share) drops its fold and
+is read back once, at its end. Holding every session's events until its end made each edge
+worker grow by ~35 MiB over the first 20 minutes of a 6,000-listener soak (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from collections.abc import Iterable, Sequence
 
 from cdn_edge.telemetry.metrics import TelemetryMetrics
 from streamer.plays import decide_play, events_show_play
-from streamer.qoe import session_qoe
+from streamer.qoe import QoeFold, ordered, session_qoe
 from streamer.sessions.port import PlayLedger, TelemetryStore
 from streamer.telemetry.model import (
     PlayClaim,
@@ -35,9 +43,16 @@ from streamer.telemetry.model import (
 )
 
 REMEMBERED_SESSIONS = 100_000  # sessions known played or ended, not read back again (~10 MB)
-# Events of sessions not yet ended, kept to decide from memory (~450 bytes each, ~45 MB): about
-# 10,000 listeners' sessions. The oldest sessions are forgotten first; they are read back.
-HELD_EVENTS = 100_000
+# Events of sessions not yet played, kept to decide their play from memory (~450 bytes each in
+# the worker's RSS, ~9 MB). A session plays after 30 s of audio, by then having posted about
+# five events (hls.js reports every 10 s), so this holds ~4,000 sessions' first half-minute: an
+# edge worker starting 100 sessions a second. Past it the least recently active session is
+# forgotten first (a paused player's, say) and read back from the store if it posts again.
+HELD_EVENTS = 20_000
+# Running QoE of played sessions (~750 bytes each with the last event it holds, ~15 MB): more
+# than one worker's share of the listeners the tier holds (12,000 with 2 workers). Past it the
+# least recently active is dropped, and read back at its end.
+QOE_FOLDS = 20_000
 
 
 class _RecentIds:
@@ -80,6 +95,54 @@ class _HeldEvents:
     def forget(self, session_id: str) -> None:
         self._count -= len(self._sessions.pop(session_id, {}))
 
+    def __len__(self) -> int:
+        """Events held, over every session."""
+        return self._count
+
+
+class _QoeFolds:
+    """The running QoE of played sessions whose events arrived in the player's order."""
+
+    def __init__(self, limit: int) -> None:
+        self._folds: OrderedDict[str, tuple[QoeFold, int]] = OrderedDict()  # fold, next seq
+        self._limit = limit
+
+    def start(self, session_id: str, events: Sequence[PlayerEvent]) -> None:
+        """Fold `events`, every event of the session so far (`without_gaps`)."""
+        fold = QoeFold()
+        for event in ordered(events):
+            fold.add(event)
+        self._folds[session_id] = (fold, len(events))
+        self._folds.move_to_end(session_id)
+        while len(self._folds) > self._limit:
+            self._folds.popitem(last=False)
+
+    def extend(self, session_id: str, events: Iterable[PlayerEvent]) -> QoeFold | None:
+        """The session's fold with `events` added, or None (and forgotten) when there is none
+        or they are not the next ones in the player's order."""
+        entry = self._folds.pop(session_id, None)
+        if entry is None:
+            return None
+        fold, next_seq = entry
+        for event in sorted(events, key=lambda e: e.seq):
+            last = fold.last
+            if event.seq != next_seq or (last is not None and _order(event) <= _order(last)):
+                return None  # a retry, a gap or a reordering: read back at the end instead
+            fold.add(event)
+            next_seq += 1
+        self._folds[session_id] = (fold, next_seq)  # now the most recent
+        return fold
+
+    def forget(self, session_id: str) -> None:
+        self._folds.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._folds)
+
+
+def _order(event: PlayerEvent) -> tuple[int, int, str]:
+    return event.client_ms, event.seq, event.event_id  # as streamer.qoe.ordered sorts
+
 
 class SessionStoreSink:
     """TelemetrySink writing to a TelemetryStore and claiming, in a PlayLedger, the plays that
@@ -92,6 +155,7 @@ class SessionStoreSink:
         metrics: TelemetryMetrics,
         *,
         held_events: int = HELD_EVENTS,
+        qoe_folds: int = QOE_FOLDS,
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -99,6 +163,7 @@ class SessionStoreSink:
         self._played = _RecentIds(REMEMBERED_SESSIONS)
         self._ended = _RecentIds(REMEMBERED_SESSIONS)
         self._held = _HeldEvents(held_events)
+        self._folds = _QoeFolds(qoe_folds)
         self._checked_held = metrics.sessions_checked.labels("held")
         self._checked_read = metrics.sessions_checked.labels("read")
 
@@ -117,13 +182,20 @@ class SessionStoreSink:
         wanted: dict[str, str] = {}  # session id -> track id
         events: dict[str, tuple[PlayerEvent, ...]] = {}
         unread: list[str] = []
+        folded: dict[str, QoeFold] = {}  # played sessions ending, their QoE from the fold
         for session_id, new in arrived.items():
             played, ended = session_id in self._played, session_id in self._ended
             if played and ended:
                 continue
-            held = self._held.add(session_id, new)  # a played session's, for its QoE at the end
-            if played and session_id not in ending:
-                continue
+            if played:
+                fold = self._folds.extend(session_id, new)
+                if session_id not in ending:
+                    continue  # nothing to decide until its end
+                if fold is not None:
+                    folded[session_id] = fold
+                    wanted[session_id] = new[0].track_id
+                    continue
+            held = self._held.add(session_id, new)  # a played session's end: read it back
             wanted[session_id] = new[0].track_id
             if without_gaps(held):
                 events[session_id] = held
@@ -143,7 +215,9 @@ class SessionStoreSink:
         candidates = [
             session_id
             for session_id, track_id in wanted.items()
-            if session_id not in self._played and events_show_play(track_id, events[session_id])
+            if session_id not in self._played
+            and session_id not in folded
+            and events_show_play(track_id, events[session_id])
         ]
         deliveries = self._store.deliveries_of(candidates) if candidates else {}
         claims: list[PlayClaim] = []
@@ -153,7 +227,13 @@ class SessionStoreSink:
             if claim is not None:
                 claims.append(claim)
         finished = [
-            (session_id, track_id, session_qoe(events[session_id]))
+            (
+                session_id,
+                track_id,
+                folded[session_id].result()
+                if session_id in folded
+                else session_qoe(events[session_id]),
+            )
             for session_id, track_id in wanted.items()
             if session_id in ending and session_id not in self._ended
         ]
@@ -161,10 +241,25 @@ class SessionStoreSink:
             self._count_plays(self._ledger.claim_plays(claims))
             for claim in claims:
                 self._played.add(claim.session_id)
+                so_far = events[claim.session_id]
+                if without_gaps(so_far):  # every event so far: its QoE can go on from here
+                    self._folds.start(claim.session_id, so_far)
+                self._held.forget(claim.session_id)
         for session_id, track_id, qoe in finished:
             self._ended.add(session_id)
             self._held.forget(session_id)
+            self._folds.forget(session_id)
             self._metrics.observe_session(track_id, qoe)
+
+    @property
+    def held_events(self) -> int:
+        """Events held in memory: those of sessions not yet played."""
+        return len(self._held)
+
+    @property
+    def qoe_folds(self) -> int:
+        """Played sessions whose QoE is kept as a running fold."""
+        return len(self._folds)
 
     def _count_plays(self, counted: tuple[PlayClaim, ...]) -> None:
         for play in counted:

@@ -34,7 +34,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from cdn_edge.gauge_readers import GaugeReaders
 from cdn_edge.telemetry.writer import (
     BACKOFF_INITIAL_S,
-    BACKOFF_MAX_S,
     MAX_FOREIGN_FAILURES,
     TelemetrySink,
     item_kind,
@@ -53,6 +52,12 @@ DIRECT_WRITE_TIMEOUT_S = 5.0
 SHUTDOWN_DIRECT_TIMEOUT_S = 1.0
 REPLAY_TIMEOUT_S = 30.0  # one replayed batch: the store's own timeouts (10 s) come first
 IDLE_POLL_S = 5.0  # the replayer looks at an empty spool this often even without a wake-up
+# The replayer's longest wait between tries while the store refuses. A try against a store
+# that is down fails at once (the driver knows no node), so trying often costs nothing; the
+# writer's 30 s made the spool wait up to half a minute after the store came back (the chaos
+# suite's Cassandra kill). The store back, replay resumes within this plus the driver's own
+# reconnect (settings.cql_reconnect_max_s).
+REPLAY_BACKOFF_MAX_S = 5.0
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -268,7 +273,7 @@ class SpoolReplayer:
 
     async def _back_off(self, exc: BaseException) -> None:
         self._failures += 1
-        delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2 ** (self._failures - 1))
+        delay = min(REPLAY_BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2 ** (self._failures - 1))
         logger.warning(
             "replaying spooled telemetry failed (attempt %d): %s; next try in %.1f s",
             self._failures,

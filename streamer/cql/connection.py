@@ -50,13 +50,13 @@ from cassandra.policies import (
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
 
 from streamer.errors import ConfigError, StorageError
-from streamer.settings import ENV_PREFIX, Settings
+from streamer.settings import DEFAULT_CQL_RECONNECT_MAX_S, ENV_PREFIX, Settings
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0  # a loopback or LAN node answers in milliseconds
 DEFAULT_REQUEST_TIMEOUT_S = 10.0  # above the server's own 5 s read/write timeouts, so theirs win
 SCHEMA_AGREEMENT_WAIT_S = 30.0  # DDL waits until every node has the new schema
 RECONNECT_BASE_DELAY_S = 0.5
-RECONNECT_MAX_DELAY_S = 10.0  # a node back up is in use again within this
+RECONNECT_MAX_DELAY_S = DEFAULT_CQL_RECONNECT_MAX_S  # settings.cql_reconnect_max_s by default
 
 # Consistency levels a setting may name. SERIAL levels are for the Paxos round only, and ANY
 # would acknowledge a write nobody can read.
@@ -336,6 +336,18 @@ class CqlSession:
         return StorageError(f"CQL store at {self.where} cannot {action}: {describe_error(exc)}")
 
 
+def _reconnection_policy(settings: Settings) -> ExponentialReconnectionPolicy:
+    """The driver's backoff between reconnects to a node that is down: exponential (with the
+    driver's jitter) from RECONNECT_BASE_DELAY_S, capped at `settings.cql_reconnect_max_s`."""
+    return ExponentialReconnectionPolicy(RECONNECT_BASE_DELAY_S, settings.cql_reconnect_max_s)
+
+
+def reconnect_delays(settings: Settings, attempts: int) -> list[float]:
+    """The seconds the driver waits before each of its first `attempts` reconnects."""
+    schedule = _reconnection_policy(settings).new_schedule()
+    return [float(next(schedule)) for _ in range(attempts)]
+
+
 def open_cql_session(
     settings: Settings,
     *,
@@ -369,9 +381,7 @@ def open_cql_session(
             max_schema_agreement_wait=int(SCHEMA_AGREEMENT_WAIT_S),
             # The driver's default backs off to 10 minutes: an edge would spool telemetry for
             # that long after a node came back. Capped, it is back within seconds.
-            reconnection_policy=ExponentialReconnectionPolicy(
-                RECONNECT_BASE_DELAY_S, RECONNECT_MAX_DELAY_S
-            ),
+            reconnection_policy=_reconnection_policy(settings),
         )
     except _DRIVER_ERRORS as exc:  # e.g. a host name that does not resolve
         raise StorageError(f"cannot use CQL hosts {where}: {describe_error(exc)}") from exc

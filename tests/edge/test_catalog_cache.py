@@ -119,3 +119,39 @@ async def test_sessions_stay_on_their_version_after_a_reingest(
     response = await client.get(first)
     assert response.status == 200
     assert await response.read() == track.stored["aac_96/seg_00000.m4s"]  # v1's bytes
+
+
+async def test_decoded_versions_are_bounded_by_their_objects(
+    store: InMemoryObjectStore, reader: CountingReader, clock: ManualClock, ring: KeyRing
+) -> None:
+    """Long tracks weigh more: the cache holds at most `max_objects` objects of decoded
+    records, the current pointers included, and reads an evicted one again."""
+    for n in range(2, 5):
+        publish(store, build_track(ring, f"trk{n}", "v1"))
+
+    async def read(key: str) -> bytes:
+        return reader.get(key)
+
+    one = len((await cache_over(reader, clock).current("trk1")).objects)
+    cache = CatalogCache(read, clock, max_objects=2 * one)
+    for n in range(1, 5):
+        await cache.current(f"trk{n}")
+        assert cache.objects_held <= 2 * one
+
+    assert cache.objects_held == 2 * one
+    assert cache.cached_version("trk1", "v1") is None  # the oldest went first
+    assert cache.cached_version("trk4", "v1") is not None
+    before = reader.gets(current_record_key("trk1"))
+    assert (await cache.current("trk1")).record.track_id == "trk1"  # its pointer went too
+    assert reader.gets(current_record_key("trk1")) == before + 1
+
+
+async def test_one_version_over_the_bound_is_still_served(
+    reader: CountingReader, clock: ManualClock
+) -> None:
+    async def read(key: str) -> bytes:
+        return reader.get(key)
+
+    cache = CatalogCache(read, clock, max_objects=1)
+    track = await cache.current("trk1")
+    assert cache.cached_version("trk1", "v1") is track  # the newest is always kept

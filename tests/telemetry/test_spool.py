@@ -20,7 +20,14 @@ from prometheus_client import CollectorRegistry
 
 from cdn_edge.app import create_app
 from cdn_edge.state import METRICS, TELEMETRY
-from cdn_edge.telemetry.spooling_sink import REPLAYER, SpoolingSink, SpoolMetrics, SpoolReplayer
+from cdn_edge.telemetry.spooling_sink import (
+    REPLAY_BACKOFF_MAX_S,
+    REPLAYER,
+    SpoolingSink,
+    SpoolMetrics,
+    SpoolReplayer,
+)
+from cdn_edge.telemetry.writer import BACKOFF_INITIAL_S, BACKOFF_MAX_S
 from drm import KeyRing
 from streamer.errors import StorageError
 from streamer.settings import Settings
@@ -399,6 +406,41 @@ async def test_the_background_replayer_drains_after_a_wake_up(
             break
         await asyncio.sleep(0.01)
     assert store.batches == [batch(0)]
+    await replayer.stop()
+    replayer.close()
+
+
+async def test_the_replayer_backs_off_but_never_past_its_cap(
+    spool: TelemetrySpool, metrics: SpoolMetrics
+) -> None:
+    """A store down for long: the replayer still tries every REPLAY_BACKOFF_MAX_S, so a
+    store that comes back is written to within that (the writer's own cap is 30 s)."""
+    store = Store()
+    store.down = True
+    sink = SpoolingSink(store, spool, metrics)
+    waits: list[float] = []
+    came_back = asyncio.Event()
+
+    async def recorded_sleep(delay: float) -> None:
+        waits.append(delay)
+        if len(waits) == 12:
+            store.down = False
+            came_back.set()
+        await asyncio.sleep(0)
+
+    replayer = SpoolReplayer(sink, metrics, sleep=recorded_sleep)
+    spool.append(batch(0))
+    replayer.start()
+    await asyncio.wait_for(came_back.wait(), 10)
+    for _ in range(200):
+        if not spool.pending:
+            break
+        await asyncio.sleep(0.01)
+
+    assert store.batches == [batch(0)]
+    assert waits[0] == BACKOFF_INITIAL_S
+    assert waits == sorted(waits)  # exponential, then flat
+    assert max(waits) == REPLAY_BACKOFF_MAX_S < BACKOFF_MAX_S
     await replayer.stop()
     replayer.close()
 

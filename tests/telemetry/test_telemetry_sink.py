@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from cdn_edge.telemetry.metrics import TelemetryMetrics
 from cdn_edge.telemetry.sink import SessionStoreSink
 from streamer.plays import decide_play
-from streamer.qoe import session_qoe
+from streamer.qoe import SessionQoe, session_qoe
 from streamer.sessions.sqlite import SQLiteSessionStore
 from streamer.telemetry.model import PlayerEvent, without_gaps
 from tests.telemetry.builders import deliveries, event, listening
@@ -76,13 +76,15 @@ def test_a_numbering_player_is_decided_from_memory(store, metrics) -> None:
     for one in events:  # one event a batch, as heartbeats arrive
         sink.write_batch([one])
 
+    # Decided from memory; once played, its events were folded into its QoE and let go.
     assert store.read_back == []
     assert plays(store) == 1
     expected = decide_play("s1", "trk1", events, deliveries(8))
     assert store.session_telemetry("s1").play == expected
     assert metrics.track_played.labels("trk1")._value.get() == session_qoe(events).played_s
-    # Every batch until the play was counted (play and three heartbeats), then the end.
-    assert sessions_checked(metrics, "held") == 5
+    # Every batch until the play was counted (play and three heartbeats); the end was folded.
+    assert sessions_checked(metrics, "held") == 4
+    assert sink.held_events == 0 and sink.qoe_folds == 0
 
 
 def test_a_player_that_does_not_number_its_events_is_read_back(store, metrics) -> None:
@@ -138,3 +140,90 @@ def test_forgotten_sessions_are_read_back(store, metrics) -> None:
 
     assert store.read_back == ["s1"]
     assert plays(store) == 1
+
+
+def test_a_played_session_holds_nothing_however_long_it_plays(store, metrics) -> None:
+    """The soak's case: sessions that play for hours and never end hold no memory once
+    played; only sessions short of the play threshold are held."""
+    sink = SessionStoreSink(store, store, metrics)
+    sink.write_batch(deliveries(8))
+    sink.write_batch(deliveries(8, session_id="s2"))
+    long = numbered(listening(3600))  # an hour of heartbeats
+    starting = numbered(listening(20), session_id="s2")  # short of the threshold
+    held_after: list[int] = []
+    for one in long:
+        sink.write_batch([one])
+        held_after.append(sink.held_events)
+    sink.write_batch(starting)
+
+    assert plays(store) == 1
+    assert max(held_after[len(held_after) // 10 :]) == 0  # flat at nothing once played
+    assert sink.qoe_folds == 1  # s1's running QoE, the same size after an hour
+    assert sink.held_events == len(starting)  # s2's, still to be decided
+
+
+class QoeSeen(TelemetryMetrics):
+    """The metrics, keeping each session's QoE as the sink exports it."""
+
+    def __init__(self) -> None:
+        super().__init__(CollectorRegistry())
+        self.seen: list[SessionQoe] = []
+
+    def observe_session(self, track_id: str, qoe: SessionQoe) -> None:
+        self.seen.append(qoe)
+        super().observe_session(track_id, qoe)
+
+
+def test_a_long_session_ending_gets_its_qoe_from_its_fold(store) -> None:
+    metrics = QoeSeen()
+    sink = SessionStoreSink(store, store, metrics)
+    sink.write_batch(deliveries(8))
+    stall = [event("stall_start", 300.5, 300), event("stall_end", 303, 300)]
+    after = [event("heartbeat", 303 + t, 300.0 + t) for t in range(10, 301, 10)]
+    events = numbered([*listening(300), *stall, *after, event("end", 604, 600)])
+    for one in events:
+        sink.write_batch([one])
+
+    assert store.read_back == []
+    assert session_qoe(events).stalls == 1 and session_qoe(events).played_s == 600
+    assert metrics.seen == [session_qoe(events)]  # every field, as from all the events
+    assert sink.held_events == 0 and sink.qoe_folds == 0
+
+
+def test_a_retry_after_the_play_reads_the_session_back_at_its_end(store, metrics) -> None:
+    sink = SessionStoreSink(store, store, metrics)
+    sink.write_batch(deliveries(8))
+    events = numbered([*listening(120), event("end", 121, 121)])
+    for index, one in enumerate(events):
+        sink.write_batch([one])
+        if index == 6:  # played by now: a player sends this one again (its 202 was lost)
+            sink.write_batch([one])
+
+    assert sink.qoe_folds == 0
+    assert store.read_back == ["s1"]  # once, at the end, with every event
+    assert metrics.track_played.labels("trk1")._value.get() == session_qoe(events).played_s
+
+
+def test_held_events_never_exceed_the_bound(store, metrics) -> None:
+    sink = SessionStoreSink(store, store, metrics, held_events=50)
+    peak = 0
+    for index in range(40):  # 40 sessions short of a play (no deliveries), 3 events each
+        sink.write_batch(numbered(listening(20), session_id=f"p{index}"))
+        peak = max(peak, sink.held_events)
+
+    assert peak <= 50
+    assert sink.held_events > 0
+
+
+def test_qoe_folds_never_exceed_the_bound(store, metrics) -> None:
+    sink = SessionStoreSink(store, store, metrics, qoe_folds=3)
+    for index in range(6):
+        session_id = f"f{index}"
+        sink.write_batch(deliveries(8, session_id=session_id))
+        sink.write_batch(numbered(listening(40), session_id=session_id))
+        assert sink.qoe_folds <= 3
+
+    assert sink.qoe_folds == 3
+    # The first session's fold went: its end is read back, and its QoE still exported.
+    sink.write_batch([replace(event("end", 41, 40), session_id="f0", event_id="f0.end", seq=5)])
+    assert store.read_back[-1:] == ["f0"]
