@@ -16,6 +16,7 @@ from typing import TypeVar
 from streamer.ads.campaigns import Campaign, decode_campaign, encode_campaign
 from streamer.ads.port import AD_EVENTS, AdDecisionRecord, AdEvent, AdEventName, utc_day
 from streamer.errors import StorageError
+from streamer.sqlite_wal import enable_wal
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 5.0  # another edge worker holding the write lock
@@ -57,7 +58,7 @@ class SQLiteAdStore:
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._db, BUSY_TIMEOUT_S)
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the ad store {path}: {exc}") from exc

@@ -24,6 +24,7 @@ from streamer.audit.model import AuditEntry, StreamHead
 from streamer.audit.port import check_run
 from streamer.audit.rows import COLUMNS, from_row, to_row
 from streamer.errors import StorageError
+from streamer.sqlite_wal import enable_wal
 
 T = TypeVar("T")
 
@@ -81,7 +82,7 @@ class SQLiteAuditLog:
                 path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
             )
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._db, BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA synchronous=FULL")
             for statement in SCHEMA:
                 self._db.execute(statement)

@@ -28,6 +28,7 @@ from streamer.jobs.port import (
     lease_length,
     require_aware,
 )
+from streamer.sqlite_wal import enable_wal
 
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration when the table changes
 BUSY_TIMEOUT_S = 10.0  # a claim holds the write lock for milliseconds; ten seconds means trouble
@@ -71,7 +72,7 @@ class SQLiteJobStore:
                 f"cannot create the directory of job store {self.path}: {exc.strerror or exc}"
             ) from exc
         with self._connect("create its schema") as conn:
-            conn.execute("PRAGMA journal_mode=WAL")  # persistent: recorded in the file
+            enable_wal(conn, BUSY_TIMEOUT_S)  # persistent: recorded in the file
             with _immediate(conn):
                 found = conn.execute("PRAGMA user_version").fetchone()[0]
                 if found not in (0, SCHEMA_VERSION):

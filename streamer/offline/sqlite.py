@@ -16,6 +16,7 @@ from pathlib import Path
 from streamer.errors import StorageError
 from streamer.offline.errors import DeviceLimitReached
 from streamer.offline.model import Device, Licence
+from streamer.sqlite_wal import enable_wal
 
 SCHEMA_VERSION = 1  # PRAGMA user_version
 BUSY_TIMEOUT_S = 10.0  # writes hold the lock for milliseconds
@@ -73,7 +74,7 @@ class SQLiteOfflineStore:
                 f"cannot create the directory of offline store {self.path}: {exc.strerror or exc}"
             ) from exc
         with self._connect("create its schema") as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(conn, BUSY_TIMEOUT_S)
             with _immediate(conn):
                 found = conn.execute("PRAGMA user_version").fetchone()[0]
                 if found not in (0, SCHEMA_VERSION):

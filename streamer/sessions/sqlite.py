@@ -38,6 +38,7 @@ from streamer.sessions.tables import (
     SEGMENT_DELIVERIES,
     SESSIONS,
 )
+from streamer.sqlite_wal import enable_wal
 from streamer.telemetry.model import (
     PlayClaim,
     PlayerEvent,
@@ -110,7 +111,7 @@ class SQLiteSessionStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             with self._db:
-                self._db.execute("PRAGMA journal_mode=WAL")
+                enable_wal(self._db, BUSY_TIMEOUT_S)
                 # WAL with synchronous=NORMAL survives a process crash and loses at most the last
                 # commits on a power cut; fsync on every commit cost 13x per session (656 us vs
                 # 48 us) and serialised session creation behind telemetry writes.
