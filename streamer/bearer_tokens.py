@@ -26,6 +26,8 @@ ALGORITHM = "HS256"
 CLOCK_LEEWAY_S = 30
 # Claims every kind requires; `exp` bounds every token's life.
 BASE_CLAIMS = ("sub", "exp", "aud")
+# The end of year 9999 (RFC 3339's last instant): any time claim beyond it is malformed.
+MAX_UNIX_SECONDS = 253_402_300_799
 
 
 @dataclass(frozen=True)
@@ -114,4 +116,9 @@ def sign_bearer_token(
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number usable as unix seconds. Python's JSON reader accepts NaN, Infinity and
+    integers of any size; NaN compares false with everything, so an `exp` of NaN would never
+    expire, and a huge int overflows float arithmetic. Both are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -MAX_UNIX_SECONDS <= value <= MAX_UNIX_SECONDS

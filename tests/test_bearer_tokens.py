@@ -67,6 +67,12 @@ def test_signed_tokens_round_trip_with_their_claims() -> None:
         (jwt.encode(claims(sub=None), KEY, "HS256"), BearerTokenRefused, "sub"),
         (jwt.encode(claims(exp=None), KEY, "HS256"), BearerTokenRefused, "exp"),
         (jwt.encode(claims(exp="soon"), KEY, "HS256"), BearerTokenRefused, "'exp' is not"),
+        # Python's JSON reader takes these: NaN would never expire, huge ints overflow floats.
+        (jwt.encode(claims(exp=float("nan")), KEY, "HS256"), BearerTokenRefused, "'exp' is not"),
+        (jwt.encode(claims(exp=float("inf")), KEY, "HS256"), BearerTokenRefused, "'exp' is not"),
+        (jwt.encode(claims(exp=-(10**300)), KEY, "HS256"), BearerTokenRefused, "'exp' is not"),
+        (jwt.encode(claims(exp=10**300), KEY, "HS256"), BearerTokenRefused, "'exp' is not"),
+        (jwt.encode(claims(nbf=float("nan")), KEY, "HS256"), BearerTokenRefused, "not valid yet"),
         (jwt.encode(claims(exp=NOW - CLOCK_LEEWAY_S), KEY, "HS256"), BearerTokenExpired, "30 s"),
         (jwt.encode(claims(nbf=NOW + 31), KEY, "HS256"), BearerTokenRefused, "not valid yet"),
         (jwt.encode(claims(nbf="later"), KEY, "HS256"), BearerTokenRefused, "not valid yet"),
