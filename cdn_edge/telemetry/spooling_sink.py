@@ -237,8 +237,11 @@ class SpoolReplayer:
         call = self._call[1]
         try:
             # Shielded: a call that outlives the timeout runs on and is waited for again,
-            # rather than piling up copies behind it in the store's thread.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(call)), self._timeout_s)
+            # rather than piling up copies behind it in the store's thread. asyncio.timeout, not
+            # wait_for: Python 3.11's wait_for returns the call's outcome when the call ends
+            # as the task is cancelled, so a stop was swallowed and the replayer ran on.
+            async with asyncio.timeout(self._timeout_s):
+                await asyncio.shield(asyncio.wrap_future(call))
         except TimeoutError:
             raise  # the call is kept: the next attempt waits for it
         except BaseException:
@@ -259,7 +262,8 @@ class SpoolReplayer:
                 self._wake.clear()
                 if await asyncio.to_thread(self._spool.is_empty):
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+                        async with asyncio.timeout(IDLE_POLL_S):
+                            await self._wake.wait()
             except asyncio.CancelledError:
                 raise
             except (StreamerError, TimeoutError) as exc:

@@ -410,6 +410,43 @@ async def test_the_background_replayer_drains_after_a_wake_up(
     replayer.close()
 
 
+async def test_stop_ends_the_replayer_while_the_store_fails_at_once(
+    spool: TelemetrySpool, metrics: SpoolMetrics
+) -> None:
+    """A down store refuses each replay at once, so stops often land as a call ends. On 3.11,
+    asyncio.wait_for then raised the store's error instead of the cancellation, the replayer
+    backed off and ran on, and the edge's shutdown hung (CI's spool-restart test)."""
+    refused = threading.Event()
+
+    class RefusingStore:
+        def write_batch(self, items: Sequence[TelemetryItem]) -> None:
+            refused.set()
+            raise StorageError("the test store is down")
+
+    sink = SpoolingSink(RefusingStore(), spool, metrics)
+    spool.append(batch(0))
+
+    async def long_back_off(delay: float) -> None:
+        await asyncio.sleep(60)
+
+    for attempt in range(100):
+        replayer = SpoolReplayer(sink, metrics, sleep=long_back_off)
+        refused.clear()
+        replayer.start()
+        # Blocking on purpose: the store's thread ends its call and hands the outcome to the
+        # loop while the loop is held here; the yields below then let the stop land at each
+        # step of the outcome's delivery to the replayer.
+        while not refused.wait(0.001):  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        time.sleep(0.001)  # noqa: ASYNC251
+        for _ in range(attempt % 10):
+            await asyncio.sleep(0)
+        async with asyncio.timeout(5):  # a swallowed stop waits out the back-off
+            await replayer.stop()
+    assert spool.pending == 1
+    sink.close()
+
+
 async def test_the_replayer_backs_off_but_never_past_its_cap(
     spool: TelemetrySpool, metrics: SpoolMetrics
 ) -> None:
