@@ -42,8 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cdn_edge.admin_auth import AdminVerifier
-from cdn_edge.ads.admin_auth import AdsAdminVerifier
+from cdn_edge.admin_auth import ADS_SCOPE, LICENCES_SCOPE, AdminVerifier
 from cdn_edge.ads.creatives import CreativeCache
 from cdn_edge.ads.recorder import AdRecorder
 from cdn_edge.ads.service import AdDecisionService
@@ -233,7 +232,7 @@ def create_app(
             InMemoryAuditLog, derive_chain_key(secrets.platform_key), stream_name("edge"), None
         )
     app[AUDIT] = AuditWriter(audit, AuditMetrics(metrics.registry), clock)
-    app[ADMINS] = AdminVerifier(secrets.platform_key, clock)
+    app[ADMINS] = AdminVerifier(secrets.platform_key, clock, LICENCES_SCOPE)
     app[OFFLINE] = None
     if offline_store is not None:
         seed = licence_signing_seed(secrets.playback_key)
@@ -242,7 +241,7 @@ def create_app(
         )
 
     app[AD_STORE] = ad_store
-    app[ADS_ADMIN] = AdsAdminVerifier(secrets.platform_key, clock)
+    app[ADS_ADMIN] = AdminVerifier(secrets.platform_key, clock, ADS_SCOPE)
     app[ADS] = None
     if ad_store is not None:
         app[ADS] = AdDecisionService(

@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp import web
 
 from cdn_edge.admin_auth import AdminVerifier
-from cdn_edge.ads.admin_auth import AdsAdminVerifier
 from cdn_edge.ads.service import AdDecisionService
 from cdn_edge.analytics_auth import AnalyticsVerifier
 from cdn_edge.audit_writer import AuditWriter
@@ -90,4 +89,4 @@ def log_fields(request: web.Request) -> dict[str, Any]:
 # Audio ads (cdn_edge.ads): the decision service (None: ads are off), the store reports read.
 ADS: web.AppKey[AdDecisionService | None] = web.AppKey("ad_decisions")
 AD_STORE: web.AppKey[AdStore | None] = web.AppKey("ad_store")
-ADS_ADMIN = web.AppKey("ads_admin_verifier", AdsAdminVerifier)  # the campaign admin API
+ADS_ADMIN = web.AppKey("ads_admin_verifier", AdminVerifier)  # the campaign admin API

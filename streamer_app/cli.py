@@ -281,15 +281,11 @@ def cmd_token(args: argparse.Namespace) -> int:
             issue_dev_analytics_token(settings, args.user, args.ttl_s, all_tracks=args.all_tracks)
         )
         return 0
-    if args.scope == "admin":
-        from cdn_edge.admin_auth import issue_dev_admin_token
+    if args.scope in ("admin", "ads-admin"):  # one operator token; the scope names the API
+        from cdn_edge.admin_auth import ADS_SCOPE, LICENCES_SCOPE, issue_dev_admin_token
 
-        print(issue_dev_admin_token(settings, args.user, args.ttl_s))
-        return 0
-    if args.scope == "ads-admin":
-        from cdn_edge.ads.admin_auth import issue_dev_ads_admin_token
-
-        print(issue_dev_ads_admin_token(settings, args.user, args.ttl_s))
+        scope = LICENCES_SCOPE if args.scope == "admin" else ADS_SCOPE
+        print(issue_dev_admin_token(settings, args.user, (scope,), args.ttl_s))
         return 0
     from cdn_edge.listener_auth import issue_dev_token
 

@@ -7,10 +7,11 @@ PATCH /v1/ads/campaigns/{campaign_id}         change some fields (not the id)
 POST  /v1/ads/campaigns/{campaign_id}/pause   stop serving it (active: false)
 POST  /v1/ads/campaigns/{campaign_id}/resume  serve it again
 
-Every route needs an ad admin token (cdn_edge.ads.admin_auth). A campaign's creative must be
-published (`streamer ingest --kind ad`) when the campaign is created or names another one: a
-campaign without one would only skip breaks. This worker's decisions see a change at once;
-other workers' within their campaign cache's CAMPAIGNS_TTL_S (cdn_edge.ads.service).
+Every route needs an admin token with the ads:admin scope (cdn_edge.admin_auth). A
+campaign's creative must be published (`streamer ingest --kind ad`) when the campaign is
+created or names another one: a campaign without one would only skip breaks. This worker's
+decisions see a change at once; other workers' within their campaign cache's CAMPAIGNS_TTL_S
+(cdn_edge.ads.service).
 """
 
 from __future__ import annotations

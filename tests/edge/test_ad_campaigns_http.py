@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from cdn_edge.ads.admin_auth import issue_ads_admin_token
+from cdn_edge.admin_auth import ADS_SCOPE, LICENCES_SCOPE, issue_admin_token
 from cdn_edge.ads.creatives import CURRENT_TTL_S
 from cdn_edge.analytics_auth import issue_analytics_token
 from cdn_edge.app import create_app
@@ -62,7 +62,7 @@ def edge_app(
 
 @pytest.fixture
 def admin(edge_secrets: TokenSecrets, clock: ManualClock) -> dict[str, str]:
-    token = issue_ads_admin_token(edge_secrets.platform_key, "ad-ops", 600, clock())
+    token = issue_admin_token(edge_secrets.platform_key, "ad-ops", 600, clock(), (ADS_SCOPE,))
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -157,8 +157,10 @@ async def test_only_an_ad_admin_token_manages_campaigns(
     analytics = issue_analytics_token(
         edge_secrets.platform_key, "ops", 600, clock(), all_tracks=True
     )
-    expired = issue_ads_admin_token(edge_secrets.platform_key, "ad-ops", 60, clock() - 3600)
-    forged = issue_ads_admin_token(b"another-secret-" + b"y" * 32, "ad-ops", 600, clock())
+    expired = issue_admin_token(
+        edge_secrets.platform_key, "ad-ops", 60, clock() - 3600, (ADS_SCOPE,)
+    )
+    forged = issue_admin_token(b"another-secret-" + b"y" * 32, "ad-ops", 600, clock(), (ADS_SCOPE,))
     for authorization in (
         None,
         f"Bearer {listener_token('premium')}",
@@ -170,7 +172,18 @@ async def test_only_an_ad_admin_token_manages_campaigns(
         for method, path in (("GET", "/v1/ads/campaigns"), ("POST", "/v1/ads/campaigns")):
             response = await client.request(method, path, json=CAMPAIGN, headers=headers)
             assert response.status == 401, (authorization, await response.text())
+    licences_only = issue_admin_token(edge_secrets.platform_key, "ops", 600, clock())
+    response = await client.get("/v1/ads/campaigns", headers=_bearer(licences_only))
+    assert response.status == 403  # an operator, but not one who manages campaigns
+    both = issue_admin_token(
+        edge_secrets.platform_key, "ops", 600, clock(), (LICENCES_SCOPE, ADS_SCOPE)
+    )
+    assert (await client.get("/v1/ads/campaigns", headers=_bearer(both))).status == 200
     assert ad_store.campaigns() == []
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_paused_campaign_stops_serving_at_once_on_this_worker(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from cdn_edge.admin_auth import issue_admin_token
+from cdn_edge.admin_auth import ADS_SCOPE, issue_admin_token
 from cdn_edge.playback.offline_licences import b64url, canonical, from_b64url
 from cdn_edge.state import AUDIT
 from drm import KeyUnwrapError, decrypt_segment, verify_licence
@@ -238,6 +238,9 @@ async def test_revoked_by_the_listener_or_an_admin(
     lid2 = second["licence"]["licence_id"]
     response = await dl.delete(f"/v1/admin/licences/{lid2}", headers=auth(premium))
     assert response.status == 401  # a listener token is no admin token
+    ad_ops = issue_admin_token(edge_secrets.platform_key, "ads-1", 600, clock(), (ADS_SCOPE,))
+    response = await dl.delete(f"/v1/admin/licences/{lid2}", headers=auth(ad_ops))
+    assert response.status == 403  # an operator, but not one who manages licences
     admin = issue_admin_token(edge_secrets.platform_key, "ops-1", 600, clock())
     response = await dl.delete(f"/v1/admin/licences/{lid2}", headers=auth(admin))
     assert response.status == 200
