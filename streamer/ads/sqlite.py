@@ -16,7 +16,7 @@ from typing import TypeVar
 from streamer.ads.campaigns import Campaign, decode_campaign, encode_campaign
 from streamer.ads.port import AD_EVENTS, AdDecisionRecord, AdEvent, AdEventName, utc_day
 from streamer.errors import StorageError
-from streamer.sqlite_wal import enable_wal
+from streamer.sqlite_files import enable_wal
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 5.0  # another edge worker holding the write lock

@@ -24,7 +24,7 @@ from streamer.audit.model import AuditEntry, StreamHead
 from streamer.audit.port import check_run
 from streamer.audit.rows import COLUMNS, from_row, to_row
 from streamer.errors import StorageError
-from streamer.sqlite_wal import enable_wal
+from streamer.sqlite_files import enable_wal
 
 T = TypeVar("T")
 

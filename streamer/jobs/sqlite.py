@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from streamer.jobs.port import (
     lease_length,
     require_aware,
 )
-from streamer.sqlite_wal import enable_wal
+from streamer.sqlite_files import connection, enable_wal, immediate
 
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration when the table changes
 BUSY_TIMEOUT_S = 10.0  # a claim holds the write lock for milliseconds; ten seconds means trouble
@@ -73,7 +72,7 @@ class SQLiteJobStore:
             ) from exc
         with self._connect("create its schema") as conn:
             enable_wal(conn, BUSY_TIMEOUT_S)  # persistent: recorded in the file
-            with _immediate(conn):
+            with immediate(conn):
                 found = conn.execute("PRAGMA user_version").fetchone()[0]
                 if found not in (0, SCHEMA_VERSION):
                     raise StorageError(
@@ -114,7 +113,7 @@ class SQLiteJobStore:
     def claim(self, worker_id: str, now: datetime, lease_s: float) -> Job | None:
         now_text = _to_text(now, "now")
         lease_until = _to_text(now + lease_length(lease_s), "now")
-        with self._connect(f"claim a job for worker {worker_id}") as conn, _immediate(conn):
+        with self._connect(f"claim a job for worker {worker_id}") as conn, immediate(conn):
             while True:
                 row = conn.execute(
                     "SELECT * FROM jobs WHERE state = 'queued' ORDER BY created_at, seq LIMIT 1"
@@ -208,32 +207,8 @@ class SQLiteJobStore:
             f" (the last was {row['worker_id']}); not retried beyond {self.max_attempts} attempts"
         )
 
-    @contextmanager
-    def _connect(self, action: str) -> Iterator[sqlite3.Connection]:
-        """A fresh connection; sqlite3 errors leave as StorageError naming the file and action."""
-        try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StorageError(f"job store {self.path} cannot {action}: {exc}") from exc
-        try:
-            conn.row_factory = sqlite3.Row
-            yield conn
-        except sqlite3.Error as exc:
-            raise StorageError(f"job store {self.path} cannot {action}: {exc}") from exc
-        finally:
-            conn.close()
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """A transaction that holds the write lock from its first statement."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    def _connect(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
+        return connection(self.path, "job store", action, BUSY_TIMEOUT_S)
 
 
 def _fetch(conn: sqlite3.Connection, job_id: str) -> Job:

@@ -9,14 +9,13 @@ written whole or not at all.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from streamer.errors import StorageError
 from streamer.offline.errors import DeviceLimitReached
 from streamer.offline.model import Device, Licence
-from streamer.sqlite_wal import enable_wal
+from streamer.sqlite_files import connection, enable_wal, immediate
 
 SCHEMA_VERSION = 1  # PRAGMA user_version
 BUSY_TIMEOUT_S = 10.0  # writes hold the lock for milliseconds
@@ -75,7 +74,7 @@ class SQLiteOfflineStore:
             ) from exc
         with self._connect("create its schema") as conn:
             enable_wal(conn, BUSY_TIMEOUT_S)
-            with _immediate(conn):
+            with immediate(conn):
                 found = conn.execute("PRAGMA user_version").fetchone()[0]
                 if found not in (0, SCHEMA_VERSION):
                     raise StorageError(
@@ -95,7 +94,7 @@ class SQLiteOfflineStore:
     # DeviceRegistry
 
     def register_device(self, device: Device, limit: int) -> None:
-        with self._connect(f"register device {device.device_id}") as conn, _immediate(conn):
+        with self._connect(f"register device {device.device_id}") as conn, immediate(conn):
             (count,) = conn.execute(
                 "SELECT count(*) FROM offline_devices WHERE user_id = ?", (device.user_id,)
             ).fetchone()
@@ -130,7 +129,7 @@ class SQLiteOfflineStore:
         return None if row is None else _device(row)
 
     def remove_device(self, user_id: str, device_id: str) -> bool:
-        with self._connect(f"remove device {device_id}") as conn, _immediate(conn):
+        with self._connect(f"remove device {device_id}") as conn, immediate(conn):
             cursor = conn.execute(
                 "DELETE FROM offline_devices WHERE user_id = ? AND device_id = ?",
                 (user_id, device_id),
@@ -140,7 +139,7 @@ class SQLiteOfflineStore:
     # LicenceStore
 
     def grant_licence(self, licence: Licence) -> None:
-        with self._connect(f"grant licence {licence.licence_id}") as conn, _immediate(conn):
+        with self._connect(f"grant licence {licence.licence_id}") as conn, immediate(conn):
             conn.execute(
                 f"INSERT INTO offline_licences ({_LICENCE_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -178,7 +177,7 @@ class SQLiteOfflineStore:
         return tuple(_licence(row) for row in rows)
 
     def renew_licence(self, licence_id: str, expires_at: int, now: int) -> Licence | None:
-        with self._connect(f"renew licence {licence_id}") as conn, _immediate(conn):
+        with self._connect(f"renew licence {licence_id}") as conn, immediate(conn):
             cursor = conn.execute(
                 "UPDATE offline_licences SET expires_at = ? WHERE licence_id = ?"
                 " AND revoked_at IS NULL AND expires_at > ?",
@@ -189,7 +188,7 @@ class SQLiteOfflineStore:
             return _fetch_licence(conn, licence_id)
 
     def revoke_licence(self, licence_id: str, at: int, by: str) -> Licence | None:
-        with self._connect(f"revoke licence {licence_id}") as conn, _immediate(conn):
+        with self._connect(f"revoke licence {licence_id}") as conn, immediate(conn):
             conn.execute(
                 "UPDATE offline_licences SET revoked_at = ?, revoked_by = ?"
                 " WHERE licence_id = ? AND revoked_at IS NULL",
@@ -197,33 +196,10 @@ class SQLiteOfflineStore:
             )
             return _fetch_licence(conn, licence_id)
 
-    @contextmanager
-    def _connect(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _connect(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
         if self._closed:
             raise StorageError(f"offline store {self.path} is closed; cannot {action}")
-        try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StorageError(f"offline store {self.path} cannot {action}: {exc}") from exc
-        try:
-            conn.row_factory = sqlite3.Row
-            yield conn
-        except sqlite3.Error as exc:
-            raise StorageError(f"offline store {self.path} cannot {action}: {exc}") from exc
-        finally:
-            conn.close()
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """A transaction that holds the write lock from its first statement."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        return connection(self.path, "offline store", action, BUSY_TIMEOUT_S)
 
 
 def _fetch_licence(conn: sqlite3.Connection, licence_id: str) -> Licence | None:

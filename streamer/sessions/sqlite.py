@@ -38,7 +38,7 @@ from streamer.sessions.tables import (
     SEGMENT_DELIVERIES,
     SESSIONS,
 )
-from streamer.sqlite_wal import enable_wal
+from streamer.sqlite_files import enable_wal
 from streamer.telemetry.model import (
     PlayClaim,
     PlayerEvent,

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from streamer.sqlite_wal import enable_wal
+from streamer.sqlite_files import enable_wal
 
 
 def test_connections_opening_a_new_file_together_all_switch_it_to_wal(tmp_path: Path) -> None:
