@@ -17,8 +17,8 @@ from datetime import date
 
 from streamer.ads.campaigns import Campaign, decode_campaign, encode_campaign
 from streamer.ads.port import AD_EVENTS, AdDecisionRecord, AdEvent, AdEventName, utc_day
-from streamer.cql.connection import Cql, CqlSession, keyspace_name, open_cql_session
-from streamer.cql.schema import require_current_schema
+from streamer.cql.connection import Cql, CqlSession
+from streamer.cql.schema import open_migrated_session
 from streamer.settings import Settings
 
 _PUT_CAMPAIGN = Cql("INSERT INTO ad_campaigns (campaign_id, doc) VALUES (?, ?)", idempotent=True)
@@ -60,13 +60,7 @@ class ScyllaAdStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> ScyllaAdStore:
         """Connect; ConfigError saying to run `streamer db migrate` if the schema is behind."""
-        session = open_cql_session(settings)
-        try:
-            require_current_schema(session, keyspace_name(settings))
-            return cls(session, owns_session=True)
-        except BaseException:
-            session.close()
-            raise
+        return cls(open_migrated_session(settings), owns_session=True)
 
     def __repr__(self) -> str:
         return f"ScyllaAdStore({self.session!r})"

@@ -33,8 +33,8 @@ from streamer.audit.errors import StreamConflict
 from streamer.audit.model import GENESIS_HASH, AuditEntry, StreamHead
 from streamer.audit.port import check_run
 from streamer.audit.rows import COLUMNS, from_row, to_row
-from streamer.cql.connection import Cql, CqlSession, keyspace_name, open_cql_session
-from streamer.cql.schema import require_current_schema
+from streamer.cql.connection import Cql, CqlSession
+from streamer.cql.schema import open_migrated_session
 from streamer.settings import Settings
 
 AUDIT_EPOCH_ENTRIES = 50_000  # entries per partition; changing it strands entries: a migration
@@ -89,13 +89,7 @@ class ScyllaAuditLog:
     @classmethod
     def from_settings(cls, settings: Settings) -> ScyllaAuditLog:
         """Connect; ConfigError saying to run `streamer db migrate` if the schema is behind."""
-        session = open_cql_session(settings)
-        try:
-            require_current_schema(session, keyspace_name(settings))
-            return cls(session, owns_session=True)
-        except BaseException:
-            session.close()
-            raise
+        return cls(open_migrated_session(settings), owns_session=True)
 
     def __repr__(self) -> str:
         return f"ScyllaAuditLog({self.session!r})"

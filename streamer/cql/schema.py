@@ -462,6 +462,18 @@ def apply_migrations(
     return applied
 
 
+def open_migrated_session(settings: Settings) -> CqlSession:
+    """A session in the configured keyspace, for a store to own; ConfigError saying to run
+    `streamer db migrate` if the schema is behind (the session is closed then)."""
+    session = open_cql_session(settings)
+    try:
+        require_current_schema(session, keyspace_name(settings))
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
 def require_current_schema(
     session: CqlSession, keyspace: str, migrations: tuple[Migration, ...] = MIGRATIONS
 ) -> None:

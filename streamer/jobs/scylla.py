@@ -42,8 +42,8 @@ from datetime import UTC, date, datetime, timedelta
 from threading import Lock
 from typing import Any
 
-from streamer.cql.connection import Cql, CqlSession, keyspace_name, open_cql_session
-from streamer.cql.schema import QUEUE_SHARDS, require_current_schema
+from streamer.cql.connection import Cql, CqlSession
+from streamer.cql.schema import QUEUE_SHARDS, open_migrated_session
 from streamer.errors import JobNotFound, StorageError
 from streamer.jobs.port import (
     DEFAULT_MAX_ATTEMPTS,
@@ -157,13 +157,7 @@ class ScyllaJobStore:
         cls, settings: Settings, max_attempts: int = DEFAULT_MAX_ATTEMPTS
     ) -> ScyllaJobStore:
         """Connect; ConfigError saying to run `streamer db migrate` if the schema is behind."""
-        session = open_cql_session(settings)
-        try:
-            require_current_schema(session, keyspace_name(settings))
-            return cls(session, max_attempts)
-        except BaseException:
-            session.close()
-            raise
+        return cls(open_migrated_session(settings), max_attempts)
 
     def __repr__(self) -> str:
         return f"ScyllaJobStore({self.session!r})"

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamer.cql.connection import Cql, CqlSession, keyspace_name, open_cql_session
-from streamer.cql.schema import require_current_schema
+from streamer.cql.connection import Cql, CqlSession
+from streamer.cql.schema import open_migrated_session
 from streamer.errors import StorageError
 from streamer.offline.errors import DeviceLimitReached
 from streamer.offline.model import Device, Licence
@@ -99,13 +99,7 @@ class ScyllaOfflineStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> ScyllaOfflineStore:
         """Connect; ConfigError saying to run `streamer db migrate` if the schema is behind."""
-        session = open_cql_session(settings)
-        try:
-            require_current_schema(session, keyspace_name(settings))
-            return cls(session, owns_session=True)
-        except BaseException:
-            session.close()
-            raise
+        return cls(open_migrated_session(settings), owns_session=True)
 
     def __repr__(self) -> str:
         return f"ScyllaOfflineStore({self.session!r})"

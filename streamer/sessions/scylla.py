@@ -77,9 +77,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from streamer.cql.connection import Cql, CqlSession, keyspace_name, open_cql_session
+from streamer.cql.connection import Cql, CqlSession
 from streamer.cql.fanout import Send, gather, raise_first, sender
-from streamer.cql.schema import require_current_schema
+from streamer.cql.schema import open_migrated_session
 from streamer.errors import StorageError
 from streamer.sessions.port import SESSION_RETENTION_S, PlaybackSession, PlayRecount
 from streamer.sessions.scylla_plays import ScyllaPlays
@@ -173,13 +173,7 @@ class ScyllaSessionStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> ScyllaSessionStore:
         """Connect; ConfigError saying to run `streamer db migrate` if the schema is behind."""
-        session = open_cql_session(settings)
-        try:
-            require_current_schema(session, keyspace_name(settings))
-            return cls(session, owns_session=True)
-        except BaseException:
-            session.close()
-            raise
+        return cls(open_migrated_session(settings), owns_session=True)
 
     def __repr__(self) -> str:
         return f"ScyllaSessionStore({self.session!r})"
