@@ -1,20 +1,20 @@
 """The storage registry: settings name an implementation, these functions open it.
 
-Embedded defaults are imported here; real backends are imported only when chosen, so their
-drivers are needed only where they run.
+Each setting names an embedded store (a file or directory in the data directory) or a real
+backend (opened by its `from_settings`). A store's module is imported only when chosen, so a
+real backend's driver is needed only where it runs.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from streamer.ads.port import AD_STORE_FILE, AdStore
 from streamer.audit.port import AuditLog
 from streamer.errors import ConfigError
-from streamer.jobs.port import JobStore
-from streamer.jobs.sqlite import SQLiteJobStore
-from streamer.objects.local import LocalObjectStore
+from streamer.jobs.port import JOB_STORE_FILE, JobStore
 from streamer.objects.port import ObjectStore
 from streamer.offline.port import OFFLINE_STORE_FILE, OfflineStore
 from streamer.sessions.port import SESSION_STORE_FILE, SessionStore
@@ -53,118 +53,59 @@ def open_offline_store(settings: Settings) -> OfflineStore:
     return _choose(_OFFLINE_STORES, settings.session_store, "SESSION_STORE")(settings)
 
 
-def _local_object_store(settings: Settings) -> ObjectStore:
-    return LocalObjectStore(settings.data_dir / "objects")
+def _embedded(module: str, class_name: str, file_name: str) -> Callable[[Settings], Any]:
+    """An embedded store on a file (or directory) of its own in the data directory."""
+
+    def open_embedded(settings: Settings) -> Any:
+        return getattr(importlib.import_module(module), class_name)(settings.data_dir / file_name)
+
+    return open_embedded
 
 
-def _s3_object_store(settings: Settings) -> ObjectStore:
-    try:
-        from streamer.objects.s3 import S3ObjectStore
-    except ImportError as exc:
-        raise _backend_missing(exc, "s3", "streamer.objects.s3", "OBJECT_STORE") from exc
-    store: ObjectStore = S3ObjectStore.from_settings(settings)
-    return store
+def _real(backend: str, module: str, class_name: str, setting: str) -> Callable[[Settings], Any]:
+    """A real backend's store, opened by its `from_settings`; its module (and driver) is
+    imported only when chosen."""
 
+    def open_real(settings: Settings) -> Any:
+        try:
+            store_class = getattr(importlib.import_module(module), class_name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"{ENV_PREFIX}{setting} is {backend!r}, but {module} cannot be imported ({exc}); "
+                "install the project with its dependencies (pip install -e .)"
+            ) from exc
+        return store_class.from_settings(settings)
 
-def _sqlite_job_store(settings: Settings) -> JobStore:
-    return SQLiteJobStore(settings.data_dir / "jobs.sqlite3")
-
-
-def _scylla_job_store(settings: Settings) -> JobStore:
-    try:
-        from streamer.jobs.scylla import ScyllaJobStore
-    except ImportError as exc:
-        raise _backend_missing(exc, "scylla", "streamer.jobs.scylla", "JOB_STORE") from exc
-    store: JobStore = ScyllaJobStore.from_settings(settings)
-    return store
-
-
-def _sqlite_session_store(settings: Settings) -> SessionStore:
-    from streamer.sessions.sqlite import SQLiteSessionStore
-
-    return SQLiteSessionStore(settings.data_dir / SESSION_STORE_FILE)
-
-
-def _scylla_session_store(settings: Settings) -> SessionStore:
-    try:
-        from streamer.sessions.scylla import ScyllaSessionStore
-    except ImportError as exc:
-        raise _backend_missing(exc, "scylla", "streamer.sessions.scylla", "SESSION_STORE") from exc
-    store: SessionStore = ScyllaSessionStore.from_settings(settings)
-    return store
-
-
-def _sqlite_audit_log(settings: Settings) -> AuditLog:
-    from streamer.audit.sqlite import SQLiteAuditLog
-
-    return SQLiteAuditLog(settings.data_dir / SESSION_STORE_FILE)
-
-
-def _scylla_audit_log(settings: Settings) -> AuditLog:
-    try:
-        from streamer.audit.scylla import ScyllaAuditLog
-    except ImportError as exc:
-        raise _backend_missing(exc, "scylla", "streamer.audit.scylla", "SESSION_STORE") from exc
-    log: AuditLog = ScyllaAuditLog.from_settings(settings)
-    return log
-
-
-def _sqlite_ad_store(settings: Settings) -> AdStore:
-    from streamer.ads.sqlite import SQLiteAdStore
-
-    return SQLiteAdStore(settings.data_dir / AD_STORE_FILE)
-
-
-def _scylla_ad_store(settings: Settings) -> AdStore:
-    try:
-        from streamer.ads.scylla import ScyllaAdStore
-    except ImportError as exc:
-        raise _backend_missing(exc, "scylla", "streamer.ads.scylla", "AD_STORE") from exc
-    store: AdStore = ScyllaAdStore.from_settings(settings)
-    return store
-
-
-def _sqlite_offline_store(settings: Settings) -> OfflineStore:
-    from streamer.offline.sqlite import SQLiteOfflineStore
-
-    return SQLiteOfflineStore(settings.data_dir / OFFLINE_STORE_FILE)
-
-
-def _scylla_offline_store(settings: Settings) -> OfflineStore:
-    try:
-        from streamer.offline.scylla import ScyllaOfflineStore
-    except ImportError as exc:
-        raise _backend_missing(exc, "scylla", "streamer.offline.scylla", "SESSION_STORE") from exc
-    store: OfflineStore = ScyllaOfflineStore.from_settings(settings)
-    return store
+    return open_real
 
 
 _Opener = TypeVar("_Opener")
 
 _OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {
-    "local": _local_object_store,
-    "s3": _s3_object_store,
+    "local": _embedded("streamer.objects.local", "LocalObjectStore", "objects"),
+    "s3": _real("s3", "streamer.objects.s3", "S3ObjectStore", "OBJECT_STORE"),
 }
 _JOB_STORES: dict[str, Callable[[Settings], JobStore]] = {
-    "sqlite": _sqlite_job_store,
-    "scylla": _scylla_job_store,
+    "sqlite": _embedded("streamer.jobs.sqlite", "SQLiteJobStore", JOB_STORE_FILE),
+    "scylla": _real("scylla", "streamer.jobs.scylla", "ScyllaJobStore", "JOB_STORE"),
 }
+# The audit log and the offline store live beside the sessions (in the data directory, or the
+# same keyspace): SESSION_STORE chooses the backend of all three.
 _SESSION_STORES: dict[str, Callable[[Settings], SessionStore]] = {
-    "sqlite": _sqlite_session_store,
-    "scylla": _scylla_session_store,
+    "sqlite": _embedded("streamer.sessions.sqlite", "SQLiteSessionStore", SESSION_STORE_FILE),
+    "scylla": _real("scylla", "streamer.sessions.scylla", "ScyllaSessionStore", "SESSION_STORE"),
 }
 _AUDIT_LOGS: dict[str, Callable[[Settings], AuditLog]] = {
-    "sqlite": _sqlite_audit_log,
-    "scylla": _scylla_audit_log,
+    "sqlite": _embedded("streamer.audit.sqlite", "SQLiteAuditLog", SESSION_STORE_FILE),
+    "scylla": _real("scylla", "streamer.audit.scylla", "ScyllaAuditLog", "SESSION_STORE"),
 }
-
 _AD_STORES: dict[str, Callable[[Settings], AdStore]] = {
-    "sqlite": _sqlite_ad_store,
-    "scylla": _scylla_ad_store,
+    "sqlite": _embedded("streamer.ads.sqlite", "SQLiteAdStore", AD_STORE_FILE),
+    "scylla": _real("scylla", "streamer.ads.scylla", "ScyllaAdStore", "AD_STORE"),
 }
 _OFFLINE_STORES: dict[str, Callable[[Settings], OfflineStore]] = {
-    "sqlite": _sqlite_offline_store,
-    "scylla": _scylla_offline_store,
+    "sqlite": _embedded("streamer.offline.sqlite", "SQLiteOfflineStore", OFFLINE_STORE_FILE),
+    "scylla": _real("scylla", "streamer.offline.scylla", "ScyllaOfflineStore", "SESSION_STORE"),
 }
 
 
@@ -174,10 +115,3 @@ def _choose(registry: dict[str, _Opener], name: str, setting: str) -> _Opener:
     except KeyError:
         choices = ", ".join(repr(choice) for choice in sorted(registry))
         raise ConfigError(f"{ENV_PREFIX}{setting} is {name!r}; choose one of {choices}") from None
-
-
-def _backend_missing(exc: ImportError, name: str, module: str, setting: str) -> ConfigError:
-    return ConfigError(
-        f"{ENV_PREFIX}{setting} is {name!r}, but {module} cannot be imported ({exc}); "
-        "install the project with its dependencies (pip install -e .)"
-    )

@@ -17,6 +17,7 @@ from streamer.errors import StorageError
 
 JobState = Literal["queued", "running", "published", "failed"]
 
+JOB_STORE_FILE = "jobs.sqlite3"  # under settings.data_dir
 DEFAULT_LEASE_S = 60.0  # a worker renews every lease/3; a dead worker's job is retried after this
 DEFAULT_MAX_ATTEMPTS = 3  # a master that crashes three workers is failed, not retried forever
 
