@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from streamer.settings import Settings, load_settings
+
+# Property tests and fuzzers draw the same inputs on every run, so a run's outcome depends on
+# the code alone and a red CI run can be replayed. A fuzzing campaign draws fresh inputs:
+# `pytest tests/fuzz --hypothesis-profile explore` (docs/reliability.md, "Fuzzing").
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("repeatable")
 
 
 @pytest.fixture

@@ -100,6 +100,22 @@ def test_an_ingest_token_whose_exp_is_no_number_is_401(edge_world: World) -> Non
             assert _refused_with_reason(reply, 401)["error"] == "invalid_token", exp
 
 
+def test_a_bearer_token_whose_exp_is_nan_or_past_float_range_is_401(edge_world: World) -> None:
+    # Signed with the platform key. Found by CI's fuzz run: `now - exp` raised OverflowError
+    # for an exp of -10**300; and an exp of NaN compared false with now, so it never expired.
+    w = edge_world
+    track = w.tracks["A"].track_id
+    for exp in (-(10**300), 10**300, float("nan"), float("inf")):
+        listener = {"sub": "u1", "aud": "streamer-edge", "tier": "free", "region": "SE"}
+        token = forgery.jwt_hmac({**listener, "exp": exp}, w.secrets.platform_key)
+        reply = w.edge.request("POST", "/v1/sessions", [*bearer(token), *JSON], session_body(track))
+        assert _refused_with_reason(reply, 401)["error"] == "unauthorized", exp
+        ingest = {"sub": "label-a", "aud": "streamer-ingest", "scope": "ingest", "exp": exp}
+        token = forgery.jwt_hmac(ingest, w.secrets.platform_key)
+        reply = w.edge.request("GET", "/v1/ingest/x", list(bearer(token)), None)
+        assert _refused_with_reason(reply, 401)["error"] == "invalid_token", exp
+
+
 def test_a_bearer_token_with_a_byte_above_ascii_is_401(edge_world: World) -> None:
     # aiohttp hands such a header over with a surrogate escape, which PyJWT cannot encode: a
     # UnicodeEncodeError escaped the verifiers.
