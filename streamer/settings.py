@@ -52,6 +52,9 @@ class Settings:
     # Secrets. Empty means "development: generate one under data_dir/secrets on first use".
     kek_file: str = ""
     token_secret: str = ""
+    # Token secrets retired by rotation, oldest first, comma-separated: `streamer audit verify`
+    # checks the audit entries hashed under them (nothing else accepts them).
+    previous_token_secrets: str = ""
 
     # Edge
     host: str = "127.0.0.1"

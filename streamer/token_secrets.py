@@ -58,6 +58,20 @@ def load_token_secrets(settings: Settings) -> TokenSecrets:
     return derive_secrets(_load_or_create(settings.secrets_dir / TOKEN_SECRET_FILE))
 
 
+def previous_platform_keys(settings: Settings) -> tuple[bytes, ...]:
+    """The platform keys retired by rotation, oldest first (`previous_token_secrets`)."""
+    keys = tuple(
+        part.strip().encode() for part in settings.previous_token_secrets.split(",") if part.strip()
+    )
+    for n, key in enumerate(keys, 1):
+        if len(key) < MIN_SECRET_CHARS:
+            raise ConfigError(
+                f"STREAMER_PREVIOUS_TOKEN_SECRETS: secret {n} has {len(key)} characters;"
+                f" a token secret has at least {MIN_SECRET_CHARS}"
+            )
+    return keys
+
+
 def _load_or_create(path: Path) -> bytes:
     try:
         return _read(path)

@@ -373,14 +373,14 @@ def cmd_plays_recount(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from streamer.audit.recorders import chain_key
+    from streamer.audit.recorders import chain_keys
     from streamer.audit.verify import verify_log
     from streamer.backends import open_audit_log
 
     settings = _settings(args)
     log = open_audit_log(settings)
     try:
-        report = verify_log(log, chain_key(settings), _micros(args.since))
+        report = verify_log(log, chain_keys(settings), _micros(args.since))
     finally:
         log.close()
     since = f" since {args.since.isoformat()}" if args.since else ""

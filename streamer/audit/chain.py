@@ -59,6 +59,31 @@ def derive_chain_key(master: bytes) -> ChainKey:
     return ChainKey(hmac.digest(master, KEY_LABEL, hashlib.sha256))
 
 
+@dataclass(frozen=True)
+class ChainKeys:
+    """The keys a verifier accepts: the current one, and those retired by rotating the token
+    secret, oldest first. Writers hash under the current key only. Within a stream the keys
+    may only move forward: an entry under a retired key after one under a newer key was not
+    written by a server (a leaked retired key is the usual reason to rotate)."""
+
+    current: ChainKey
+    retired: tuple[ChainKey, ...] = ()
+
+    def rank(self, key_id: str) -> int | None:
+        """The key's place in rotation order (the current key last), None if unknown."""
+        for rank, key in enumerate((*self.retired, self.current)):
+            if key.key_id == key_id:
+                return rank
+        return None
+
+    def by_rank(self, rank: int) -> ChainKey:
+        return (*self.retired, self.current)[rank]
+
+
+def _as_keys(keys: ChainKey | ChainKeys) -> ChainKeys:
+    return keys if isinstance(keys, ChainKeys) else ChainKeys(keys)
+
+
 def canonical(stream: str, seq: int, key_id: str, prev_hash: str, event: AuditEvent) -> bytes:
     """The bytes an entry's hash covers."""
     fields = [
@@ -134,7 +159,7 @@ class StreamReport:
 
 
 def verify_stream(
-    key: ChainKey,
+    keys: ChainKey | ChainKeys,
     stream: str,
     entries: Iterable[AuditEntry],
     head: StreamHead | None,
@@ -145,7 +170,8 @@ def verify_stream(
     With `since_us`, entries before that time are taken on trust and the walk checks from
     the first entry at or after it.
     """
-    expected, prev, checked = 1, GENESIS_HASH, 0
+    keyring = _as_keys(keys)
+    expected, prev, checked, key_rank = 1, GENESIS_HASH, 0, 0
     last: AuditEntry | None = None
 
     def report(seq: int, damage: Damage, message: str) -> StreamReport:
@@ -172,13 +198,22 @@ def verify_stream(
             return report(expected, Damage.REMOVED, f"entries {gap} are missing")
         if entry.seq < expected:  # a store that returned a seq twice or out of order
             return report(entry.seq, Damage.REORDERED, f"seq {entry.seq} came after {expected - 1}")
-        if entry.key_id != key.key_id:
+        rank = keyring.rank(entry.key_id)
+        if rank is None:
             return report(
                 entry.seq,
                 Damage.KEY,
-                f"hashed under chain key {entry.key_id}, not this verifier's {key.key_id}"
-                " (was the token secret changed?)",
+                f"hashed under chain key {entry.key_id}, not this verifier's"
+                f" {keyring.current.key_id} (was the token secret changed? give the retired"
+                " secrets in STREAMER_PREVIOUS_TOKEN_SECRETS)",
             )
+        if rank < key_rank:
+            return report(
+                entry.seq,
+                Damage.KEY,
+                f"hashed under retired chain key {entry.key_id} after entries under a newer one",
+            )
+        key_rank, key = rank, keyring.by_rank(rank)
         if entry_hash(key, stream, entry.seq, entry.prev_hash, entry.event) != entry.hash:
             written_at = _written_seq(key, entry)
             if written_at is not None:

@@ -11,11 +11,11 @@ import getpass
 import re
 import socket
 
-from streamer.audit.chain import ChainKey, derive_chain_key
+from streamer.audit.chain import ChainKey, ChainKeys, derive_chain_key
 from streamer.audit.recorder import AuditRecorder
 from streamer.audit.spool import AUDIT_SPOOL_DIR, AuditSpool
 from streamer.settings import Settings
-from streamer.token_secrets import load_token_secrets
+from streamer.token_secrets import load_token_secrets, previous_platform_keys
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 MAX_HOST_CHARS = 64
@@ -43,6 +43,12 @@ def cli_actor() -> str:
 def chain_key(settings: Settings) -> ChainKey:
     """The chain key derived from the token secret (the development one if none is set)."""
     return derive_chain_key(load_token_secrets(settings).platform_key)
+
+
+def chain_keys(settings: Settings) -> ChainKeys:
+    """What a verifier accepts: the current chain key and those of the retired secrets."""
+    retired = tuple(derive_chain_key(key) for key in previous_platform_keys(settings))
+    return ChainKeys(chain_key(settings), retired)
 
 
 def open_recorder(settings: Settings, stream: str) -> AuditRecorder:

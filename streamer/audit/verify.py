@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from streamer.audit.chain import ChainKey, ChainProblem, Damage, StreamReport, verify_stream
+from streamer.audit.chain import (
+    ChainKey,
+    ChainKeys,
+    ChainProblem,
+    Damage,
+    StreamReport,
+    verify_stream,
+)
 from streamer.audit.errors import CorruptEntry
 from streamer.audit.model import AuditAction, AuditEntry
 from streamer.audit.port import AuditLog
@@ -30,13 +37,13 @@ class LogReport:
         return tuple(r.problem for r in self.streams if r.problem is not None)
 
 
-def verify_log(log: AuditLog, key: ChainKey, since_us: int | None = None) -> LogReport:
+def verify_log(log: AuditLog, keys: ChainKey | ChainKeys, since_us: int | None = None) -> LogReport:
     """Walk every stream; a stream with entries and no checkpoint is damaged too."""
     heads = {head.stream: head for head in log.heads()}
     reports = []
     for stream in log.streams():
         head = heads.get(stream)
-        report = verify_stream(key, stream, log.entries(stream), head, since_us)
+        report = verify_stream(keys, stream, log.entries(stream), head, since_us)
         if report.problem is None and head is None and report.last_seq > 0:
             problem = ChainProblem(
                 stream,

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamer.audit.chain import Damage, canonical, derive_chain_key, head_of, link, verify_stream
+from streamer.audit.chain import (
+    ChainKeys,
+    Damage,
+    canonical,
+    derive_chain_key,
+    head_of,
+    link,
+    verify_stream,
+)
 from streamer.audit.errors import InvalidAuditEvent
 from streamer.audit.model import GENESIS_HASH, AuditAction, AuditEntry, AuditEvent
 from tests.contract.audit_logs import KEY, OTHER_KEY, event
@@ -46,6 +54,41 @@ def test_another_key_is_named_not_called_an_edit() -> None:
     problem = verify_stream(OTHER_KEY, "s", chain(2), None).problem
     assert problem is not None and (problem.seq, problem.damage) == (1, Damage.KEY)
     assert KEY.key_id in problem.message and OTHER_KEY.key_id in problem.message
+
+
+def test_a_rotated_secret_keeps_older_entries_verifiable() -> None:
+    # Rotation: the writers move to the new secret's key and go on linking the same stream.
+    before = chain(3)
+    after = link(OTHER_KEY, "s", head_of(before[-1]), [event(7), event(8)])
+    entries = before + after
+    rotated = ChainKeys(OTHER_KEY, retired=(KEY,))
+    report = verify_stream(rotated, "s", entries, head_of(entries[-1]))
+    assert (report.problem, report.checked) == (None, 5)
+    without_retired = verify_stream(OTHER_KEY, "s", entries, head_of(entries[-1])).problem
+    assert without_retired is not None and (without_retired.seq, without_retired.damage) == (
+        1,
+        Damage.KEY,
+    )
+    assert "STREAMER_PREVIOUS_TOKEN_SECRETS" in without_retired.message
+
+
+def test_a_retired_key_cannot_write_after_a_newer_one() -> None:
+    # Someone holding the retired (perhaps leaked) secret appends to a stream that has moved
+    # on: the hashes are valid, the order of keys is not.
+    after_rotation = link(OTHER_KEY, "s", None, [event(1), event(2)])
+    forged = link(KEY, "s", head_of(after_rotation[-1]), [event(3)])
+    entries = after_rotation + forged
+    problem = verify_stream(ChainKeys(OTHER_KEY, (KEY,)), "s", entries, head_of(forged[-1]))
+    assert problem.problem is not None
+    assert (problem.problem.seq, problem.problem.damage) == (3, Damage.KEY)
+    assert "retired" in problem.problem.message
+
+
+def test_an_edit_under_a_retired_key_is_still_an_edit() -> None:
+    entries = list(chain(3))
+    entries[1] = dataclasses.replace(entries[1], event=event(42))
+    problem = verify_stream(ChainKeys(OTHER_KEY, (KEY,)), "s", entries, None).problem
+    assert problem is not None and (problem.seq, problem.damage) == (2, Damage.EDITED)
 
 
 def test_since_takes_earlier_entries_on_trust() -> None:

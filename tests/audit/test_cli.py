@@ -157,3 +157,26 @@ def test_db_migrate_is_audited(
     assert main(["db", "migrate"]) == 0  # already migrated: nothing applied, still audited
     [line] = listed(capsys, "--kind", "admin.db_migrate")
     assert f"keyspace:{cql.cql_keyspace}" in line and '"applied":[]' in line
+
+
+def test_verify_after_rotating_the_token_secret_takes_the_retired_one(
+    settings: Settings,
+    log: AuditLog,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    retired, current = "r" * 40, "c" * 40
+    monkeypatch.setenv(f"{ENV_PREFIX}TOKEN_SECRET", retired)
+    for user in ("a", "b"):
+        assert main(["token", "--user", user]) == 0
+    monkeypatch.setenv(f"{ENV_PREFIX}TOKEN_SECRET", current)  # the rotation
+    assert main(["token", "--user", "c"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert "STREAMER_PREVIOUS_TOKEN_SECRETS" in capsys.readouterr().out
+    monkeypatch.setenv(f"{ENV_PREFIX}PREVIOUS_TOKEN_SECRETS", retired)
+    assert main(["audit", "verify"]) == 0
+    assert capsys.readouterr().out.startswith("audit log intact: 3 entries")
+    monkeypatch.setenv(f"{ENV_PREFIX}PREVIOUS_TOKEN_SECRETS", f"{retired},short")
+    assert main(["audit", "verify"]) == 2
+    assert "secret 2 has 5 characters" in capsys.readouterr().err
