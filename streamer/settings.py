@@ -25,6 +25,7 @@ SEGMENTS_MODES = ("auto", "nginx", "python")
 DEFAULT_CQL_RECONNECT_MAX_S = 10.0  # a node back up is written to again within seconds
 MIN_CQL_RECONNECT_S = 1.0  # the driver's first retry waits 0.5 s (streamer.cql.connection)
 MAX_CQL_RECONNECT_S = 600.0  # the driver's own default cap: an edge would spool for 10 min
+MAX_NICE = 19  # nice(1): 19 is the lowest CPU priority
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class Settings:
     # Secrets. Empty means "development: generate one under data_dir/secrets on first use".
     kek_file: str = ""
     token_secret: str = ""
+    # How far below serving the shipper runs under `streamer serve` (nice(1) steps, 0-19): on
+    # a saturated machine nginx keeps the CPU and the shipper lags, then catches up (the log is
+    # durable; benchmarks/README.md, "The shipper's limit").
+    shipper_nice: int = 10
     # Token secrets retired by rotation, oldest first, comma-separated: `streamer audit verify`
     # checks the audit entries hashed under them (nothing else accepts them).
     previous_token_secrets: str = ""
@@ -162,6 +167,10 @@ def load_settings(
     if settings.segments not in SEGMENTS_MODES:
         raise ConfigError(
             f"{ENV_PREFIX}SEGMENTS is {settings.segments!r}; use one of {', '.join(SEGMENTS_MODES)}"
+        )
+    if not 0 <= settings.shipper_nice <= MAX_NICE:
+        raise ConfigError(
+            f"{ENV_PREFIX}SHIPPER_NICE is {settings.shipper_nice}; use 0 (as serving) to {MAX_NICE}"
         )
     if settings.key_rotation_segments < 1:
         raise ConfigError(f"{ENV_PREFIX}KEY_ROTATION_SEGMENTS must be at least 1")

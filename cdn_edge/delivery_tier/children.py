@@ -54,10 +54,15 @@ class Child:
         return self.process.returncode
 
 
-def start_child(name: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
-    """Start `args` in its own session, with stdout and stderr shared with ours."""
+def start_child(
+    name: str, args: Sequence[str], env: Mapping[str, str] | None = None, *, nice: int = 0
+) -> Child:
+    """Start `args` in its own session, with stdout and stderr shared with ours, `nice` steps
+    below our CPU priority (coreutils `nice`, so the child's own children inherit it)."""
     setpriv = shutil.which("setpriv")
     command = [setpriv, "--pdeathsig", "TERM", "--", *args] if setpriv else list(args)
+    if nice:
+        command = [shutil.which("nice") or "nice", "-n", str(nice), *command]
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, env=None if env is None else dict(env),
         start_new_session=True,

@@ -193,7 +193,7 @@ def run_delivery_tier(plan: TierPlan) -> int:
 
     def start_shipper() -> Child:
         args = [*plan.cli, "logship", "--log", str(access_log), "--state", str(state_file)]
-        return start_child("shipper", args)
+        return start_child("shipper", args, nice=settings.shipper_nice)
 
     nginx = Restarting("nginx", start_nginx, NGINX_BACKOFF)
     shipper = Restarting("shipper", start_shipper, SHIPPER_BACKOFF)

@@ -44,6 +44,14 @@ def test_the_setting_is_checked_at_load() -> None:
         load_settings(environ={"STREAMER_SEGMENTS": "apache"})
 
 
+def test_the_shippers_niceness_is_checked_at_load() -> None:
+    assert load_settings(environ={}).shipper_nice == 10
+    assert load_settings(environ={"STREAMER_SHIPPER_NICE": "0"}).shipper_nice == 0
+    for bad in ("-1", "20"):
+        with pytest.raises(ConfigError, match=f"STREAMER_SHIPPER_NICE is {bad}; use 0"):
+            load_settings(environ={"STREAMER_SHIPPER_NICE": bad})
+
+
 def test_restart_delay_doubles_up_to_the_cap() -> None:
     policy = Backoff(initial_s=0.5, max_s=4.0)
     assert [restart_delay(policy, n) for n in range(6)] == [0.0, 0.5, 1.0, 2.0, 4.0, 4.0]

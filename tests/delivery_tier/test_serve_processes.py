@@ -144,6 +144,12 @@ def open_session(tier: Tier) -> dict[str, object]:
     return doc
 
 
+def niceness(pid: int) -> int:
+    """A process's nice value (proc(5): field 19 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[16])
+
+
 def test_serve_runs_nginx_the_edge_and_the_shipper_and_stops_them_all(tier: Tier) -> None:
     session = open_session(tier)
     playlist_url = str(session["playlist_url"])
@@ -185,6 +191,8 @@ def test_serve_runs_nginx_the_edge_and_the_shipper_and_stops_them_all(tier: Tier
     assert "nginx: master process" in commands and "nginx: worker process" in commands, commands
     assert "serve --segments python --host 127.0.0.1" in commands, commands
     assert " logship --log " in commands, commands
+    [shipper] = [pid for pid, command in tree.items() if " logship --log " in command]
+    assert niceness(shipper) == niceness(tier.process.pid) + 10  # serving keeps the CPU first
 
     tier.process.send_signal(signal.SIGTERM)
     assert tier.process.wait(EXIT_TIMEOUT_S) == 0, tier.log.read_text()[-3000:]
