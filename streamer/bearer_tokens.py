@@ -26,8 +26,9 @@ ALGORITHM = "HS256"
 CLOCK_LEEWAY_S = 30
 # Claims every kind requires; `exp` bounds every token's life.
 BASE_CLAIMS = ("sub", "exp", "aud")
-# The end of year 9999 (RFC 3339's last instant): any time claim beyond it is malformed.
-MAX_UNIX_SECONDS = 253_402_300_799
+# Time claims beyond this are malformed: the largest integer every JSON implementation keeps
+# exactly (I-JSON, RFC 7493 section 2.2), far past any real expiry.
+MAX_UNIX_SECONDS = 2**53
 
 
 @dataclass(frozen=True)
