@@ -34,7 +34,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,49 @@ def reset_ads(data_dir: Path) -> None:
     store = SQLiteAdStore(data_dir / AD_STORE_FILE)
     store.put_campaign(Campaign("bench", AD_ID, daily_goal=1_000_000_000, frequency_cap=1000))
     store.close()
+
+
+@contextmanager
+def ads_edge(
+    data_dir: Path, segments: str, log_name: str, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """`streamer serve --workers 1` with ads on and every break due, on fresh ad and session
+    stores (one campaign): its base URL, while the block runs."""
+    reset_ads(data_dir)
+    empty_session_store(data_dir)
+    port = free_port()
+    server_env = edge_env(data_dir) | {"STREAMER_ADS": "true", "STREAMER_AD_BREAK_EVERY_S": "0"}
+    argv = [
+        sys.executable, "-m", "streamer_app.cli", "--data-dir", str(data_dir), "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--segments", segments,
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with ServerProcess("edge", argv, data_dir / log_name, env=server_env | dict(env or {})) as edge:
+        edge.wait_ready(f"{base}/healthz")
+        yield base
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max over the rounds."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarise(rounds: Sequence[dict[str, dict[str, Any]]], names: Sequence[str]) -> dict[str, Any]:
+    """Each kind's p50, p99, max and rate over the rounds."""
+    return {
+        f"{name}_{field}": spread([r[name][field] for r in rounds])
+        for name in names
+        for field in ("p50_ms", "p99_ms", "max_ms", "rate")
+    }
+
+
+def print_round(run: int, result: dict[str, dict[str, Any]]) -> None:
+    kinds = ", ".join(
+        f"{name} p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms ({r['rate']:.0f}/s, "
+        f"{r['requests']} requests, failures {r['failures'] or 0})"
+        for name, r in result.items()
+    )
+    print(f"round {run + 1}: {kinds}", flush=True)
 
 
 def _percentile(values: Sequence[float], share: float) -> float:
@@ -177,51 +221,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     histograms = []
     names = ["ads", "static", "playlist"]
     for run in range(args.runs):
-        reset_ads(data_dir)
-        empty_session_store(data_dir)
-        port = free_port()
-        env = edge_env(data_dir) | {
-            "STREAMER_ADS": "true",
-            "STREAMER_AD_SLOT_S": str(AD_SLOT_S),
-            "STREAMER_AD_BREAK_EVERY_S": "0",
-        }
-        argv_ = [
-            sys.executable, "-m", "streamer_app.cli", "--data-dir", str(data_dir), "serve",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--segments", "python",
-        ]  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        with ServerProcess("edge", argv_, data_dir / "bench-ads-edge.log", env=env) as server:
-            server.wait_ready(f"{base}/healthz")
+        with ads_edge(
+            data_dir, "python", "bench-ads-edge.log", {"STREAMER_AD_SLOT_S": str(AD_SLOT_S)}
+        ) as base:
             tokens = listener_tokens(data_dir, args.listeners, tier="free")
-            tokens = [t for t in tokens]
             order = names if run % 2 == 0 else list(reversed(names))
             result = asyncio.run(_round(base, tokens, args.concurrency, order))
             histograms.append(_decision_histogram(base))
         rounds.append(result)
-        print(
-            f"round {run + 1}: "
-            + ", ".join(
-                f"{n} p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms ({r['rate']:.0f}/s, "
-                f"failures {r['failures'] or 0})"
-                for n, r in result.items()
-            ),
-            flush=True,
-        )
-    summary: dict[str, Any] = {}
-    for name in names:
-        for field in ("p50_ms", "p99_ms", "max_ms", "rate"):
-            values = [r[name][field] for r in rounds]
-            summary[f"{name}_{field}"] = {
-                "median": statistics.median(values),
-                "min": min(values),
-                "max": max(values),
-            }
-    ratio = [r["ads"]["p99_ms"] / r["static"]["p99_ms"] for r in rounds]
-    summary["ads_over_static_p99"] = {
-        "median": statistics.median(ratio),
-        "min": min(ratio),
-        "max": max(ratio),
-    }
+        print_round(run, result)
+    summary = summarise(rounds, names)
+    summary["ads_over_static_p99"] = spread(
+        [r["ads"]["p99_ms"] / r["static"]["p99_ms"] for r in rounds]
+    )
     summary["edge_decision_histograms"] = histograms
     summary["goal_met"] = summary["ads_p99_ms"]["median"] <= GOAL_P99_S * 1000
     print(json.dumps(summary, indent=1))

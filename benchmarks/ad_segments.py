@@ -25,18 +25,23 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-from benchmarks.ad_decisions import REQUEST_TIMEOUT_S, drive, ingest_ad, reset_ads
-from benchmarks.edge_setup import edge_env, empty_session_store, listener_tokens, prepare_track
+from benchmarks.ad_decisions import (
+    REQUEST_TIMEOUT_S,
+    ads_edge,
+    drive,
+    ingest_ad,
+    print_round,
+    spread,
+    summarise,
+)
+from benchmarks.edge_setup import listener_tokens, prepare_track
 from benchmarks.http_client import HttpClient
-from benchmarks.servers import ServerProcess, free_port
 
 
 def _media_uris(playlist: str) -> list[str]:
@@ -107,46 +112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = ["ad_segments", "track_segments"]
     rounds = []
     for run in range(args.runs):
-        reset_ads(data_dir)
-        empty_session_store(data_dir)
-        port = free_port()
-        env = edge_env(data_dir) | {"STREAMER_ADS": "true", "STREAMER_AD_BREAK_EVERY_S": "0"}
-        argv_ = [
-            sys.executable, "-m", "streamer_app.cli", "--data-dir", str(data_dir), "serve",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--segments", "nginx",
-        ]  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        with ServerProcess("edge", argv_, data_dir / "bench-adseg-edge.log", env=env) as server:
-            server.wait_ready(f"{base}/healthz")
+        with ads_edge(data_dir, "nginx", "bench-adseg-edge.log") as base:
             tokens = listener_tokens(data_dir, args.listeners, tier="free")
             order = names if run % 2 == 0 else list(reversed(names))
             result = asyncio.run(_round(base, tokens, args.concurrency, order))
         rounds.append(result)
-        print(
-            f"round {run + 1}: "
-            + ", ".join(
-                f"{n} p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms ({r['rate']:.0f}/s, "
-                f"{r['requests']} requests, failures {r['failures'] or 0})"
-                for n, r in result.items()
-            ),
-            flush=True,
-        )
-    summary: dict[str, Any] = {}
-    for name in names:
-        for field in ("p50_ms", "p99_ms", "max_ms", "rate"):
-            values = [r[name][field] for r in rounds]
-            summary[f"{name}_{field}"] = {
-                "median": statistics.median(values),
-                "min": min(values),
-                "max": max(values),
-            }
+        print_round(run, result)
+    summary = summarise(rounds, names)
     for field in ("p99_ms", "rate"):
-        ratios = [r["ad_segments"][field] / r["track_segments"][field] for r in rounds]
-        summary[f"ad_over_track_{field}"] = {
-            "median": statistics.median(ratios),
-            "min": min(ratios),
-            "max": max(ratios),
-        }
+        summary[f"ad_over_track_{field}"] = spread(
+            [r["ad_segments"][field] / r["track_segments"][field] for r in rounds]
+        )
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"rounds": rounds, "summary": summary}, indent=1))
