@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import machine_info, write_json
+from benchmarks.servers import free_port
 from benchmarks.soak_judge import judge_all, overall
 from benchmarks.soak_report import render_markdown, rows_of, series_of, verdict_table, write_plots
 from benchmarks.soak_sampler import SoakSampler
@@ -94,9 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or RESULTS_DIR / time.strftime("soak-%Y%m%d-%H%M%S", time.gmtime())
     load_start = _load()
     began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    sampler = SoakSampler(args.sample_s)
+    # The nginx gate's status listener, read with every sample: its workers' Lua heaps and
+    # zones' free space (reported, not judged).
+    status_port = free_port()
+    sampler = SoakSampler(args.sample_s, status_port=status_port)
     track_id = f"soak-{args.track_seconds:.0f}s"
-    paced = measure(args, vegeta, track_id, sampler.watching, args.sample_s)
+    paced = measure(
+        args, vegeta, track_id, sampler.watching, args.sample_s,
+        server_env={"STREAMER_NGINX_STATUS_PORT": str(status_port)},
+    )  # fmt: skip
     windows = paced.pop("windows")
     series = series_of(sampler.samples)
     verdicts = judge_all(series, windows, args.sample_s, args.warmup_s, P99_TARGET_MS)
