@@ -70,6 +70,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup-s", type=int, default=DEFAULT_WARMUP_S)
     parser.add_argument("--out", type=Path, help="default benchmarks/results/soak-<time>/")
     parser.add_argument("--check", action="store_true", help="exit 1 when not flat")
+    parser.add_argument(
+        "--no-pretouch",
+        action="store_true",
+        help="leave nginx's zones to be touched as used (the server before run G)",
+    )
     args = parser.parse_args(argv)
     if args.sample_s < 1:
         parser.error(f"--sample-s must be at least 1 s, got {args.sample_s}")
@@ -102,7 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     track_id = f"soak-{args.track_seconds:.0f}s"
     paced = measure(
         args, vegeta, track_id, sampler.watching, args.sample_s,
-        server_env={"STREAMER_NGINX_STATUS_PORT": str(status_port)},
+        server_env={
+            "STREAMER_NGINX_STATUS_PORT": str(status_port),
+            "STREAMER_NGINX_PRETOUCH_ZONES": "false" if args.no_pretouch else "true",
+        },
     )  # fmt: skip
     windows = paced.pop("windows")
     series = series_of(sampler.samples)

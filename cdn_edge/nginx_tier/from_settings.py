@@ -43,6 +43,7 @@ def tier_config(
         server_id=default_server_id(),
         playlist_layout=f"ads-{settings.ad_slot_s}" if settings.ads else "plain",
         status_port=settings.nginx_status_port or None,
+        pretouch_zones=settings.nginx_pretouch_zones,
     )
 
 
