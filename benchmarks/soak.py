@@ -1,7 +1,7 @@
 """Soak: real-time listeners for half an hour at a fixed share of capacity; nothing may grow.
 
     python -m benchmarks.soak [--minutes 30] [--listeners 6000] [--workers 2] [--sample-s 60]
-        [--warmup-s 300] [--data-dir D] [--out DIR] [--check]
+        [--warmup-s 300] [--data-dir D] [--out DIR] [--check] [--no-pretouch]
     streamer bench soak ...                          (the same)
 
 The load is `benchmarks.vegeta_paced`'s, for `--minutes`: `streamer serve` (nginx, the edge,
@@ -10,22 +10,24 @@ for one segment per segment duration with CMCD, and its heartbeat every 30 s of 
 default 6,000 listeners with 2 edge workers is half of the 12,000 the tier held with 2 workers
 on the 2-core benchmark machine (benchmarks/README.md, "Delivery tier").
 
-Every `--sample-s` (60) seconds, from the process tree of `streamer serve`: RSS and open file
-descriptors, sockets apart, of every process (supervisor, nginx master and workers, edge and
-its workers, shipper); the telemetry spool's bytes on disk (`<data>/spool/`), nginx's caches
-(everything under `<data>/nginx/` but its logs), the shipper's lag behind the access log, and
-the stores' sizes (each SQLite file, WAL apart; the access log). From vegeta's results, per
-window of the same length: the segment p99, segments and errors.
+Every `--sample-s` (60) seconds, from the process tree of `streamer serve`: RSS (and its
+private and shared parts) and open file descriptors, sockets apart, of every process
+(supervisor, nginx master and workers, edge and its workers, shipper); the telemetry spool's
+bytes on disk (`<data>/spool/`), nginx's caches (everything under `<data>/nginx/` but its
+logs), the shipper's lag behind the access log, the stores' sizes (each SQLite file, WAL
+apart; the access log), and the nginx gate's status (each worker's Lua heap, each zone's free
+bytes) from its loopback status listener. From vegeta's results, per window of the same
+length: the segment p99, segments and errors.
 
-Judged after `--warmup-s` (300) seconds (benchmarks.soak_judge): each RSS, open files (not
-sockets), spool, nginx cache and shipper lag series is flat when no sample after its first
-post-warm-up value v0 exceeds v0 + max(10 % of v0, floor), its process being the same one
-throughout (floors, the noise of each quantity, in benchmarks.soak_report: 1 MiB for RSS,
+Judged after `--warmup-s` (300) seconds (benchmarks.soak_judge): each RSS, private RSS, open
+files (not sockets), spool, nginx cache and shipper lag series is flat when no sample after its
+first post-warm-up value v0 exceeds v0 + max(10 % of v0, floor), its process being the same
+one throughout (floors, the noise of each quantity, in benchmarks.soak_report: 1 MiB for RSS,
 spool and cache, 10 open files, 8 MiB of shipper lag); segment p99 is judged against the
 100 ms target instead of its start (every window from the warm-up on: p99 < 100 ms, no error,
-some segments). Reported, not judged: the stores, which grow by design, and sockets, which
-follow the load generator's connections (vegeta keeps every connection it opens, up to
-`--connections`), not the server's age.
+some segments). Reported, not judged: shared RSS, the Lua heaps and the zones' free bytes; the
+stores, which grow by design; and sockets, which follow the load generator's connections
+(vegeta keeps every connection it opens, up to `--connections`), not the server's age.
 
 Writes soak.json, soak.md (a table per sample) and a PNG per quantity (matplotlib, from the
 `bench` extra) to `--out`. `--check` exits 1 when anything judged is not flat.
