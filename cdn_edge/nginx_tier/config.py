@@ -63,7 +63,7 @@ KEY_CACHE_ZONE = "8m"
 # Key budgets, per session and per listener: about 0.2 kB a bucket, kept only until it is full
 # again, so about 150,000 buckets; a dropped one is a full one (as the edge's LRU forgets).
 KEY_BUDGET_ZONE = "32m"
-# The gate's zones, in the order nginx maps them. Each is made resident in every worker before
+# The gate's zones, declared in this order. Each is made resident in every worker before
 # it serves (streamer_zones.lua, pretouch): a worker's RSS then counts all of them from the
 # start, about 72 MiB of shared memory that the workers map, not 72 MiB each.
 GATE_ZONES = (
