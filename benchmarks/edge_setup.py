@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,10 +102,12 @@ def start_edge(
     log_path: Path,
     port: int | None = None,
     segments: str = "auto",
+    env: Mapping[str, str] | None = None,
 ) -> tuple[ServerProcess, str]:
     """`streamer serve --workers N --segments ...` on a free loopback port, over an empty
     session store; the process and its base URL. With the nginx tier (`auto` where nginx is
-    installed) the process tree is serve, nginx, the edge and the log shipper."""
+    installed) the process tree is serve, nginx, the edge and the log shipper. `env` adds
+    settings (STREAMER_*) to the embedded defaults."""
     empty_session_store(data_dir)
     port = port or free_port()
     argv = [
@@ -112,7 +115,8 @@ def start_edge(
         "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--segments", segments,
     ]  # fmt: skip
-    server = ServerProcess(f"edge ({workers} workers)", argv, log_path, env=edge_env(data_dir))
+    server_env = {**edge_env(data_dir), **(env or {})}
+    server = ServerProcess(f"edge ({workers} workers)", argv, log_path, env=server_env)
     base_url = f"http://127.0.0.1:{port}"
     server.wait_ready(f"{base_url}/healthz")
     return server, base_url

@@ -59,6 +59,25 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def rss_split(pid: int) -> tuple[int, int] | None:
+    """(private, shared) bytes of `pid`'s RSS from /proc/<pid>/smaps_rollup, None if unreadable.
+
+    Shared pages are mapped by other processes too: for an nginx worker, the zones all workers
+    map and the binary's code; private ones are its own heap (pools, LuaJIT), so its leaks."""
+    private = shared = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                name, _, rest = line.partition(b":")
+                if name in (b"Private_Clean", b"Private_Dirty"):
+                    private += int(rest.split()[0]) * 1024
+                elif name in (b"Shared_Clean", b"Shared_Dirty"):
+                    shared += int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return private, shared
+
+
 @dataclass
 class TreeSamples:
     """Samples of one watched group: (monotonic time, cores busy since last, RSS bytes)."""

@@ -1,7 +1,7 @@
 """Soak: real-time listeners for half an hour at a fixed share of capacity; nothing may grow.
 
     python -m benchmarks.soak [--minutes 30] [--listeners 6000] [--workers 2] [--sample-s 60]
-        [--warmup-s 300] [--data-dir D] [--out DIR] [--check]
+        [--warmup-s 300] [--data-dir D] [--out DIR] [--check] [--no-pretouch]
     streamer bench soak ...                          (the same)
 
 The load is `benchmarks.vegeta_paced`'s, for `--minutes`: `streamer serve` (nginx, the edge,
@@ -10,22 +10,24 @@ for one segment per segment duration with CMCD, and its heartbeat every 30 s of 
 default 6,000 listeners with 2 edge workers is half of the 12,000 the tier held with 2 workers
 on the 2-core benchmark machine (benchmarks/README.md, "Delivery tier").
 
-Every `--sample-s` (60) seconds, from the process tree of `streamer serve`: RSS and open file
-descriptors, sockets apart, of every process (supervisor, nginx master and workers, edge and
-its workers, shipper); the telemetry spool's bytes on disk (`<data>/spool/`), nginx's caches
-(everything under `<data>/nginx/` but its logs), the shipper's lag behind the access log, and
-the stores' sizes (each SQLite file, WAL apart; the access log). From vegeta's results, per
-window of the same length: the segment p99, segments and errors.
+Every `--sample-s` (60) seconds, from the process tree of `streamer serve`: RSS (and its
+private and shared parts) and open file descriptors, sockets apart, of every process
+(supervisor, nginx master and workers, edge and its workers, shipper); the telemetry spool's
+bytes on disk (`<data>/spool/`), nginx's caches (everything under `<data>/nginx/` but its
+logs), the shipper's lag behind the access log, the stores' sizes (each SQLite file, WAL
+apart; the access log), and the nginx gate's status (each worker's Lua heap, each zone's free
+bytes) from its loopback status listener. From vegeta's results, per window of the same
+length: the segment p99, segments and errors.
 
-Judged after `--warmup-s` (300) seconds (benchmarks.soak_judge): each RSS, open files (not
-sockets), spool, nginx cache and shipper lag series is flat when no sample after its first
-post-warm-up value v0 exceeds v0 + max(10 % of v0, floor), its process being the same one
-throughout (floors, the noise of each quantity, in benchmarks.soak_report: 1 MiB for RSS,
+Judged after `--warmup-s` (300) seconds (benchmarks.soak_judge): each RSS, private RSS, open
+files (not sockets), spool, nginx cache and shipper lag series is flat when no sample after its
+first post-warm-up value v0 exceeds v0 + max(10 % of v0, floor), its process being the same
+one throughout (floors, the noise of each quantity, in benchmarks.soak_report: 1 MiB for RSS,
 spool and cache, 10 open files, 8 MiB of shipper lag); segment p99 is judged against the
 100 ms target instead of its start (every window from the warm-up on: p99 < 100 ms, no error,
-some segments). Reported, not judged: the stores, which grow by design, and sockets, which
-follow the load generator's connections (vegeta keeps every connection it opens, up to
-`--connections`), not the server's age.
+some segments). Reported, not judged: shared RSS, the Lua heaps and the zones' free bytes; the
+stores, which grow by design; and sockets, which follow the load generator's connections
+(vegeta keeps every connection it opens, up to `--connections`), not the server's age.
 
 Writes soak.json, soak.md (a table per sample) and a PNG per quantity (matplotlib, from the
 `bench` extra) to `--out`. `--check` exits 1 when anything judged is not flat.
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import machine_info, write_json
+from benchmarks.servers import free_port
 from benchmarks.soak_judge import judge_all, overall
 from benchmarks.soak_report import render_markdown, rows_of, series_of, verdict_table, write_plots
 from benchmarks.soak_sampler import SoakSampler
@@ -69,6 +72,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup-s", type=int, default=DEFAULT_WARMUP_S)
     parser.add_argument("--out", type=Path, help="default benchmarks/results/soak-<time>/")
     parser.add_argument("--check", action="store_true", help="exit 1 when not flat")
+    parser.add_argument(
+        "--no-pretouch",
+        action="store_true",
+        help="leave nginx's zones to be touched as used (the server before run G)",
+    )
     args = parser.parse_args(argv)
     if args.sample_s < 1:
         parser.error(f"--sample-s must be at least 1 s, got {args.sample_s}")
@@ -94,9 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or RESULTS_DIR / time.strftime("soak-%Y%m%d-%H%M%S", time.gmtime())
     load_start = _load()
     began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    sampler = SoakSampler(args.sample_s)
+    # The nginx gate's status listener, read with every sample: its workers' Lua heaps and
+    # zones' free space (reported, not judged).
+    status_port = free_port()
+    sampler = SoakSampler(args.sample_s, status_port=status_port)
     track_id = f"soak-{args.track_seconds:.0f}s"
-    paced = measure(args, vegeta, track_id, sampler.watching, args.sample_s)
+    paced = measure(
+        args, vegeta, track_id, sampler.watching, args.sample_s,
+        server_env={
+            "STREAMER_NGINX_STATUS_PORT": str(status_port),
+            "STREAMER_NGINX_PRETOUCH_ZONES": "false" if args.no_pretouch else "true",
+        },
+    )  # fmt: skip
     windows = paced.pop("windows")
     series = series_of(sampler.samples)
     verdicts = judge_all(series, windows, args.sample_s, args.warmup_s, P99_TARGET_MS)

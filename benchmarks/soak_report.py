@@ -29,6 +29,12 @@ NGINX_CACHE_FLOOR = 1 * MIB  # playlists, a few KB each; temp files of requests 
 SHIPPER_LAG_FLOOR = 8 * MIB
 
 SPOOL, NGINX_CACHE, SHIPPER_LAG = "telemetry spool", "nginx cache", "shipper lag"
+# RSS split (soak_sampler): private is judged as RSS is, so a process's own growth shows even
+# when shared pages (nginx's zones) move; shared is reported.
+PRIVATE_RSS, SHARED_RSS = "private RSS ", "shared RSS "
+# The nginx gate's status (reported): each worker's Lua heap, each zone's wholly free bytes.
+LUA_HEAP, ZONE_FREE = "Lua heap ", "zone free "
+KIB = 1024
 STORE = "store "  # the name of a store's series: "store sessions.sqlite3-wal"
 # nginx starts its cache loader once, and it exits when it has read the cache's index.
 EXITS_BY_DESIGN = ("nginx cache loader",)
@@ -43,8 +49,9 @@ def _labels(samples: Sequence[Sample]) -> list[str]:
 
 
 def series_of(samples: Sequence[Sample]) -> list[Series]:
-    """Every sampled quantity as a series: per process RSS and open files, the spool, nginx's
-    cache, the shipper's lag (judged), and the stores (reported only)."""
+    """Every sampled quantity as a series: per process RSS, private RSS and open files, the
+    spool, nginx's cache, the shipper's lag (judged), and shared RSS, sockets, the gate's
+    status and the stores (reported only)."""
     out = []
     for label in _labels(samples):
         found = [next((p for p in s.processes if p.label == label), None) for s in samples]
@@ -52,12 +59,23 @@ def series_of(samples: Sequence[Sample]) -> list[Series]:
         rss = tuple(
             (s.t_s, float(p.rss_bytes) if p else None) for s, p in zip(samples, found, strict=True)
         )
+        private = tuple(
+            (s.t_s, _maybe(p.private_bytes if p else None))
+            for s, p in zip(samples, found, strict=True)
+        )
+        shared = tuple(
+            (s.t_s, _maybe(p.shared_bytes if p else None))
+            for s, p in zip(samples, found, strict=True)
+        )
         files = tuple((s.t_s, _files(p)) for s, p in zip(samples, found, strict=True))
         sockets = tuple(
             (s.t_s, _maybe(p.sockets if p else None)) for s, p in zip(samples, found, strict=True)
         )
         judged = label not in EXITS_BY_DESIGN
         out.append(Series(f"RSS {label}", "bytes", rss, RSS_FLOOR, pids, judged))
+        if any(v is not None for _, v in private):
+            out.append(Series(f"{PRIVATE_RSS}{label}", "bytes", private, RSS_FLOOR, pids, judged))
+            out.append(Series(f"{SHARED_RSS}{label}", "bytes", shared, pids=pids, judged=False))
         out.append(Series(f"open files {label}", "files", files, OPEN_FILES_FLOOR, pids, judged))
         # Sockets follow the load, not the server's age: an nginx worker holds the load
         # generator's connections (vegeta opens one whenever all of its others are busy and
@@ -70,11 +88,40 @@ def series_of(samples: Sequence[Sample]) -> list[Series]:
     ):
         sizes = tuple((s.t_s, float(getattr(s, attribute))) for s in samples)
         out.append(Series(name, "bytes", sizes, floor))
+    out += gate_series(samples)
     stores = sorted({name for s in samples for name in s.stores_bytes})
     for name in stores:
         store = tuple((s.t_s, _maybe(s.stores_bytes.get(name))) for s in samples)
         out.append(Series(f"{STORE}{name}", "bytes", store, judged=False))
     return out
+
+
+def gate_series(samples: Sequence[Sample]) -> list[Series]:
+    """The gate's status as series (reported): each nginx worker's Lua heap, named by the
+    worker's label, and each zone's wholly free bytes."""
+    labels: dict[int, str] = {}
+    for s in samples:
+        for p in s.processes:
+            labels.setdefault(p.pid, p.label)
+    heaps: dict[str, list[tuple[float, float | None]]] = {}
+    zones: dict[str, list[tuple[float, float | None]]] = {}
+    for s in samples:
+        gate = s.gate or {}
+        for pid, worker in gate.get("workers", {}).items():
+            name = labels.get(int(pid), f"nginx worker pid {pid}")
+            heaps.setdefault(name, []).append((s.t_s, float(worker["lua_kib"]) * KIB))
+        for zone, stats in gate.get("zones", {}).items():
+            zones.setdefault(zone, []).append((s.t_s, float(stats["free_space"])))
+    return [
+        *(
+            Series(f"{LUA_HEAP}{n}", "bytes", tuple(v), judged=False)
+            for n, v in sorted(heaps.items())
+        ),
+        *(
+            Series(f"{ZONE_FREE}{n}", "bytes", tuple(v), judged=False)
+            for n, v in sorted(zones.items())
+        ),
+    ]
 
 
 def _maybe(value: int | None) -> float | None:
@@ -134,10 +181,13 @@ def rows_of(
                 "stores_bytes": s.stores_bytes,
                 "cores": cpu_cores(samples[i - 1], s) if i else None,
                 "telemetry_dropped": s.telemetry_dropped,
+                "gate": s.gate,
                 "processes": {
                     p.label: {
                         "pid": p.pid,
                         "rss_bytes": p.rss_bytes,
+                        "private_bytes": p.private_bytes,
+                        "shared_bytes": p.shared_bytes,
                         "open_fds": p.open_fds,
                         "sockets": p.sockets,
                     }
@@ -266,6 +316,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
 PLOTS = (  # file stem, series name prefix, y label
     ("rss", "RSS ", "RSS (MiB)"),
+    ("rss_private", PRIVATE_RSS, "private RSS (MiB)"),
+    ("rss_shared", SHARED_RSS, "shared RSS (MiB)"),
+    ("lua_heap", LUA_HEAP, "Lua heap (MiB)"),
+    ("gate_zones", ZONE_FREE, "free (MiB)"),
     ("open_files", "open files ", "open files (not sockets)"),
     ("sockets", "sockets ", "sockets"),
     ("spool", SPOOL, "bytes (MiB)"),

@@ -2,7 +2,9 @@
 server's files on disk that must not grow (the telemetry spool, nginx's caches) or may (stores).
 
 One sample reads /proc for each process of the `streamer serve` tree (`tier_usage`: its part
-and role, e.g. "edge worker 2"), sizes a few directories, and reads the shipper's lag. A
+and role, e.g. "edge worker 2"; RSS, and its private and shared parts from smaps_rollup), sizes
+a few directories, reads the shipper's lag and, given the nginx tier's status port, the gate's
+status (each nginx worker's Lua heap, each zone's free space). A
 `SoakSampler` takes one when the load starts, then every `interval_s` in a thread, and a last
 one when the load ends.
 """
@@ -10,6 +12,7 @@ one when the load ends.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -19,11 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
 
 from benchmarks.edge_setup import scrape_telemetry
-from benchmarks.procstat import cpu_ticks, machine_busy_ticks, rss_bytes
+from benchmarks.procstat import cpu_ticks, machine_busy_ticks, rss_bytes, rss_split
 from benchmarks.servers import ServerProcess
 from benchmarks.tier_usage import process_class, shipper_lag_bytes, tier_processes
+from cdn_edge.nginx_tier.config import STATUS_LOCATION
 from cdn_edge.nginx_tier.from_settings import tier_config
 from streamer.settings import load_settings
 from streamer.telemetry.spool import SPOOL_DIR
@@ -41,6 +47,10 @@ class ProcessSample:
     open_fds: int | None  # every descriptor; None when /proc/<pid>/fd could not be read
     sockets: int | None  # of them, sockets
     cpu_ticks: int
+    # RSS split (procstat.rss_split): private is the process's own; shared it maps with others
+    # (an nginx worker: the zones every worker maps, and code). None: not read.
+    private_bytes: int | None = None
+    shared_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,9 @@ class Sample:
     stores_bytes: dict[str, int]  # grow by design: reported, not judged
     machine_busy_ticks: int
     telemetry_dropped: float | None  # the edge's dropped telemetry items so far; None: no answer
+    # The nginx gate's status (config.STATUS_LOCATION): {"workers": {pid: {"lua_kib", ...}},
+    # "zones": {name: {"capacity", "free_space"}}}; None without a status port or an answer.
+    gate: dict[str, Any] | None = None
 
 
 def role_of(part: str, cmdline: str, comm: str) -> str:
@@ -104,7 +117,10 @@ def sample_tree(root: int, pids: list[int]) -> tuple[ProcessSample, ...]:
                 continue
             total, sockets = fds if fds is not None else (None, None)
             rss = rss_bytes(pid)
-            samples.append(ProcessSample(label, part_of[pid], pid, rss, total, sockets, ticks))
+            private, shared = rss_split(pid) or (None, None)
+            samples.append(
+                ProcessSample(label, part_of[pid], pid, rss, total, sockets, ticks, private, shared)
+            )
     return tuple(samples)
 
 
@@ -156,8 +172,28 @@ def _size(path: Path) -> int:
         return 0
 
 
+GATE_STATUS_TIMEOUT_S = 5.0
+
+
+def gate_status(port: int) -> dict[str, Any] | None:
+    """The nginx gate's status on 127.0.0.1:`port`; None when it does not answer in time."""
+    try:
+        with urlopen(
+            f"http://127.0.0.1:{port}{STATUS_LOCATION}", timeout=GATE_STATUS_TIMEOUT_S
+        ) as r:
+            doc: dict[str, Any] = json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+    return doc
+
+
 def take_sample(
-    root: int, pids: list[int], paths: DiskPaths, t_s: float, base_url: str | None
+    root: int,
+    pids: list[int],
+    paths: DiskPaths,
+    t_s: float,
+    base_url: str | None,
+    status_port: int | None = None,
 ) -> Sample:
     dropped = None
     if base_url is not None:
@@ -174,6 +210,7 @@ def take_sample(
         stores_bytes=paths.stores(),
         machine_busy_ticks=machine_busy_ticks(),
         telemetry_dropped=dropped,
+        gate=gate_status(status_port) if status_port is not None else None,
     )
 
 
@@ -182,6 +219,7 @@ class SoakSampler:
     """Samples the server every `interval_s` while `watching` it (vegeta_paced's `Watch`)."""
 
     interval_s: float
+    status_port: int | None = None  # the nginx tier's status listener, when it has one
     samples: list[Sample] = field(default_factory=list)
 
     @contextmanager
@@ -192,7 +230,9 @@ class SoakSampler:
 
         def sample() -> None:
             t_s = time.monotonic() - started
-            self.samples.append(take_sample(server.pid, server.pids(), paths, t_s, base_url))
+            self.samples.append(
+                take_sample(server.pid, server.pids(), paths, t_s, base_url, self.status_port)
+            )
             print_sample(self.samples[-1])
 
         def loop() -> None:

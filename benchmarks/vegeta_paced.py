@@ -30,7 +30,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,15 +201,16 @@ def measure(
     track_id: str = DEFAULT_TRACK_ID,
     watch: Watch = _no_watch,
     window_s: int = WINDOW_S,
+    server_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole paced run of `args` (`add_paced_options`, `duration`, `track_seconds`): the
-    track, the server, the attacks with `watch` around them, and their results per endpoint
-    and per window of `window_s`."""
+    track, the server (with `server_env` added to its settings), the attacks with `watch`
+    around them, and their results per endpoint and per window of `window_s`."""
     with tempfile.TemporaryDirectory(prefix="vegeta-paced-") as scratch:
         work = Path(scratch)
         data_dir = args.data_dir or work / "data"
         track = prepare_track(data_dir, track_id, seconds=args.track_seconds)
-        server, base_url = start_edge(data_dir, args.workers, work / "edge.log")
+        server, base_url = start_edge(data_dir, args.workers, work / "edge.log", env=server_env)
         try:
             result, recorded = run(args, vegeta, work, data_dir, track, server, base_url, watch)
         finally:

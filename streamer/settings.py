@@ -69,6 +69,12 @@ class Settings:
     # front of the edge), "python" (the edge alone) or "auto" (nginx when it and its Lua module are
     # installed). See cdn_edge/delivery_tier.
     segments: str = "auto"
+    # With the nginx tier: a loopback port answering /_streamer/status (each nginx worker's Lua
+    # heap, the gate's zones' free space; cdn_edge/nginx_tier/config.py); 0, the default: none.
+    nginx_status_port: int = 0
+    # Fault the gate's zones (~72 MiB, shared by the workers) into every nginx worker at its
+    # start, so its RSS is flat from then on (docs/reliability.md, "Soak", run G).
+    nginx_pretouch_zones: bool = True
     segment_cache_bytes: int = DEFAULT_SEGMENT_CACHE_BYTES
     # CDN pathways for HLS Content Steering, as JSON: [{"id": "cdn-a", "base_url": "https://…",
     # "regions": ["SE", "NO"], "weight": 2}, …]. The edge itself is always the pathway "edge".

@@ -53,7 +53,8 @@ SCRIPT = Path(__file__).with_name("streamer_tier.lua")
 DEBIAN_NDK_MODULE = Path("/usr/lib/nginx/modules/ndk_http_module.so")
 DEBIAN_LUA_MODULE = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")
 # Verified session tokens shared by the workers: an entry is about 0.5 kB (the token, its
-# claims, the dict's node), so about 60,000 sessions; the least recently used go first.
+# claims, the dict's node), about 1.1 kB of the zone with the slab's rounding (run G of the
+# soak: 6,000 sessions held 6.3 MB), so about 30,000 sessions; the least recently used go first.
 TOKEN_CACHE_ZONE = "32m"
 # Content keys the gate serves (streamer_tier.lua, serve_key): a key entry is about 0.3 kB
 # (name, tier, 16 bytes, node), so about 25,000 keys of the last minute, with the budgets of
@@ -62,6 +63,18 @@ KEY_CACHE_ZONE = "8m"
 # Key budgets, per session and per listener: about 0.2 kB a bucket, kept only until it is full
 # again, so about 150,000 buckets; a dropped one is a full one (as the edge's LRU forgets).
 KEY_BUDGET_ZONE = "32m"
+# The gate's zones, declared in this order. Each is made resident in every worker before
+# it serves (streamer_zones.lua, pretouch): a worker's RSS then counts all of them from the
+# start, about 72 MiB of shared memory that the workers map, not 72 MiB each.
+GATE_ZONES = (
+    ("streamer_tokens", TOKEN_CACHE_ZONE),
+    ("streamer_keys", KEY_CACHE_ZONE),
+    ("streamer_budgets", KEY_BUDGET_ZONE),
+)
+# With a status listener: each worker's last published memory, a few hundred bytes a worker.
+STATUS_ZONE = ("streamer_status", "256k")
+STATUS_LOCATION = "/_streamer/status"
+STATUS_EVERY_S = 5  # how often each worker publishes its Lua heap; a timer, off the hot path
 GATE_FETCH_LOCATION = "/_streamer/gate_key"  # as GATE_FETCH in streamer_tier.lua
 SEGMENT_CONTENT_TYPE = "audio/mp4"  # what the Python edge sends (catalog_cache.content_type_for)
 DEFAULT_WORKER_CONNECTIONS = 4096
@@ -135,6 +148,11 @@ class NginxTierConfig:
     # for free bodies with ad breaks, cdn_edge.ads): part of the playlist cache key, so a cache
     # kept across restarts never serves bodies of another layout (ads turned on or off).
     playlist_layout: str = "plain"
+    # Fault every page of the gate's zones into each worker at its start (streamer_zones.lua).
+    pretouch_zones: bool = True
+    # A second listener on 127.0.0.1 answering STATUS_LOCATION (each worker's Lua heap, the
+    # zones' free space); None: none, and no worker runs the status timer.
+    status_port: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("prefix", "script", "ndk_module", "lua_module"):
@@ -166,6 +184,13 @@ class NginxTierConfig:
         if not _SERVER_ID.fullmatch(self.playlist_layout):
             raise TierConfigInvalid(
                 f"playlist_layout {self.playlist_layout!r} is not 1-64 of [A-Za-z0-9.-]"
+            )
+        if self.status_port is not None and not (
+            0 < self.status_port < 65536 and self.status_port != self.listen_port
+        ):
+            raise TierConfigInvalid(
+                f"status_port {self.status_port} is not 1-65535 apart from listen_port "
+                f"{self.listen_port}"
             )
         if not 1 <= self.log_shards <= MAX_LOG_SHARDS:
             raise TierConfigInvalid(f"log_shards {self.log_shards} is not 1-{MAX_LOG_SHARDS}")
@@ -235,8 +260,19 @@ def render_gate_settings(config: NginxTierConfig, playback_keys: tuple[bytes, ..
             "access_key": s3.access_key,
             "secret_key": s3.secret_key,
         },
+        "zones": {name: zone_bytes(size) for name, size in GATE_ZONES},
+        "pretouch": config.pretouch_zones,
+        "status_every_s": STATUS_EVERY_S if config.status_port is not None else None,
     }
     return json.dumps(doc, sort_keys=True, indent=1) + "\n"
+
+
+def zone_bytes(size: str) -> int:
+    """The bytes of an nginx size ("32m", "256k", "4096"), as nginx reads it."""
+    match = re.fullmatch(r"([0-9]+)([kKmM]?)", size)
+    if match is None:
+        raise TierConfigInvalid(f"zone size {size!r} is not a number with k or m")
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[match.group(2).lower()]
 
 
 def cmsd_values(server_id: str) -> dict[str, object]:
@@ -413,9 +449,8 @@ def _gate_setup(config: NginxTierConfig) -> list[str]:
     return [
         # ";;" keeps the default path, where Debian's lua-resty-core and lua-cjson live.
         f'lua_package_path "{config.script.parent}/?.lua;;";',
-        f"lua_shared_dict streamer_tokens {TOKEN_CACHE_ZONE};",
-        f"lua_shared_dict streamer_keys {KEY_CACHE_ZONE};",
-        f"lua_shared_dict streamer_budgets {KEY_BUDGET_ZONE};",
+        *(f"lua_shared_dict {name} {size};" for name, size in GATE_ZONES),
+        *([f"lua_shared_dict {STATUS_ZONE[0]} {STATUS_ZONE[1]};"] if config.status_port else []),
         # The master reads the 0600 settings file as the user that started it; workers
         # inherit the values in memory.
         f'init_by_lua_block {{ require("{module}").init("{config.gate_settings_file}") }}',
@@ -684,6 +719,21 @@ def _protocol_error_locations() -> list[str]:
     return lines
 
 
+def _status_server(config: NginxTierConfig) -> list[str]:
+    """The status listener, loopback only: the gate's memory for the soak and operators."""
+    if config.status_port is None:
+        return []
+    body = [
+        f"listen 127.0.0.1:{config.status_port};",
+        "access_log off;  # not a listener's request: nothing for the shipper",
+        f"location = {STATUS_LOCATION} {{",
+        f'    content_by_lua_block {{ require("{config.script.stem}").status() }}',
+        "}",
+        "location / { return 404; }",
+    ]
+    return ["", "server {", *("    " + line for line in body), "}"]
+
+
 def render_config(config: NginxTierConfig) -> str:
     """The whole nginx.conf for `config`."""
     server = [
@@ -699,6 +749,13 @@ def render_config(config: NginxTierConfig) -> str:
         *error_page_lines(),  # nginx's own refusals before any location (error_pages.py)
         *_protocol_error_locations(),
     ]
-    http = [*_http_head(config), "", "server {", *("    " + s for s in server), "}"]
+    http = [
+        *_http_head(config),
+        "",
+        "server {",
+        *("    " + s for s in server),
+        "}",
+        *_status_server(config),
+    ]
     lines = [*_main(config), "http {", *("    " + s for s in http), "}"]
     return "\n".join(lines) + "\n"

@@ -42,6 +42,8 @@ def tier_config(
         worker_processes=worker_processes,
         server_id=default_server_id(),
         playlist_layout=f"ads-{settings.ad_slot_s}" if settings.ads else "plain",
+        status_port=settings.nginx_status_port or None,
+        pretouch_zones=settings.nginx_pretouch_zones,
     )
 
 

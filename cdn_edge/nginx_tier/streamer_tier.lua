@@ -15,8 +15,11 @@ never takes a slot; a full dict drops its least recently used tokens, which then
 again.
 
 `init` runs in the master (init_by_lua) and reads the 0600 settings file the Python side
-writes: {"keys": [hex, ...], "gate_credential": hex, "cmsd": {...}, "s3": {...} | null}.
-Workers inherit the values in memory. Keys rotate: any verifies.
+writes: {"keys": [hex, ...], "gate_credential": hex, "cmsd": {...}, "s3": {...} | null,
+"zones": {dict: bytes}, "pretouch": bool, "status_every_s": s | null}. Workers inherit the
+values in memory. Keys rotate: any verifies. `init_worker` makes the zones resident before the
+worker serves (streamer_zones.lua) and, with a status listener, publishes the worker's Lua heap
+every `status_every_s` for `status` to report.
 
 `serve_key` (content_by_lua, /v1/s/{token}/keys/{key id}) hands out content keys, as the
 Python edge's KeyService does (docs/decisions/0010-keys-in-the-gate.md): the token as above;
@@ -33,6 +36,7 @@ local base64 = require("ngx.base64")
 local cjson = require("cjson.safe").new()
 local lrucache = require("resty.lrucache")
 local budget = require("streamer_budget")
+local zones = require("streamer_zones")
 
 local byte = string.byte
 local find = string.find
@@ -124,6 +128,9 @@ function M.init(path)
         gate_credential = doc.gate_credential,
         cmsd = doc.cmsd,
         s3 = doc.s3 ~= cjson.null and doc.s3 or nil,
+        zones = doc.zones,
+        pretouch = doc.pretouch == true,
+        status_every_s = doc.status_every_s ~= cjson.null and doc.status_every_s or nil,
         -- The dict outlives a reload (SIGHUP), whose keys may differ, and the old workers
         -- still write to it while they finish: entries are named after the keys that
         -- verified them. The old ones are dropped, or age out if an old worker adds more.
@@ -543,10 +550,47 @@ function M.s3_authorization()
     return memo.authorization
 end
 
+-- This worker's memory, for the status location: its Lua heap and its own token cache.
+local function publish(premature)
+    if premature then
+        return
+    end
+    local pid = ngx.worker.pid()
+    local record = cjson.encode({ pid = pid, at = ngx.now(), lua_kib = collectgarbage("count"),
+        worker_tokens = by_worker:count() })
+    ngx.shared.streamer_status:set(tostring(pid), record, 3 * settings.status_every_s)
+end
+
 --- Per-worker state (init_worker_by_lua): LRU tables are not shared across a fork.
 function M.init_worker()
     by_worker = assert(lrucache.new(WORKER_TOKENS))
     signed = assert(lrucache.new(WORKER_TOKENS))
+    if settings.pretouch then
+        for name, size in pairs(settings.zones) do
+            local touched, how = zones.pretouch(ngx.shared[name], size)
+            if touched == nil then
+                ngx.log(ngx.WARN, "lua_shared_dict ", name, " not made resident: ", how)
+            end
+        end
+    end
+    if settings.status_every_s ~= nil then
+        assert(ngx.timer.at(0, publish))
+        assert(ngx.timer.every(settings.status_every_s, publish))
+    end
+end
+
+--- GET /_streamer/status on the status listener (127.0.0.1 only, off unless configured): each
+--- live worker's Lua heap as it last published it, and each zone's capacity and free bytes.
+function M.status()
+    local workers = {}
+    local status = ngx.shared.streamer_status
+    for _, pid in ipairs(status:get_keys(0)) do
+        workers[pid] = cjson.decode(status:get(pid) or "null")
+    end
+    local body = cjson.encode({ workers = workers, zones = zones.zone_stats(settings.zones) })
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Cache-Control"] = "no-store"
+    ngx.print(body)
 end
 
 return M
