@@ -84,9 +84,8 @@ class Settings:
     # Every this many seconds the first worker of each edge recounts the play counts that may
     # be off (cdn_edge.telemetry.play_recounts); 0 turns it off.
     play_recount_interval_s: float = 3600.0
-    # Audio ads in free sessions (cdn_edge.ads, docs/decisions/0011); off unless `ads` is true:
-    # hls.js 1.7.4 stalls a free session seeking back across breaks (ADR 11, amendment).
-    ads: bool = False
+    # Audio ads in free sessions (cdn_edge.ads, docs/decisions/0011); premium never has any.
+    ads: bool = True
     ad_store: str = "sqlite"  # "sqlite" | "scylla"
     ad_break_every_s: float = 900.0  # listening between two breaks of one listener
     ad_slot_s: int = 60  # a free media playlist offers a break every this many seconds
