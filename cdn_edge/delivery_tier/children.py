@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 KILL_WAIT_S = 5.0
 STOP_TIMEOUT_S = 10.0  # a child's own graceful stop; the shipper finishes its batch
@@ -58,7 +59,8 @@ def start_child(
     name: str, args: Sequence[str], env: Mapping[str, str] | None = None, *, nice: int = 0
 ) -> Child:
     """Start `args` in its own session, with stdout and stderr shared with ours, `nice` steps
-    below our CPU priority (coreutils `nice`, so the child's own children inherit it)."""
+    below our CPU priority (coreutils `nice`, so the child's own children inherit it, and the
+    session's autogroup)."""
     setpriv = shutil.which("setpriv")
     command = [setpriv, "--pdeathsig", "TERM", "--", *args] if setpriv else list(args)
     if nice:
@@ -67,4 +69,15 @@ def start_child(
         command, stdin=subprocess.DEVNULL, env=None if env is None else dict(env),
         start_new_session=True,
     )  # fmt: skip
+    if nice:
+        _nice_session(process.pid, nice)
     return Child(name, process)
+
+
+def _nice_session(pid: int, nice: int) -> None:
+    """With autogroup scheduling (sched(7), on by default in most kernels) a session competes
+    for the CPU as one group, whatever its processes' nice values: a child that leads its own
+    session would get an equal share beside nginx. So the group's nice is set as well (the
+    child has called setsid by the time Popen returns). Without autogroups there is no file."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")

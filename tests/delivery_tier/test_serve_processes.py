@@ -193,6 +193,9 @@ def test_serve_runs_nginx_the_edge_and_the_shipper_and_stops_them_all(tier: Tier
     assert " logship --log " in commands, commands
     [shipper] = [pid for pid, command in tree.items() if " logship --log " in command]
     assert niceness(shipper) == niceness(tier.process.pid) + 10  # serving keeps the CPU first
+    autogroup = Path(f"/proc/{shipper}/autogroup")
+    if autogroup.exists():  # sched(7): a session competes as a group, whatever its nice values
+        assert autogroup.read_text().split()[-2:] == ["nice", "10"], autogroup.read_text()
 
     tier.process.send_signal(signal.SIGTERM)
     assert tier.process.wait(EXIT_TIMEOUT_S) == 0, tier.log.read_text()[-3000:]
