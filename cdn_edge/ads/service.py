@@ -39,6 +39,11 @@ MAX_RECENT_LISTENERS = 50_000  # listeners whose unwritten decisions are kept he
 # A decision another worker made reaches the store within its recorder's flush (0.2 s,
 # cdn_edge.ads.recorder): a break's ad path asked here first reads the store again after this.
 RECORD_LAG_S = 0.5
+# A break found undecided is answered from memory for this long: a listener asking again and
+# again for ad paths of breaks never decided costs the store two reads per break and worker,
+# not two reads and a wait per request. Short, since another worker's decision can be late.
+UNDECIDED_TTL_S = 2.0
+MAX_UNDECIDED = 100_000  # breaks remembered as undecided, the oldest forgotten first
 DAY_S = 86400.0
 
 
@@ -97,6 +102,7 @@ class AdDecisionService:
         self._served: tuple[float, str, dict[str, int]] | None = None
         self._served_here: Counter[str] = Counter()
         self._recent: OrderedDict[str, dict[str, AdDecisionRecord]] = OrderedDict()
+        self._undecided: OrderedDict[str, float] = OrderedDict()  # decision id -> until
 
     async def decide(
         self, session: SessionClaims, break_index: int, break_starts: Sequence[float]
@@ -173,11 +179,15 @@ class AdDecisionService:
     async def recorded(self, session: SessionClaims, break_index: int) -> AdDecisionRecord | None:
         """The decision recorded for this break of this session, or None: this worker's, else
         the store's (of today or yesterday: a break decided just before midnight), read once
-        more after RECORD_LAG_S when another worker's may not have been written yet."""
+        more after RECORD_LAG_S when another worker's may not have been written yet. A break
+        found undecided is answered so from memory for UNDECIDED_TTL_S."""
         decision_id = decision_id_for(session.session_id, break_index)
         mine = self._recent.get(session.user_id, {}).get(decision_id)
         if mine is not None:
             return mine
+        until = self._undecided.get(decision_id)
+        if until is not None and self._clock() < until:
+            return None
         for attempt in range(2):
             if attempt:
                 await asyncio.sleep(self.record_lag_s)
@@ -191,9 +201,14 @@ class AdDecisionService:
                     ):
                         self._remember(record)
                         return record
+        self._undecided[decision_id] = self._clock() + UNDECIDED_TTL_S
+        self._undecided.move_to_end(decision_id)
+        while len(self._undecided) > MAX_UNDECIDED:
+            self._undecided.popitem(last=False)
         return None
 
     def _remember(self, record: AdDecisionRecord) -> None:
+        self._undecided.pop(record.decision_id, None)
         mine = self._recent.setdefault(record.user_id, {})
         mine[record.decision_id] = record
         self._recent.move_to_end(record.user_id)

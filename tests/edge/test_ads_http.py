@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from cdn_edge.ads.service import UNDECIDED_TTL_S
 from cdn_edge.analytics_auth import issue_analytics_token
 from cdn_edge.app import create_app
 from cdn_edge.state import ADS
@@ -19,7 +20,7 @@ from cdn_edge.web.access_log import AccessLog
 from drm import KeyRing
 from manifests import parse_media
 from streamer.ads.campaigns import Campaign
-from streamer.ads.port import AdStore
+from streamer.ads.port import AdDecisionRecord, AdStore
 from streamer.ads.sqlite import SQLiteAdStore
 from streamer.objects.memory import InMemoryObjectStore
 from streamer.sessions.sqlite import SQLiteSessionStore
@@ -329,6 +330,34 @@ async def test_a_break_with_no_ad_decided_serves_no_ad_and_takes_no_beacon(
         path_of(settings, "playlist.m3u8", uri.replace("/ads/0/", "/ads/1/"))
     )
     assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+
+
+async def test_probing_an_undecided_break_reads_the_store_once_per_ttl(
+    client: Client,
+    settings: Settings,
+    open_session: OpenSession,
+    ad_store: FaultyAdStore,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, uri = await _served_break(client, settings, open_session)
+    reads: list[str] = []
+    decisions_of = ad_store.decisions_of
+
+    def counted(user_id: str, day: date) -> list[AdDecisionRecord]:
+        reads.append(user_id)
+        return decisions_of(user_id, day)
+
+    monkeypatch.setattr(ad_store, "decisions_of", counted)
+    probe = path_of(settings, "seg_00000.m4s", uri.replace("/ads/0/", "/ads/1/"))
+    for _ in range(20):
+        response = await client.get(probe)
+        assert (response.status, (await response.json())["error"]) == (404, "ad_not_decided")
+    first = len(reads)
+    assert 0 < first <= 4  # one look, then once more after the record lag: today, yesterday
+    clock.advance(UNDECIDED_TTL_S + 0.1)
+    assert (await client.get(probe)).status == 404
+    assert first < len(reads) <= 2 * first  # remembered for a while, not for good
 
 
 async def test_another_session_cannot_use_a_break_decided_for_this_one(
