@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +38,31 @@ def connection(
         raise StorageError(f"{store} {path} cannot {action}: {exc}") from exc
     finally:
         conn.close()
+
+
+def create_schema(
+    path: Path, store: str, statements: Sequence[str], version: int, timeout_s: float
+) -> None:
+    """Create `path`'s directory and schema (`statements`, idempotent) in WAL mode, under the
+    write lock; StorageError if the file holds another schema version than `version`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the directory of {store} {path}: {exc.strerror or exc}"
+        ) from exc
+    with connection(path, store, "create its schema", timeout_s) as conn:
+        enable_wal(conn, timeout_s)  # persistent: recorded in the file
+        with immediate(conn):
+            found = conn.execute("PRAGMA user_version").fetchone()[0]
+            if found not in (0, version):
+                raise StorageError(
+                    f"{store} {path} has schema version {found}; this server reads version"
+                    f" {version}"
+                )
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
 
 
 @contextmanager

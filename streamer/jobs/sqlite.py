@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streamer.errors import JobNotFound, StorageError
+from streamer.errors import JobNotFound
 from streamer.jobs.port import (
     DEFAULT_MAX_ATTEMPTS,
     IngestSpec,
@@ -27,7 +27,7 @@ from streamer.jobs.port import (
     lease_length,
     require_aware,
 )
-from streamer.sqlite_files import connection, enable_wal, immediate
+from streamer.sqlite_files import connection, create_schema, immediate
 
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration when the table changes
 BUSY_TIMEOUT_S = 10.0  # a claim holds the write lock for milliseconds; ten seconds means trouble
@@ -64,24 +64,7 @@ class SQLiteJobStore:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.path = Path(path)
         self.max_attempts = max_attempts
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot create the directory of job store {self.path}: {exc.strerror or exc}"
-            ) from exc
-        with self._connect("create its schema") as conn:
-            enable_wal(conn, BUSY_TIMEOUT_S)  # persistent: recorded in the file
-            with immediate(conn):
-                found = conn.execute("PRAGMA user_version").fetchone()[0]
-                if found not in (0, SCHEMA_VERSION):
-                    raise StorageError(
-                        f"job store {self.path} has schema version {found}; "
-                        f"this server reads version {SCHEMA_VERSION}"
-                    )
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        create_schema(self.path, "job store", _SCHEMA, SCHEMA_VERSION, BUSY_TIMEOUT_S)
 
     def __repr__(self) -> str:
         return f"SQLiteJobStore({str(self.path)!r})"

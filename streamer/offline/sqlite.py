@@ -15,7 +15,7 @@ from pathlib import Path
 from streamer.errors import StorageError
 from streamer.offline.errors import DeviceLimitReached
 from streamer.offline.model import Device, Licence
-from streamer.sqlite_files import connection, enable_wal, immediate
+from streamer.sqlite_files import connection, create_schema, immediate
 
 SCHEMA_VERSION = 1  # PRAGMA user_version
 BUSY_TIMEOUT_S = 10.0  # writes hold the lock for milliseconds
@@ -66,24 +66,7 @@ class SQLiteOfflineStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._closed = False
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot create the directory of offline store {self.path}: {exc.strerror or exc}"
-            ) from exc
-        with self._connect("create its schema") as conn:
-            enable_wal(conn, BUSY_TIMEOUT_S)
-            with immediate(conn):
-                found = conn.execute("PRAGMA user_version").fetchone()[0]
-                if found not in (0, SCHEMA_VERSION):
-                    raise StorageError(
-                        f"offline store {self.path} has schema version {found}; "
-                        f"this server reads version {SCHEMA_VERSION}"
-                    )
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        create_schema(self.path, "offline store", _SCHEMA, SCHEMA_VERSION, BUSY_TIMEOUT_S)
 
     def __repr__(self) -> str:
         return f"SQLiteOfflineStore({str(self.path)!r})"
