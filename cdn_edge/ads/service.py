@@ -40,8 +40,9 @@ MAX_RECENT_LISTENERS = 50_000  # listeners whose unwritten decisions are kept he
 # cdn_edge.ads.recorder): a break's ad path asked here first reads the store again after this.
 RECORD_LAG_S = 0.5
 # A break found undecided is answered from memory for this long: a listener asking again and
-# again for ad paths of breaks never decided costs the store two reads per break and worker,
-# not two reads and a wait per request. Short, since another worker's decision can be late.
+# again for ad paths of breaks never decided costs the store up to four reads (two days, two
+# tries) per break and worker, not four reads and a wait per request. Short, since another
+# worker's decision can be late.
 UNDECIDED_TTL_S = 2.0
 MAX_UNDECIDED = 100_000  # breaks remembered as undecided, the oldest forgotten first
 DAY_S = 86400.0
